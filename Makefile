@@ -51,7 +51,7 @@ typecheck: venv ## mypy on the lightnorm package
 
 clean: ## remove simulation builds, results and caches (keeps .venv and .tools)
 	rm -rf verif/build .pytest_cache .ruff_cache .mypy_cache
-	find . -path ./$(VENV) -prune -o -path ./.tools -prune -o \
+	find . \( -path ./.git -o -path ./$(VENV) -o -path ./.tools \) -prune -o \
 	  \( -name 'sim_build*' -o -name __pycache__ \) -type d -prune -exec rm -rf {} + -o \
 	  \( -name '*.fst' -o -name '*.vcd' -o -name 'results.xml' -o -name '*.result.xml' \) -type f \
 	  -exec rm -f {} +

@@ -30,7 +30,10 @@ apt_updated=0
 apt_update_once() {
   if [ "$apt_updated" -eq 0 ]; then
     echo "setup_tools.sh: apt-get update" >&2
-    as_root apt-get update -qq
+    # A failed refresh (e.g. signature checks that cannot run in a sandbox) is not fatal:
+    # apt keeps the previous lists, which are enough when they exist.
+    as_root apt-get update -qq 2>/dev/null ||
+      echo "setup_tools.sh: apt-get update failed; using the existing package lists" >&2
     apt_updated=1
   fi
 }
