@@ -129,14 +129,22 @@ def _grouped(x: Any, g: int, axis: int) -> tuple[npt.NDArray[np.float64], int]:
 
 
 def _shared_exponent(
-    grouped: npt.NDArray[np.float64], fmt: BFPFormat
+    grouped: npt.NDArray[np.float64], fmt: BFPFormat, rnd: Rounding | None = None
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Element exponents (zeros -> _NO_EXP) and the clamped shared exponent of each group."""
+    """Element exponents (zeros -> _NO_EXP) and the clamped shared exponent of each group.
+
+    With ``rnd`` (rule MAX), E moves up by one where the largest magnitude's rounding carries.
+    """
     mag = np.abs(grouped)
     nz = (mag != 0.0) & np.isfinite(mag)
     e = np.where(nz, _exponent_of(np.where(nz, mag, 1.0)), _NO_EXP)
     if fmt.rule is SharedExpRule.MAX or fmt.group_size == 1:
         shared = e.max(axis=-1)
+        if rnd is not None:  # the carry of the largest magnitude (spec section 5)
+            gmax = np.where(nz, mag, 0.0).max(axis=-1)
+            top = np.where(gmax > 0, shared, 0)
+            carry = _round(np.ldexp(gmax, -(top - fmt.man_bits + 1)), rnd)
+            shared = np.where(carry >= float(1 << fmt.man_bits), shared + 1, shared)
     else:
         srt = np.sort(e, axis=-1)
         second = srt[..., -2]
@@ -161,17 +169,17 @@ def bfp_pack(
 ) -> BFPTensor:
     """Pack ``x`` into BFP groups along ``axis`` (rule MAX only: SECOND_MAX is not storable).
 
-    Per group: E = clamp(max element exponent, exp_min, exp_max) (all-zero group: exp_min);
-    each element's magnitude |x| / 2^(E - man_bits + 1) is rounded with ``rounding`` and
-    saturated to 2^man_bits - 1 (a carry out of the largest element, or E clamped at
-    exp_max). A group holding a NaN or Inf gets the reserved all-ones exponent field; in it
+    Per group: e = the largest element exponent, plus one if the largest magnitude's
+    rounding to man_bits carries out; E = clamp(e, exp_min, exp_max) (all-zero group:
+    exp_min); each element's magnitude |x| / 2^(E - man_bits + 1) is rounded with
+    ``rounding`` and saturated to 2^man_bits - 1 (only acts when E was clamped at exp_max). A group holding a NaN or Inf gets the reserved all-ones exponent field; in it
     an element with mant 0 is +-Inf and any other is NaN (finite neighbours become NaN).
     """
     if fmt.rule is not SharedExpRule.MAX:
         raise ValueError(f"fmt.rule {fmt.rule.value!r} is an emulation only and cannot be packed")
     rnd = as_rounding(rounding)
     grouped, _ = _grouped(x, fmt.group_size, axis)
-    _, shared = _shared_exponent(grouped, fmt)
+    _, shared = _shared_exponent(grouped, fmt, rnd)
     mant = _element_mantissas(grouped, shared, fmt, rnd)
     special = ~np.all(np.isfinite(grouped), axis=-1)
     field = np.where(special, (1 << fmt.exp_bits) - 1, shared + fmt.bias)
@@ -211,12 +219,116 @@ def bfp_quantize(
     value (the authors' pass-through).
     """
     rnd = as_rounding(rounding)
+    return _bfp_values(np.asarray(x, dtype=np.float64), fmt, axis, rnd)
+
+
+def _round(v: npt.NDArray[Any], rnd: Rounding) -> npt.NDArray[Any]:
+    return np.rint(v) if rnd is Rounding.RNE else np.trunc(v)
+
+
+def _bfp_values(x: npt.NDArray[Any], fmt: BFPFormat, axis: int, rnd: Rounding) -> npt.NDArray[Any]:
+    """:func:`bfp_quantize` of a float32 or float64 array, in its dtype; a new array.
+
+    The grouped axis stays in place: x is viewed as (A, G, g, B) (padding lanes +0) and the
+    per-group quantities are (A, G, 1, B) arrays broadcast over the g lanes. Same steps as
+    pack + unpack: E from the group's largest magnitude (floor(log2) is monotonic, so it is
+    the largest element exponent, plus one on a carry; NaN/Inf make that maximum non-finite:
+    the group is special), mant = min(R(|x| * 2^-s), 2^man_bits - 1) with s = E - man_bits + 1,
+    value = +-mant * 2^s. Every scaling is exact. For float32 x every result is a float32
+    value: a finite result has <= man_bits <= 16 significant bits and is below 2^(E+1), with
+    E <= 127 (else the work is done in float64, and the result is float64); when 2^s is finer
+    than 2^-149 the element is on the grid and comes back unchanged (and a tiny |x| * 2^-s
+    that underflows rounds to 0 either way).
+    """
+    shape = x.shape
+    ax = axis % x.ndim if x.ndim else 0
+    channels = shape[ax] if x.ndim else 1
+    outer = int(np.prod(shape[:ax], dtype=np.int64))
+    inner = int(np.prod(shape[ax + 1 :], dtype=np.int64))
+    g = fmt.group_size
+    x3 = x.reshape(outer, channels, inner)
+    pad = (-channels) % g
+    if pad:
+        x3 = np.concatenate([x3, np.zeros((outer, pad, inner), dtype=x.dtype)], axis=1)
+    x4 = x3.reshape(outer, x3.shape[1] // g, g, inner)
+    mag = np.abs(x4)
     if fmt.rule is SharedExpRule.MAX:
-        return bfp_unpack(bfp_pack(x, fmt, axis, rnd))
-    grouped, c = _grouped(x, fmt.group_size, axis)
-    e, shared = _shared_exponent(grouped, fmt)
-    mant = _element_mantissas(grouped, shared, fmt, rnd)
-    val = np.copysign(mant * _pow2(shared - fmt.man_bits + 1)[..., None], grouped)
-    val = np.where((e > shared[..., None]) | ~np.isfinite(grouped), grouped, val)
-    moved = val.reshape(*val.shape[:-2], -1)[..., :c]
-    return np.moveaxis(moved, -1, axis)
+        e = None
+        gmax = mag.max(axis=2, keepdims=True)
+        special = ~np.isfinite(gmax)
+        top = np.frexp(gmax)[1] - 1
+        # Spec section 5: if the largest magnitude's rounding carries out (R(x_max * 2^-s)
+        # = 2^man_bits), E moves to the next binade, as an element format would.
+        with np.errstate(invalid="ignore"):
+            carry = _round(np.ldexp(np.where(special, 0.0, gmax), -(top - fmt.man_bits + 1)), rnd)
+        top = top + (carry >= float(1 << fmt.man_bits))
+        shared = np.where(gmax > 0, top, fmt.exp_min)  # all-zero (or special) group: exp_min
+    else:
+        # SECOND_MAX: the second-largest element exponent (the largest if it occurs twice,
+        # or if only one element is nonzero), zeros and non-finite elements excluded: as the
+        # sort of the element exponents in _shared_exponent.
+        nz = (mag != 0.0) & np.isfinite(mag)
+        e = np.frexp(mag)[1] - 1
+        e[~nz] = _NO_EXP
+        e1 = e.max(axis=2, keepdims=True)
+        top_count = np.sum(e == e1, axis=2, keepdims=True)
+        e2 = np.where(e == e1, _NO_EXP, e).max(axis=2, keepdims=True)
+        second = np.where(top_count >= 2, e1, e2)
+        shared = np.where(second == _NO_EXP, e1, second)
+        shared = np.where(shared == _NO_EXP, fmt.exp_min, shared)
+        special = None
+    clamped = np.clip(shared, fmt.exp_min, fmt.exp_max)
+    if x.dtype == np.float32 and int(clamped.max(initial=0)) >= 128:
+        # A carry into 2^128 (exp_bits > 8) is beyond float32: compute in float64.
+        return _bfp_values(x.astype(np.float64), fmt, axis, rnd)
+    shift = (clamped - (fmt.man_bits - 1)).astype(np.int32)  # s: the LSB weight of the group
+    if e is None:
+        shift[gmax == 0.0] = 0  # all-zero group: any s gives 0 (keeps the scales in range)
+    limit = float((1 << fmt.man_bits) - 1)
+    finfo = np.finfo(x.dtype)
+    lo, hi = int(shift.min(initial=0)), int(shift.max(initial=0))
+    use_mul = all(finfo.minexp <= v < finfo.maxexp for v in (lo, hi, -lo, -hi))
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        # |x| * 2^-s, rounded, saturated, times 2^s. Scaling by a power of two is exact, by
+        # multiplication or ldexp alike (a result below the normal range is < 1/2 and
+        # rounds to 0 either way); multiplication is faster when both 2^-s and 2^s are
+        # normal numbers of the dtype.
+        if use_mul:
+            np.multiply(mag, np.ldexp(np.ones((), x.dtype), -shift), out=mag)
+        else:
+            np.ldexp(mag, -shift, out=mag)
+        if rnd is Rounding.RNE:
+            np.rint(mag, out=mag)
+        else:
+            np.trunc(mag, out=mag)
+        # Rule MAX: only a group's largest magnitude can round past the limit (R is monotonic).
+        saturates = e is not None or np.any(
+            _round(np.ldexp(np.where(special, 0, gmax), -shift), rnd) > limit
+        )
+        if saturates:
+            np.minimum(mag, limit, out=mag)
+        if use_mul:
+            np.multiply(mag, np.ldexp(np.ones((), x.dtype), shift), out=mag)
+        else:
+            np.ldexp(mag, shift, out=mag)
+    # The sign of x (copysign on a nonnegative magnitude: OR in the sign bit).
+    uint = np.uint32 if x.dtype == np.float32 else np.uint64
+    sign_bit = uint(1) << uint(8 * x.dtype.itemsize - 1)
+    mag_bits = mag.view(uint)
+    np.bitwise_or(mag_bits, np.bitwise_and(x4.view(uint), sign_bit), out=mag_bits)
+    if e is not None:
+        # SECOND_MAX pass-through: larger exponents and non-finite elements keep x.
+        keep = (e > clamped) | ~np.isfinite(x4)
+        if np.any(keep):
+            mag[keep] = x4[keep]
+    elif np.any(special):
+        # Reserved exponent: mant 0 (an Inf) reads back as +-Inf, anything else as NaN with
+        # the element's sign bit (+ for a NaN input, whose sign is not stored).
+        a_i, g_i, _, b_i = np.nonzero(special)
+        vals = x4[a_i, g_i, :, b_i]
+        nan = np.where(np.isnan(vals), np.nan, np.copysign(np.nan, vals))
+        mag[a_i, g_i, :, b_i] = np.where(np.isinf(vals), vals, nan)
+    out = mag.reshape(outer, -1, inner)
+    if pad:
+        out = out[:, :channels, :]
+    return out.reshape(shape)

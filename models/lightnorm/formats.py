@@ -216,29 +216,51 @@ def quantize(
     rnd = as_rounding(rounding)
     ovf = as_overflow(overflow)
     arr = _as_float_array(x)
-    # frexp: x = f * 2^k with 0.5 <= |f| < 1, so floor(log2|x|) = k - 1; zeros give k = 0 and
-    # stay (signed) zero, Inf/NaN pass through ldexp/rint unchanged.
-    flat = arr.reshape(-1)
-    _, k = np.frexp(flat)
-    np.subtract(k, 1, out=k)
-    np.maximum(k, fmt.emin, out=k)
-    np.subtract(k, fmt.man_bits, out=k)  # k = log2(ulp)
-    out = np.ldexp(flat, -k)
-    if rnd is Rounding.RNE:
-        np.rint(out, out=out)
+    return _quantize_flat(arr.reshape(-1), fmt, rnd, ovf).reshape(arr.shape)
+
+
+def _quantize_flat(
+    flat: npt.NDArray[Any], fmt: FloatFormat, rnd: Rounding, ovf: Overflow
+) -> npt.NDArray[Any]:
+    """:func:`quantize` of a 1-D float32/float64 array (validated arguments); a new array.
+
+    Same values as the formula of :func:`quantize`, computed in fewer passes: frexp gives
+    x = f * 2^K (0.5 <= |f| < 1; zeros, Inf and NaN give K = 0 and f = x), so
+    floor(log2|x|) = K - 1 and, where K - 1 >= emin, x / ulp = f * 2^(M+1) (one multiply by a
+    constant instead of a per-element ldexp); only the elements below the normal range of
+    ``fmt`` (K - 1 < emin) take x / ulp = ldexp(f, K - emin + M). Every scaling is by a power
+    of two and exact, so the one rounding (rint / trunc) is the only inexact step.
+    """
+    frac, k = np.frexp(flat)  # new arrays: frac holds the result from here on
+    m = fmt.man_bits
+    if k.size and int(k.min()) - 1 < fmt.emin:
+        sub = np.flatnonzero(k < fmt.emin + 1)  # below the normal range (zeros too if emin > -1)
+        scaled = np.ldexp(frac[sub], k[sub] - (fmt.emin - m))
+        k[sub] = fmt.emin + 1  # their ulp is 2^(emin - M)
+        np.multiply(frac, 2.0 ** (m + 1), out=frac)
+        frac[sub] = scaled
     else:
-        np.trunc(out, out=out)
-    np.ldexp(out, k, out=out)
-    big = np.abs(out) > fmt.max_normal
-    if np.any(big):
-        maxv = np.copysign(np.asarray(fmt.max_normal, dtype=out.dtype), out)
-        if ovf is Overflow.SATURATE:
-            out = np.where(big, maxv, out)
-        elif rnd is Rounding.RNE:
-            out = np.where(big, np.copysign(np.asarray(np.inf, dtype=out.dtype), out), out)
-        else:  # IEEE RTZ: finite values never overflow to Inf
-            out = np.where(big & np.isfinite(flat), maxv, out)
-    return out.reshape(arr.shape)
+        np.multiply(frac, 2.0 ** (m + 1), out=frac)
+    with np.errstate(invalid="ignore"):  # NaN inputs
+        if rnd is Rounding.RNE:
+            np.rint(frac, out=frac)
+        else:
+            np.trunc(frac, out=frac)
+    np.subtract(k, m + 1, out=k)  # k = log2(ulp)
+    out = np.ldexp(frac, k, out=frac)
+    # |x| < 2^emax (K - 1 < emax) cannot round above 2^emax <= max_normal, and Inf stays Inf
+    # under Overflow.INF: the overflow rules below can only act when that test fails.
+    if ovf is Overflow.SATURATE or (k.size and int(k.max()) + m >= fmt.emax):
+        big = np.abs(out) > fmt.max_normal
+        if np.any(big):
+            maxv = np.copysign(np.asarray(fmt.max_normal, dtype=out.dtype), out)
+            if ovf is Overflow.SATURATE:
+                out = np.where(big, maxv, out)
+            elif rnd is Rounding.RNE:
+                out = np.where(big, np.copysign(np.asarray(np.inf, dtype=out.dtype), out), out)
+            else:  # IEEE RTZ: finite values never overflow to Inf
+                out = np.where(big & np.isfinite(flat), maxv, out)
+    return out
 
 
 def encode(x: Any, fmt: FloatFormat) -> npt.NDArray[np.uint32]:

@@ -11,16 +11,32 @@ Step names (F1..F6, B1..B5, I1..I3) are those of docs/spec.md and of the RTL.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from lightnorm.arith import add, exact_sum, mul_exact_inputs, recip, rsqrt, sub, sum_round
-from lightnorm.bfp import bfp_quantize
+from lightnorm.arith import (
+    _add_values,
+    _blocks,
+    _exact_channel_sums,
+    _mul_values,
+    add,
+    mul_exact_inputs,
+    recip,
+    rsqrt,
+    sub,
+    sum_round,
+)
+from lightnorm.bfp import SharedExpRule, _bfp_values
 from lightnorm.config import GradMode, LightNormConfig, Statistics, range_constant
-from lightnorm.formats import FloatFormat, quantize
+from lightnorm.formats import FloatFormat, Overflow, quantize
+
+# Spec section 2: per-channel results (stat_format, running_format) always saturate.
+sat = Overflow.SATURATE
 
 __all__ = [
     "BackwardResult",
@@ -131,15 +147,15 @@ def layer_constants(count: int, cfg: LightNormConfig, eps: float = 1e-5) -> Laye
         )
     if not np.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
-    st, rnd, ovf = cfg.stat_format, cfg.rounding, cfg.overflow
+    st, rnd = cfg.stat_format, cfg.rounding
     m = count // cfg.num_chunks
     c = range_constant(cfg.range_constant, m) if cfg.statistics is Statistics.RANGE else 0.0
-    q = lambda v, f=st: float(quantize(np.float64(v), f, rnd, ovf))  # noqa: E731
+    q = lambda v, f=st: float(quantize(np.float64(v), f, rnd, sat))  # noqa: E731
     return LayerConstants(
         count=count,
         chunk_len=m,
-        inv_count=float(recip(float(count), st, rnd, ovf)),
-        inv_count_unbiased=float(recip(float(count - 1), cfg.running_format, rnd, ovf)),
+        inv_count=float(recip(float(count), st, rnd, sat)),
+        inv_count_unbiased=float(recip(float(count - 1), cfg.running_format, rnd, sat)),
         range_const=q(c),
         range_const_per_chunk=q(c / cfg.num_chunks),
         eps=q(eps),
@@ -166,22 +182,245 @@ def _check_param(name: str, v: Any, channels: int, finite: bool = True) -> F64:
     return arr
 
 
-def _to_storage(v: Any, fmt: FloatFormat, cfg: LightNormConfig) -> F64:
-    """Element format, then (if enabled) a store to and load from BFP, then the element format."""
-    q = quantize(np.asarray(v, dtype=np.float64), fmt, cfg.rounding, cfg.overflow)
+# Implementation notes (speed without changing a bit; docs/spec.md is the contract):
+# - Element tensors are kept as float32 in the (N, C, *spatial) layout, viewed as (N, C, B).
+#   Every value of every FP(E <= 8, M <= 23) format is a float32 value, so this is exact.
+#   Per-channel operands broadcast as (1, C, 1); only the chunk extrema need the stream
+#   order (one transposed copy per chunk). Element passes run block by block
+#   (arith._blocks) so that temporaries stay in cache.
+# - Operators on values of known formats use arith's fast paths (_add_values: exact float64
+#   sum, no TwoSum, when the formats' spans allow; _mul_values: float32 products when
+#   exact); they fall back to the general operators otherwise. A per-channel chain of them
+#   on a narrow format is a table lookup (_ChannelMap).
+# - Sums use _exact_channel_sums (a plain float64 sum when it provably fits 53 bits).
+# - Where numpy's result is not defined by the values alone (the sign of a zero maximum),
+#   the stream formulation's own reduction is used. NaN payloads are not part of the
+#   contract (the hardware emits the canonical NaN) and may differ from it.
+
+
+def _bfp_keeps_format(fmt: FloatFormat, cfg: LightNormConfig) -> bool:
+    """True when quantize(bfp_quantize(q), fmt) == bfp_quantize(q) for every q of ``fmt``.
+
+    Let b = R(x / 2^s) * 2^s, s = E - man_bits + 1, for an element x of fmt with exponent
+    <= E. If 2^s <= x's ulp, b = x. Otherwise b lies on the grid 2^s > fmt's subnormal step
+    and keeps at most M significant bits of x, unless it rounds up to 2^(e_x + 1), which is
+    in fmt unless it is 2^(emax + 1): only possible under rule MAX when the largest element
+    carries (man_bits <= M) into E = emax + 1, ruled out by exp_max <= emax. The other
+    cases are the saturated (2^man_bits - 1) * 2^s (E clamped at exp_max, or a carry in a
+    SECOND_MAX group), a value of fmt when man_bits <= M + 1 and otherwise impossible when
+    exp_max >= emax (no clamp; and x has <= M + 1 < man_bits bits: no carry). SECOND_MAX
+    passes larger elements through. NaN stays NaN, +-Inf stays (under "saturate" q has no Inf).
+    """
+    b = cfg.bfp
+    assert b is not None
+    m = fmt.man_bits
+    return (
+        b.rule is SharedExpRule.SECOND_MAX
+        or b.man_bits == m + 1
+        or (b.man_bits > m + 1 and b.exp_max >= fmt.emax)
+        or (b.man_bits <= m and b.exp_max <= fmt.emax)
+    )
+
+
+def _stored(v: Any, fmt: FloatFormat, cfg: LightNormConfig, rounded: bool = False) -> F32:
+    """Element format, then (if enabled) a store to and load from BFP, then the element format.
+
+    Returns float32 (exact: values of fmt). ``rounded``: v already holds outputs of
+    quantize(., fmt, rounding, overflow), which quantize maps to themselves (it is
+    idempotent), so the first rounding is skipped.
+    """
+    rnd, ovf = cfg.rounding, cfg.overflow
+    if rounded:
+        q = np.asarray(v, dtype=np.float32)
+        if cfg.bfp is None:
+            return q.copy()
+    else:
+        q = quantize(np.asarray(v), fmt, rnd, ovf).astype(np.float32, copy=False)
     if cfg.bfp is None:
         return q
-    b = bfp_quantize(q, cfg.bfp, axis=1, rounding=cfg.rounding)
-    return quantize(b, fmt, cfg.rounding, cfg.overflow)
+    b = _bfp_values(q, cfg.bfp, 1, rnd)  # a new array
+    return b if _bfp_keeps_format(fmt, cfg) else quantize(b, fmt, rnd, ovf)
 
 
-def _normalize(
-    xs: F64, mean: F64, coeff: F64, beta: F64, cfg: LightNormConfig
-) -> F64:
-    """F4 / I3: y = round(round(round(x - mu) * a) + beta), compute_format."""
-    f, rnd, ovf = cfg.compute_format, cfg.rounding, cfg.overflow
-    d = sub(xs, mean[:, None], f, rnd, ovf)
-    return add(mul_exact_inputs(d, coeff[:, None], f, rnd, ovf), beta[:, None], f, rnd, ovf)
+_ElementFn = Callable[[npt.NDArray[Any], npt.NDArray[np.intp]], npt.NDArray[Any]]
+
+
+@functools.lru_cache(maxsize=None)
+def _table_keys(fmt: FloatFormat) -> tuple[F32, npt.NDArray[np.intp]]:
+    """The float32 inputs of a per-channel table of ``fmt`` and their keys (see _ChannelMap).
+
+    Key = float32 bits >> (23 - M): every value of fmt has zero bits below (at most M
+    fraction bits, also its subnormals), so the key identifies it. The inputs are the
+    values of fmt and the NaN patterns with zero bits below the key.
+    """
+    keys = np.arange(1 << (9 + fmt.man_bits), dtype=np.uint32)
+    vals = (keys << np.uint32(23 - fmt.man_bits)).view(np.float32)
+    with np.errstate(invalid="ignore"):
+        member = (quantize(vals, fmt) == vals) | np.isnan(vals)
+    return vals[member], keys[member].astype(np.intp)
+
+
+class _ChannelMap:
+    """y = fn(x, c) over (N, C, B) blocks x whose elements are values of ``fmt``.
+
+    fn is an elementwise chain of exact operators with per-channel operands, so y depends
+    only on (c, x), and a narrow format has few values (fp10_e5m4: 994 plus NaNs). When that
+    pays, fn is evaluated once for every (channel, value of fmt) into a table indexed by
+    c * 2^(9+M) + key(x) (see _table_keys): each element then gets exactly fn(x, c). A NaN
+    with payload bits below the key is not in the table and is evaluated directly.
+    """
+
+    def __init__(self, fn: _ElementFn, fmt: FloatFormat, channels: int, total: int) -> None:
+        self.fn = fn
+        self.channels = np.arange(channels, dtype=np.intp)[None, :, None]
+        self.table: F32 | None = None
+        width = 1 << (9 + fmt.man_bits)
+        if fmt.man_bits <= 10 and channels * width * 2 <= total:
+            vals, keys = _table_keys(fmt)
+            table = np.zeros((channels, width), dtype=np.float32)
+            with np.errstate(invalid="ignore", over="ignore"):  # the NaN and Inf inputs
+                table[:, keys] = fn(vals[None, :], self.channels[0])
+            self.table = table.reshape(-1)
+            self.shift = np.uint32(23 - fmt.man_bits)
+            self.low = np.uint32((1 << (23 - fmt.man_bits)) - 1)
+            self.offsets = self.channels * width
+
+    def __call__(self, xb: F32) -> npt.NDArray[Any]:
+        if self.table is None:
+            return self.fn(xb, self.channels)
+        bits = xb.view(np.uint32)
+        key = np.right_shift(bits, self.shift)
+        out = np.take(self.table, np.add(key, self.offsets, dtype=np.intp))
+        below = np.bitwise_and(bits, self.low, out=key)
+        if below.any():  # only a NaN has bits below the key
+            pos = np.nonzero(below)
+            out[pos] = self.fn(xb[pos], pos[1])
+        return out
+
+
+def _centered_fn(mean: F64, cfg: LightNormConfig) -> _ElementFn:
+    """x -> round(x - mu) to compute_format (x: compute values, mu: a stat value)."""
+    cf, st, rnd, ovf = cfg.compute_format, cfg.stat_format, cfg.rounding, cfg.overflow
+    neg_mean = -mean
+
+    def fn(v: npt.NDArray[Any], ch: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
+        return _add_values(v, neg_mean[ch], cf, rnd, ovf, cf, st)
+
+    return fn
+
+
+def _normalize_fn(mean: F64, coeff: F64, beta: F64, cfg: LightNormConfig) -> _ElementFn:
+    """F4 / I3: x -> round(round(round(x - mu) * a) + beta), compute_format."""
+    cf, st, rnd, ovf = cfg.compute_format, cfg.stat_format, cfg.rounding, cfg.overflow
+    centered = _centered_fn(mean, cfg)
+
+    def fn(v: npt.NDArray[Any], ch: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
+        p = _mul_values(centered(v, ch), coeff[ch], cf, rnd, ovf, cf, st)
+        return _add_values(p, beta[ch], cf, rnd, ovf, cf, st).astype(np.float32, copy=False)
+
+    return fn
+
+
+def _square_fn(mean: F64, cfg: LightNormConfig) -> _ElementFn:
+    """F2 (variance): x -> q = round(d * d), d = round(x - mu), compute_format."""
+    cf, rnd, ovf = cfg.compute_format, cfg.rounding, cfg.overflow
+    centered = _centered_fn(mean, cfg)
+
+    def fn(v: npt.NDArray[Any], ch: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
+        d = centered(v, ch)
+        return _mul_values(d, d, cf, rnd, ovf, cf, cf).astype(np.float32, copy=False)
+
+    return fn
+
+
+def _scale_fn(
+    centered: _ElementFn | None,
+    factor: F64,
+    fmt: FloatFormat,
+    fv: FloatFormat,
+    cfg: LightNormConfig,
+) -> _ElementFn:
+    """v -> round(centered(v) * factor_c) to fmt (v itself when centered is None); the
+    operands are values of fv (or compute_format after centered) and of stat_format."""
+    st, rnd, ovf = cfg.stat_format, cfg.rounding, cfg.overflow
+    fa = cfg.compute_format if centered is not None else fv
+
+    def fn(v: npt.NDArray[Any], ch: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
+        d = centered(v, ch) if centered is not None else v
+        return _mul_values(d, factor[ch], fmt, rnd, ovf, fa, st).astype(np.float32, copy=False)
+
+    return fn
+
+
+def _chunk_extrema(
+    x3: F32, bounds: list[tuple[int, int]]
+) -> tuple[F64, F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Per chunk max, min (float64) and the stream index of their first occurrence, (C, K).
+
+    x3 is the (N, C, B) tensor: stream index i of a channel is element (i // B, i % B).
+    numpy's arg-max/arg-min return the first occurrence and the first NaN, as the spec says.
+    """
+    channels, inner = x3.shape[1], x3.shape[2]
+    if all(a % inner == 0 and b % inner == 0 for a, b in bounds):
+        # Chunks of whole (C, B) slices: transpose one chunk at a time into stream order.
+        def chunk(a: int, b: int) -> F32:
+            part = x3[a // inner : b // inner].transpose(1, 0, 2)
+            return np.ascontiguousarray(part).reshape(channels, b - a)
+    else:
+        xs = np.ascontiguousarray(np.moveaxis(x3, 1, 0)).reshape(channels, -1)
+
+        def chunk(a: int, b: int) -> F32:
+            return xs[:, a:b]
+
+    shape = (channels, len(bounds))
+    cmax, cmin = np.empty(shape), np.empty(shape)
+    amax, amin = np.empty(shape, dtype=np.int64), np.empty(shape, dtype=np.int64)
+    for j, (a, b) in enumerate(bounds):
+        rows = chunk(a, b)
+        cmax[:, j], cmin[:, j] = rows.max(axis=-1), rows.min(axis=-1)
+        amax[:, j], amin[:, j] = rows.argmax(axis=-1) + a, rows.argmin(axis=-1) + a
+    # The sign of a zero extremum (+0 and -0 compare equal) depends on numpy's reduction
+    # order, which depends on the array's dtype and memory layout: take it from the same
+    # reduction as the stream formulation, _stream of the float64 (N, C, B) tensor sliced
+    # per chunk (a copy in stream order, or a transposed view when B == 1).
+    zero_max, zero_min = cmax == 0.0, cmin == 0.0
+    if np.any(zero_max) or np.any(zero_min):
+        xs64 = _stream(x3.astype(np.float64))
+        for j, (a, b) in enumerate(bounds):
+            if np.any(zero_max[:, j]):
+                cmax[:, j] = np.where(zero_max[:, j], xs64[:, a:b].max(axis=-1), cmax[:, j])
+            if np.any(zero_min[:, j]):
+                cmin[:, j] = np.where(zero_min[:, j], xs64[:, a:b].min(axis=-1), cmin[:, j])
+    return cmax, cmin, amax, amin
+
+
+def _as3(v: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """(N, C, *spatial) -> (N, C, B), B = prod(spatial) (a view when v is contiguous)."""
+    return v.reshape(v.shape[0], v.shape[1], -1)
+
+
+def _store_blocks(
+    v3: npt.NDArray[Any], fmt: FloatFormat, cfg: LightNormConfig, rounded: bool = False
+) -> F32:
+    """:func:`_stored` of an (N, C, B) tensor, block by block (see arith._blocks)."""
+    out = np.empty(v3.shape, dtype=np.float32)
+    for blk in _blocks(v3.shape):
+        out[blk] = _stored(v3[blk], fmt, cfg, rounded)
+    return out
+
+
+def _normalize_blocks(
+    x3: F32, mean: F64, coeff: F64, beta: F64, cfg: LightNormConfig
+) -> tuple[F32, F32]:
+    """F4 + F5 / I3: (y_c, y) of an (N, C, B) tensor, block by block."""
+    fn = _normalize_fn(mean, coeff, beta, cfg)
+    normalize = _ChannelMap(fn, cfg.compute_format, x3.shape[1], x3.size)
+    y_c = np.empty(x3.shape, dtype=np.float32)
+    y = np.empty(x3.shape, dtype=np.float32)
+    for blk in _blocks(x3.shape):
+        y_c[blk] = yb = normalize(x3[blk])
+        y[blk] = _stored(yb, cfg.compute_format, cfg, rounded=True)
+    return y_c, y
 
 
 def forward_train(
@@ -200,47 +439,43 @@ def forward_train(
     channels = x.shape[1]
     gamma_in = _check_param("gamma", gamma, channels)
     beta_in = _check_param("beta", beta, channels)
-    xs_shape = x.shape
     count = x.size // channels
     k = layer_constants(count, cfg, eps)
-    st, rnd, ovf = cfg.stat_format, cfg.rounding, cfg.overflow
+    st, rnd = cfg.stat_format, cfg.rounding
     cf = cfg.compute_format
 
     # F1: the input as stored (element format, BFP) and read back into the datapath.
-    x_c = _to_storage(x, cf, cfg)
-    xs = _stream(x_c)
+    x3 = _store_blocks(_as3(x), cf, cfg)
     lsb = cf.emin - cf.man_bits
 
     # F2: statistics.
-    acc_x = exact_sum(xs, axis=-1, lsb_exp=lsb)
-    sum_x = acc_x.round(st, rnd, ovf)
-    mean = acc_x.round(st, rnd, ovf, scale=k.inv_count)
+    acc_x = _exact_channel_sums(x3, lsb)
+    sum_x = acc_x.round(st, rnd, sat)
+    mean = acc_x.round(st, rnd, sat, scale=k.inv_count)
     cmax = cmin = amax = amin = rmean = sigma = var = None
     if cfg.statistics is Statistics.RANGE:
-        bounds = chunk_bounds(count, cfg.num_chunks)
-        cmax = np.stack([xs[:, a:b].max(axis=-1) for a, b in bounds], axis=-1)
-        cmin = np.stack([xs[:, a:b].min(axis=-1) for a, b in bounds], axis=-1)
-        amax = np.stack([xs[:, a:b].argmax(axis=-1) + a for a, b in bounds], axis=-1)
-        amin = np.stack([xs[:, a:b].argmin(axis=-1) + a for a, b in bounds], axis=-1)
+        cmax, cmin, amax, amin = _chunk_extrema(x3, chunk_bounds(count, cfg.num_chunks))
         both = np.concatenate([cmax, -cmin], axis=-1) / cfg.num_chunks
-        rmean = sum_round(both, st, axis=-1, rounding=rnd, overflow=ovf)
-        sigma = mul_exact_inputs(rmean, k.range_const, st, rnd, ovf)
-        scale = recip(add(sigma, k.eps, st, rnd, ovf), st, rnd, ovf)
+        rmean = sum_round(both, st, axis=-1, rounding=rnd, overflow=sat)
+        sigma = mul_exact_inputs(rmean, k.range_const, st, rnd, sat)
+        scale = recip(add(sigma, k.eps, st, rnd, sat), st, rnd, sat)
     else:
-        d = sub(xs, mean[:, None], cf, rnd, ovf)
-        sq = mul_exact_inputs(d, d, cf, rnd, ovf)
-        acc_sq = exact_sum(sq, axis=-1, lsb_exp=lsb)
-        var = acc_sq.round(st, rnd, ovf, scale=k.inv_count)
-        scale = rsqrt(add(var, k.eps, st, rnd, ovf), st, rnd, ovf)
+        square = _ChannelMap(_square_fn(mean, cfg), cf, channels, x3.size)
+        sq = np.empty(x3.shape, dtype=np.float32)
+        for blk in _blocks(x3.shape):
+            sq[blk] = square(x3[blk])
+        acc_sq = _exact_channel_sums(sq, lsb)
+        del sq
+        var = acc_sq.round(st, rnd, sat, scale=k.inv_count)
+        scale = rsqrt(add(var, k.eps, st, rnd, sat), st, rnd, sat)
 
     # F3: per-channel coefficients.
-    g = quantize(gamma_in, st, rnd, ovf)
-    b = quantize(beta_in, st, rnd, ovf)
-    coeff = mul_exact_inputs(g, scale, st, rnd, ovf)
+    g = quantize(gamma_in, st, rnd, sat)
+    b = quantize(beta_in, st, rnd, sat)
+    coeff = mul_exact_inputs(g, scale, st, rnd, sat)
 
     # F4 + F5: normalize, store.
-    y_c = _unstream(_normalize(xs, mean, coeff, b, cfg), xs_shape)
-    y = _to_storage(y_c, cf, cfg)
+    y_c, y = _normalize_blocks(x3, mean, coeff, b, cfg)
 
     # F6: running statistics.
     rm_new = rv_new = None
@@ -249,27 +484,27 @@ def forward_train(
         rv = _check_param("running_var", running_var, channels, finite=False)
         rf = cfg.running_format
         if sigma is not None:
-            batch_var = mul_exact_inputs(sigma, sigma, rf, rnd, ovf)
+            batch_var = mul_exact_inputs(sigma, sigma, rf, rnd, sat)
         else:
-            batch_var = acc_sq.round(rf, rnd, ovf, scale=k.inv_count_unbiased)
-        mom = float(quantize(np.float64(momentum), rf, rnd, ovf))
-        keep = float(quantize(np.float64(1.0 - momentum), rf, rnd, ovf))
-        rm_q, rv_q = quantize(rm, rf, rnd, ovf), quantize(rv, rf, rnd, ovf)
+            batch_var = acc_sq.round(rf, rnd, sat, scale=k.inv_count_unbiased)
+        mom = float(quantize(np.float64(momentum), rf, rnd, sat))
+        keep = float(quantize(np.float64(1.0 - momentum), rf, rnd, sat))
+        rm_q, rv_q = quantize(rm, rf, rnd, sat), quantize(rv, rf, rnd, sat)
         rm_new = add(
-            mul_exact_inputs(rm_q, keep, rf, rnd, ovf),
-            mul_exact_inputs(mean, mom, rf, rnd, ovf),
-            rf, rnd, ovf,
+            mul_exact_inputs(rm_q, keep, rf, rnd, sat),
+            mul_exact_inputs(mean, mom, rf, rnd, sat),
+            rf, rnd, sat,
         ).astype(np.float32)
         rv_new = add(
-            mul_exact_inputs(rv_q, keep, rf, rnd, ovf),
-            mul_exact_inputs(batch_var, mom, rf, rnd, ovf),
-            rf, rnd, ovf,
+            mul_exact_inputs(rv_q, keep, rf, rnd, sat),
+            mul_exact_inputs(batch_var, mom, rf, rnd, sat),
+            rf, rnd, sat,
         ).astype(np.float32)
 
     return ForwardResult(
-        y=y.astype(np.float32),
-        x_c=x_c.astype(np.float32),
-        y_c=y_c.astype(np.float32),
+        y=y.reshape(x.shape),
+        x_c=x3.reshape(x.shape),
+        y_c=y_c.reshape(x.shape),
         sum_x=sum_x,
         mean=mean,
         chunk_max=cmax,
@@ -302,60 +537,78 @@ def backward(dy: Any, fwd: ForwardResult, cfg: LightNormConfig) -> BackwardResul
     cf, gf, st = cfg.compute_format, cfg.grad_format, cfg.stat_format
     rnd, ovf = cfg.rounding, cfg.overflow
     k = fwd.constants
+    channels = x_c.shape[1]
+    x3 = _as3(np.asarray(x_c, dtype=np.float32))
+    dy_in = _as3(dy)
+    blocks = list(_blocks(x3.shape))
 
-    # B1: the output gradient as stored and read back.
-    dy_c = _to_storage(dy, gf, cfg)
-    dys = _stream(dy_c)
-    xs = _stream(x_c).astype(np.float64)
-
-    # B2: pass 1: x_hat, sums.
-    x_hat = mul_exact_inputs(
-        sub(xs, fwd.mean[:, None], cf, rnd, ovf), fwd.scale[:, None], cf, rnd, ovf
-    )
-    prod = mul_exact_inputs(dys, x_hat, gf, rnd, ovf)
-    acc_dy = exact_sum(dys, axis=-1, lsb_exp=gf.emin - gf.man_bits)
-    acc_prod = exact_sum(prod, axis=-1, lsb_exp=gf.emin - gf.man_bits)
-    d_beta = acc_dy.round(st, rnd, ovf)
-    d_gamma = acc_prod.round(st, rnd, ovf)
+    # B1 + B2 pass 1: the output gradient as stored and read back; x_hat, dy * x_hat.
+    dy3 = np.empty(x3.shape, dtype=np.float32)
+    x_hat = np.empty(x3.shape, dtype=np.float32)
+    prod = np.empty(x3.shape, dtype=np.float32)
+    normalized = _scale_fn(_centered_fn(fwd.mean, cfg), fwd.scale, cf, cf, cfg)
+    to_x_hat = _ChannelMap(normalized, cf, channels, x3.size)
+    for blk in blocks:
+        dy3[blk] = dyb = _stored(dy_in[blk], gf, cfg)
+        x_hat[blk] = xh = to_x_hat(x3[blk])
+        prod[blk] = _mul_values(dyb, xh, gf, rnd, ovf, gf, cf)
+    acc_dy = _exact_channel_sums(dy3, gf.emin - gf.man_bits)
+    acc_prod = _exact_channel_sums(prod, gf.emin - gf.man_bits)
+    del prod
+    d_beta = acc_dy.round(st, rnd, sat)
+    d_gamma = acc_prod.round(st, rnd, sat)
 
     # B3: per-channel terms (the accumulators times 1/n, rounded once).
-    k_beta = acc_dy.round(st, rnd, ovf, scale=k.inv_count)
-    k_gamma = acc_prod.round(st, rnd, ovf, scale=k.inv_count)
-    a = fwd.coeff[:, None]
+    k_beta = acc_dy.round(st, rnd, sat, scale=k.inv_count)
+    k_gamma = acc_prod.round(st, rnd, sat, scale=k.inv_count)
+    a = fwd.coeff[None, :, None]
+    dy_cfg = cfg.replace(compute_format=gf)  # round(dy - k_beta): the same step on gf values
+    centered = _centered_fn(k_beta, dy_cfg)
 
-    # B4: pass 2.
-    centered = sub(dys, k_beta[:, None], gf, rnd, ovf)
+    # B4 (+ B5): pass 2.
+    dx_c = np.empty(x3.shape, dtype=np.float32)
     correction = None
     if cfg.grad_mode is GradMode.BN:
-        inner = sub(centered, mul_exact_inputs(x_hat, k_gamma[:, None], gf, rnd, ovf), gf, rnd, ovf)
-        dxs = mul_exact_inputs(inner, a, gf, rnd, ovf)
+        to_centered = _ChannelMap(centered, gf, channels, x3.size)
+        to_t = _ChannelMap(_scale_fn(None, k_gamma, gf, cf, cfg), cf, channels, x3.size)
+        dx = np.empty(x3.shape, dtype=np.float32)
+        for blk in blocks:
+            t = to_t(x_hat[blk])
+            inner = _add_values(to_centered(dy3[blk]), -t, gf, rnd, ovf, gf, gf)
+            dx_c[blk] = dxb = _mul_values(inner, a, gf, rnd, ovf, gf, st)
+            dx[blk] = _stored(dxb, gf, cfg, rounded=True)
     else:
         assert fwd.chunk_argmax is not None and fwd.chunk_argmin is not None
-        dxs = mul_exact_inputs(centered, a, gf, rnd, ovf)
+        to_t = _ChannelMap(_scale_fn(centered, fwd.coeff, gf, gf, dy_cfg), gf, channels, x3.size)
+        for blk in blocks:
+            dx_c[blk] = to_t(dy3[blk])
         correction = mul_exact_inputs(
-            mul_exact_inputs(fwd.coeff, d_gamma, st, rnd, ovf), k.range_const_per_chunk, st, rnd, ovf
+            mul_exact_inputs(fwd.coeff, d_gamma, st, rnd, sat), k.range_const_per_chunk, st, rnd, sat
         )
-        rows = np.arange(dxs.shape[0])[:, None]
+        # Stream index i of channel c is element (i // B, c, i % B) of the (N, C, B) tensor.
+        inner_len = x3.shape[2]
+        rows = np.arange(channels)[:, None]
         amax, amin = fwd.chunk_argmax, fwd.chunk_argmin
+        at_max_idx = (amax // inner_len, rows, amax % inner_len)
+        at_min_idx = (amin // inner_len, rows, amin % inner_len)
         corr = np.broadcast_to(correction[:, None], amax.shape)
         distinct = amax != amin
-        at_max = dxs[rows, amax]
-        at_min = dxs[rows, amin]
-        dxs[rows, amax] = np.where(distinct, sub(at_max, corr, gf, rnd, ovf), at_max)
-        dxs[rows, amin] = np.where(distinct, add(at_min, corr, gf, rnd, ovf), at_min)
+        at_max = dx_c[at_max_idx].astype(np.float64)
+        at_min = dx_c[at_min_idx].astype(np.float64)
+        dx_c[at_max_idx] = np.where(distinct, sub(at_max, corr, gf, rnd, ovf), at_max)
+        dx_c[at_min_idx] = np.where(distinct, add(at_min, corr, gf, rnd, ovf), at_min)
+        dx = _store_blocks(dx_c, gf, cfg, rounded=True)
 
-    dx_c = _unstream(dxs, x_c.shape)
-    dx = _to_storage(dx_c, gf, cfg)
     return BackwardResult(
-        dx=dx.astype(np.float32),
+        dx=dx.reshape(x_c.shape),
         d_gamma=d_gamma,
         d_beta=d_beta,
-        dy_c=dy_c.astype(np.float32),
-        x_hat=_unstream(x_hat, x_c.shape).astype(np.float32),
+        dy_c=dy3.reshape(x_c.shape),
+        x_hat=x_hat.reshape(x_c.shape),
         k_beta=k_beta,
         k_gamma=k_gamma,
         correction=correction,
-        dx_c=dx_c.astype(np.float32),
+        dx_c=dx_c.reshape(x_c.shape),
     )
 
 
@@ -381,19 +634,18 @@ def forward_infer(
     rv = _check_param("running_var", running_var, channels)
     if np.any(rv < 0):
         raise ValueError("running_var must be >= 0")
-    st, rnd, ovf = cfg.stat_format, cfg.rounding, cfg.overflow
-    eps_q = float(quantize(np.float64(eps), st, rnd, ovf))
-    mean = quantize(rm, st, rnd, ovf)
-    scale = rsqrt(add(quantize(rv, st, rnd, ovf), eps_q, st, rnd, ovf), st, rnd, ovf)
-    coeff = mul_exact_inputs(quantize(gamma_in, st, rnd, ovf), scale, st, rnd, ovf)
-    b = quantize(beta_in, st, rnd, ovf)
-    x_c = _to_storage(x, cfg.compute_format, cfg)
-    y_c = _unstream(_normalize(_stream(x_c), mean, coeff, b, cfg), x.shape)
-    y = _to_storage(y_c, cfg.compute_format, cfg)
+    st, rnd = cfg.stat_format, cfg.rounding
+    eps_q = float(quantize(np.float64(eps), st, rnd, sat))
+    mean = quantize(rm, st, rnd, sat)
+    scale = rsqrt(add(quantize(rv, st, rnd, sat), eps_q, st, rnd, sat), st, rnd, sat)
+    coeff = mul_exact_inputs(quantize(gamma_in, st, rnd, sat), scale, st, rnd, sat)
+    b = quantize(beta_in, st, rnd, sat)
+    x3 = _store_blocks(_as3(x), cfg.compute_format, cfg)
+    y_c, y = _normalize_blocks(x3, mean, coeff, b, cfg)
     return InferenceResult(
-        y=y.astype(np.float32),
-        x_c=x_c.astype(np.float32),
-        y_c=y_c.astype(np.float32),
+        y=y.reshape(x.shape),
+        x_c=x3.reshape(x.shape),
+        y_c=y_c.reshape(x.shape),
         mean=mean,
         scale=scale,
         coeff=coeff,

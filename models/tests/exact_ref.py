@@ -85,7 +85,9 @@ def _check_modes(rounding, overflow):
 # --------------------------------------------------------------------------------------
 # scalar exact oracle
 # --------------------------------------------------------------------------------------
-def _finish(neg: bool, k: int, q: int, e: int, E: int, M: int, rounding: str, overflow: str) -> float:
+def _finish(
+    neg: bool, k: int, q: int, e: int, E: int, M: int, rounding: str, overflow: str
+) -> float:
     """k * 2**q is the rounded magnitude (e = the binade exponent used, >= emin)."""
     _, _, emax = fmt_params(E, M)
     if e > emax or k > 2 ** (M + 1) - 1 and e == emax:
@@ -180,7 +182,9 @@ def _bit_length(n: np.ndarray) -> np.ndarray:
     return bl
 
 
-def round_scaled(sign, n, k, E: int, M: int, rounding: str = "rne", overflow: str = "inf") -> np.ndarray:
+def round_scaled(
+    sign, n, k, E: int, M: int, rounding: str = "rne", overflow: str = "inf"
+) -> np.ndarray:
     """Round (-1)**sign * n * 2**k (elementwise, exact integers, 0 <= n < 2**62) to (E, M).
 
     Returns float64 values of the format (+-Inf on overflow per the modes); zero keeps
@@ -188,7 +192,9 @@ def round_scaled(sign, n, k, E: int, M: int, rounding: str = "rne", overflow: st
     """
     _check_modes(rounding, overflow)
     _, emin, emax = fmt_params(E, M)
-    sign, n, k = np.broadcast_arrays(np.asarray(sign, bool), np.asarray(n, np.int64), np.asarray(k, np.int64))
+    sign, n, k = np.broadcast_arrays(
+        np.asarray(sign, bool), np.asarray(n, np.int64), np.asarray(k, np.int64)
+    )
     if np.any(n < 0) or np.any(n >= (np.int64(1) << 62)):
         raise ValueError("round_scaled: n out of range")
     bl = _bit_length(n)

@@ -22,13 +22,24 @@ from lightnorm.config import GradMode, LightNormConfig, Statistics, range_consta
 class Ops:
     """The spec's operators for one configuration."""
 
-    def __init__(self, cfg: LightNormConfig):
+    def __init__(self, cfg: LightNormConfig, per_channel: bool = False):
+        # Spec section 2: per-channel results (stat and running formats) always saturate;
+        # element results follow the configured overflow.
+        self.per_channel = per_channel
         self.cfg = cfg
         self.rnd = cfg.rounding.value
         self.ovf = cfg.overflow.value
 
     def r(self, q: Fraction | float, fmt) -> float:
-        return round_fraction(Fraction(q), fmt.exp_bits, fmt.man_bits, self.rnd, self.ovf)
+        # Spec section 2: per-channel results (stat and running formats) always saturate;
+        # element results (compute and grad formats) follow the configured overflow.
+        cfg = self.cfg
+        per_channel = fmt in (cfg.stat_format, cfg.running_format) and fmt not in (
+            cfg.compute_format,
+            cfg.grad_format,
+        )
+        ovf = "saturate" if per_channel or self.per_channel else self.ovf
+        return round_fraction(Fraction(q), fmt.exp_bits, fmt.man_bits, self.rnd, ovf)
 
     def q(self, v: float, fmt) -> float:
         """quantize a float (keeps the sign of zero)."""
@@ -74,8 +85,18 @@ def bfp_group(vals: list[float], cfg: LightNormConfig) -> list[float]:
     if not exps:
         return [math.copysign(0.0, v) for v in vals]
     srt = sorted(exps)
+
+    def rounded(q: Fraction) -> int:
+        fl = math.floor(q)
+        if cfg.rounding.value == "rne" and (q - fl > Fraction(1, 2) or (q - fl == Fraction(1, 2) and fl % 2)):
+            fl += 1
+        return fl
+
     if b.rule.value == "max" or len(srt) < 2:
         e_sh = srt[-1]
+        x_max = max(abs(Fraction(v)) for v in vals)
+        if b.rule.value == "max" and rounded(x_max / Fraction(2) ** (e_sh - b.man_bits + 1)) == 1 << b.man_bits:
+            e_sh += 1  # the largest magnitude's rounding carries: next binade
     else:
         e_sh = srt[-2]
     e_sh = min(max(e_sh, -b.bias), (1 << b.exp_bits) - 2 - b.bias)
@@ -85,11 +106,7 @@ def bfp_group(vals: list[float], cfg: LightNormConfig) -> list[float]:
         if v != 0 and b.rule.value == "second_max" and _ilog2(abs(Fraction(v))) > e_sh:
             out.append(v)
             continue
-        q = abs(Fraction(v)) / unit
-        fl = math.floor(q)
-        if cfg.rounding.value == "rne" and (q - fl > Fraction(1, 2) or (q - fl == Fraction(1, 2) and fl % 2)):
-            fl += 1
-        mant = min(fl, (1 << b.man_bits) - 1)
+        mant = min(rounded(abs(Fraction(v)) / unit), (1 << b.man_bits) - 1)
         out.append(math.copysign(float(mant * unit), v))
     return out
 
@@ -135,21 +152,21 @@ class Channel:
 
 
 def forward(x, gamma, beta, rm, rv, cfg: LightNormConfig, eps=1e-5, momentum=0.1):
-    ops = Ops(cfg)
+    ops, pc = Ops(cfg), Ops(cfg, per_channel=True)
     cf, st, rf = cfg.compute_format, cfg.stat_format, cfg.running_format
     xc = stored(np.asarray(x, dtype=np.float64), cf, ops)
     n = xc.size // xc.shape[1]
     k = cfg.num_chunks
     m = n // k
-    inv_n = ops.recip(n, st)
-    eps_q = ops.r(Fraction(eps), st)
-    cq = ops.r(Fraction(range_constant(cfg.range_constant, m)), st) if cfg.statistics is Statistics.RANGE else 0.0
+    inv_n = pc.recip(n, st)
+    eps_q = pc.r(Fraction(eps), st)
+    cq = pc.r(Fraction(range_constant(cfg.range_constant, m)), st) if cfg.statistics is Statistics.RANGE else 0.0
     chans = []
     for c in range(xc.shape[1]):
         s_ = stream(xc, c)
         total = sum(Fraction(v) for v in s_)
-        sum_x = ops.r(total, st)
-        mean = ops.r(total * Fraction(inv_n), st)
+        sum_x = pc.r(total, st)
+        mean = pc.r(total * Fraction(inv_n), st)
         cmax, cmin, amax, amin = [], [], [], []
         rmean = sigma = var = 0.0
         if cfg.statistics is Statistics.RANGE:
@@ -167,22 +184,22 @@ def forward(x, gamma, beta, rm, rv, cfg: LightNormConfig, eps=1e-5, momentum=0.1
                 cmin.append(best_lo)
                 amax.append(ihi)
                 amin.append(ilo)
-            rmean = ops.r((sum(Fraction(v) for v in cmax) - sum(Fraction(v) for v in cmin)) / k, st)
-            sigma = ops.mul(rmean, cq, st)
-            scale = ops.recip(ops.add(sigma, eps_q, st), st)
-            batch_var = ops.mul(sigma, sigma, rf)
+            rmean = pc.r((sum(Fraction(v) for v in cmax) - sum(Fraction(v) for v in cmin)) / k, st)
+            sigma = pc.mul(rmean, cq, st)
+            scale = pc.recip(pc.add(sigma, eps_q, st), st)
+            batch_var = pc.mul(sigma, sigma, rf)
         else:
             sq = [ops.mul(d, d, cf) for d in (ops.sub(v, mean, cf) for v in s_)]
-            var = ops.r(sum(Fraction(q) for q in sq) * Fraction(inv_n), st)
-            scale = ops.rsqrt(ops.add(var, eps_q, st), st)
-            batch_var = ops.r(sum(Fraction(q) for q in sq) * Fraction(ops.recip(n - 1, rf)), rf)
-        g = ops.q(float(gamma[c]), st)
-        b = ops.q(float(beta[c]), st)
-        a = ops.mul(g, scale, st)
+            var = pc.r(sum(Fraction(q) for q in sq) * Fraction(inv_n), st)
+            scale = pc.rsqrt(pc.add(var, eps_q, st), st)
+            batch_var = pc.r(sum(Fraction(q) for q in sq) * Fraction(pc.recip(n - 1, rf)), rf)
+        g = pc.q(float(gamma[c]), st)
+        b = pc.q(float(beta[c]), st)
+        a = pc.mul(g, scale, st)
         y = [ops.add(ops.mul(ops.sub(v, mean, cf), a, cf), b, cf) for v in s_]
-        mom, keep = ops.r(Fraction(momentum), rf), ops.r(Fraction(1.0 - momentum), rf)
-        rm_c = ops.add(ops.mul(ops.q(float(rm[c]), rf), keep, rf), ops.mul(mean, mom, rf), rf)
-        rv_c = ops.add(ops.mul(ops.q(float(rv[c]), rf), keep, rf), ops.mul(batch_var, mom, rf), rf)
+        mom, keep = pc.r(Fraction(momentum), rf), pc.r(Fraction(1.0 - momentum), rf)
+        rm_c = pc.add(pc.mul(pc.q(float(rm[c]), rf), keep, rf), pc.mul(mean, mom, rf), rf)
+        rv_c = pc.add(pc.mul(pc.q(float(rv[c]), rf), keep, rf), pc.mul(batch_var, mom, rf), rf)
         chans.append(Channel(sum_x, mean, cmax, cmin, amax, amin, rmean, sigma, var, scale, a, y, rm_c, rv_c))
     y_full = np.zeros_like(xc)
     shape = (xc.shape[0], *xc.shape[2:])
@@ -193,14 +210,14 @@ def forward(x, gamma, beta, rm, rv, cfg: LightNormConfig, eps=1e-5, momentum=0.1
 
 
 def backward(xc, dy, chans: list[Channel], cfg: LightNormConfig):
-    ops = Ops(cfg)
+    ops, pc = Ops(cfg), Ops(cfg, per_channel=True)
     cf, gf, st = cfg.compute_format, cfg.grad_format, cfg.stat_format
     dyc = stored(np.asarray(dy, dtype=np.float64), gf, ops)
     n = xc.size // xc.shape[1]
     k = cfg.num_chunks
-    inv_n = ops.recip(n, st)
+    inv_n = pc.recip(n, st)
     cqk = (
-        ops.r(Fraction(range_constant(cfg.range_constant, n // k) / k), st)
+        pc.r(Fraction(range_constant(cfg.range_constant, n // k) / k), st)
         if cfg.statistics is Statistics.RANGE
         else 0.0
     )
@@ -212,8 +229,8 @@ def backward(xc, dy, chans: list[Channel], cfg: LightNormConfig):
         xh = [ops.mul(ops.sub(v, ch.mean, cf), ch.scale, cf) for v in xs]
         p = [ops.mul(d, h, gf) for d, h in zip(dys, xh, strict=True)]
         sdy, sp = sum(Fraction(v) for v in dys), sum(Fraction(v) for v in p)
-        d_beta, d_gamma = ops.r(sdy, st), ops.r(sp, st)
-        k_beta, k_gamma = ops.r(sdy * Fraction(inv_n), st), ops.r(sp * Fraction(inv_n), st)
+        d_beta, d_gamma = pc.r(sdy, st), pc.r(sp, st)
+        k_beta, k_gamma = pc.r(sdy * Fraction(inv_n), st), pc.r(sp * Fraction(inv_n), st)
         if cfg.grad_mode is GradMode.BN:
             dx = [
                 ops.mul(ops.sub(ops.sub(d, k_beta, gf), ops.mul(h, k_gamma, gf), gf), ch.coeff, gf)
@@ -222,7 +239,7 @@ def backward(xc, dy, chans: list[Channel], cfg: LightNormConfig):
             corr = None
         else:
             dx = [ops.mul(ops.sub(d, k_beta, gf), ch.coeff, gf) for d in dys]
-            corr = ops.mul(ops.mul(ch.coeff, d_gamma, st), cqk, st)
+            corr = pc.mul(pc.mul(ch.coeff, d_gamma, st), cqk, st)
             for i_max, i_min in zip(ch.argmax, ch.argmin, strict=True):
                 if i_max != i_min:
                     dx[i_max] = ops.sub(dx[i_max], corr, gf)

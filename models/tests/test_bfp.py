@@ -87,15 +87,16 @@ def test_pack_fields_and_round_trip():
     assert y.shape == x.shape
     # Idempotent: stored values are stored exactly.
     np.testing.assert_array_equal(bfp_unpack(bfp_pack(y, fmt)), y)
-    # Error bound: |x - y| <= half a unit of the shared exponent E <= e_max + 1 (RNE).
+    # Error bound: |x - y| <= half a unit of the shared exponent (RNE).
     g = np.moveaxis(x, 1, -1)
     gp = np.concatenate([g, np.zeros((*g.shape[:-1], 8))], axis=-1).reshape(3, 2, 2, 3, 16)
-    e = np.floor(np.log2(np.max(np.abs(gp), axis=-1)))
+    gmax = np.max(np.abs(gp), axis=-1)
+    e = np.floor(np.log2(gmax))
+    e += np.rint(gmax / np.exp2(e - 5)) == 64  # the largest magnitude's carry moves E up
     unit = np.exp2(e - 5)
     err = np.abs(np.moveaxis(x - y, 1, -1))
     errp = np.concatenate([err, np.zeros((*err.shape[:-1], 8))], axis=-1).reshape(3, 2, 2, 3, 16)
-    assert np.all(errp <= unit[..., None])
-    assert np.mean(errp <= unit[..., None] / 2) > 0.99  # E = e_max + 1 only on a carry
+    assert np.all(errp <= unit[..., None] / 2)
 
 
 def test_zero_group_and_exponent_clamping():
