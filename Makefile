@@ -4,7 +4,7 @@
 
 VENV  ?= .venv
 PY     = $(VENV)/bin/python
-SIM   ?= icarus
+SIM   ?= verilator
 SEED  ?=
 WAVES ?= 0
 PYTEST_ARGS ?=
@@ -16,7 +16,7 @@ STAMP = $(VENV)/.lightnorm-stamp
 WITH_ENV = . scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools test sim bench lint typecheck clean distclean
+.PHONY: help venv tools test sim regress demo study bench lint typecheck clean distclean
 
 help: ## list the targets
 	@echo "LightNorm targets (variables: VENV=$(VENV) SIM=$(SIM) SEED=$(SEED) WAVES=$(WAVES)):"
@@ -37,8 +37,17 @@ tools: ## install missing system tools (iverilog, yosys, opensta, Fashion-MNIST)
 test: venv tools ## run all tests: models/tests and verif (SIM=icarus|verilator, SEED=, WAVES=1)
 	$(WITH_ENV) $(PY) -m pytest models/tests verif $(PYTEST_ARGS)
 
-sim: venv tools ## run the RTL simulation flow (python -m lightnorm sim)
-	$(WITH_ENV) $(PY) -m lightnorm sim
+sim: venv tools ## main job: one scoreboarded training step on the RTL core (SIM=, SEED=, WAVES=1)
+	$(WITH_ENV) $(PY) verif/sim_main.py
+
+regress: venv tools ## long randomized core regression on both simulators, with coverage
+	$(WITH_ENV) LIGHTNORM_REGRESS=1 $(PY) -m pytest verif $(PYTEST_ARGS)
+
+demo: venv ## one training step of the reference model vs float64 BN (PRESET=lightnorm)
+	$(PY) -m lightnorm demo --preset $(or $(PRESET),lightnorm)
+
+study: venv tools ## accuracy study on Fashion-MNIST (<= 60 min) -> docs/results/accuracy.md
+	$(PY) -m lightnorm.study
 
 bench: venv ## run the benchmarks (python -m lightnorm.bench)
 	$(PY) -m lightnorm.bench

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_acc_round: the read of an exact accumulator, res = round(scale * acc * 2^(emin -
+// ManBits)) in FP(ExpBits, ManBits) (lightnorm.arith.ExactSum.round(fmt, scale=...), docs/spec.md
+// section 4). Combinational. acc_i is the signed fixed-point sum of elements of FP(ExpBits,
+// ManBits) (LSB = that format's smallest subnormal, see lightnorm_fp_to_fixed); scale_i is an
+// FP(ExpBits, ManBits) constant (1.0 for a plain read, inv_count for a mean). The exact product
+// |acc| * significand(scale) goes to lightnorm_round: one rounding.
+// Zero results: the sign is sign(acc) xor sign(scale) with a zero acc or a zero scale counting
+// as positive (the model: int total * float scale). Specials: NaN if acc_nan_i, if both
+// acc_inf_i bits are set (+Inf and -Inf were summed), if scale is NaN, or for Inf * 0;
+// otherwise an Inf accumulator (or an Inf scale with a nonzero acc) gives +-Inf
+// (+-max_normal when saturating).
+//
+// Ports:
+//   input  logic signed [AccWidth-1:0] acc_i      exact sum, LSB weight 2^(emin - ManBits)
+//   input  logic [ExpBits+ManBits:0]   scale_i    constant factor {sign, exponent, fraction}
+//   input  logic                       acc_nan_i  a NaN was accumulated
+//   input  logic [1:0]                 acc_inf_i  {-Inf was accumulated, +Inf was accumulated}
+//   input  logic                       rnd_i      0: RNE, 1: RTZ
+//   input  logic                       sat_i      0: overflow to Inf (IEEE), 1: saturate
+//   output logic [ExpBits+ManBits:0]   res_o      round(scale * sum)
+
+module lightnorm_acc_round #(
+  parameter int ExpBits  = 5,   // E: exponent field width of the element / result format (2..8)
+  parameter int ManBits  = 4,   // M: fraction width (1..23)
+  parameter int AccWidth = 55   // accumulator width (two's complement)
+) (
+  input  logic signed [AccWidth-1:0] acc_i,
+  input  logic [ExpBits+ManBits:0]   scale_i,
+  input  logic                       acc_nan_i,
+  input  logic [1:0]                 acc_inf_i,
+  input  logic                       rnd_i,
+  input  logic                       sat_i,
+  output logic [ExpBits+ManBits:0]   res_o
+);
+
+  localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  localparam int SigW = ManBits + 1;
+  localparam int ProdW = AccWidth + SigW;
+  // raw exponent: (1 - Bias - ManBits) + max(field, 1) - Bias - ManBits
+  localparam int ExpWidth = ExpBits + $clog2(ManBits + 1) + 3;
+
+  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+
+  logic               acc_neg, acc_zero;
+  logic [AccWidth-1:0] acc_mag;
+  logic               s_sign;
+  logic [ExpBits-1:0] s_field;
+  logic [ManBits-1:0] s_frac;
+  logic               s_nan, s_inf, s_zero;
+  logic [ProdW-1:0]   prod;
+  logic signed [ExpWidth-1:0] raw_exp;
+  logic               res_sign;
+  logic               is_nan, is_inf;
+  logic               inf_in;
+
+  assign acc_neg  = acc_i[AccWidth-1];
+  assign acc_zero = (acc_i == '0);
+  // |acc|: the most negative value's magnitude 2^(AccWidth-1) still fits in AccWidth bits
+  assign acc_mag  = acc_neg ? AccWidth'(-acc_i) : AccWidth'(acc_i);
+
+  assign s_sign  = scale_i[ExpBits+ManBits];
+  assign s_field = scale_i[ManBits +: ExpBits];
+  assign s_frac  = scale_i[ManBits-1:0];
+  assign s_nan   = (s_field == ExpOnes) && (s_frac != '0);
+  assign s_inf   = (s_field == ExpOnes) && (s_frac == '0);
+  assign s_zero  = (s_field == '0) && (s_frac == '0);
+
+  always_comb begin
+    prod = ProdW'(acc_mag) * ProdW'({(s_field != '0), s_frac});
+    raw_exp = $signed(ExpWidth'((s_field == '0) ? ExpBits'(1) : s_field))
+            - ExpWidth'(2 * (Bias + ManBits) - 1);
+    inf_in = acc_inf_i[0] | acc_inf_i[1];
+    is_nan = acc_nan_i || (&acc_inf_i) || s_nan || (inf_in && s_zero)
+          || (s_inf && acc_zero && !inf_in);
+    is_inf = inf_in || s_inf;
+    if (inf_in) begin
+      res_sign = acc_inf_i[1] ^ s_sign;
+    end else begin
+      res_sign = acc_neg ^ (s_sign & ~s_zero);
+    end
+  end
+
+  lightnorm_round #(
+    .ExpBits (ExpBits),
+    .ManBits (ManBits),
+    .SigWidth(ProdW),
+    .ExpWidth(ExpWidth)
+  ) u_round (
+    .sign_i  (res_sign),
+    .sig_i   (prod),
+    .exp_i   (raw_exp),
+    .sticky_i(1'b0),
+    .is_nan_i(is_nan),
+    .is_inf_i(is_inf),
+    .rnd_i   (rnd_i),
+    .sat_i   (sat_i),
+    .res_o   (res_o)
+  );
+
+`ifndef SYNTHESIS
+  initial begin
+    if (ExpBits < 2 || ExpBits > 8)
+      $fatal(1, "lightnorm_acc_round: ExpBits %0d not in 2..8", ExpBits);
+    if (AccWidth < 2) $fatal(1, "lightnorm_acc_round: AccWidth %0d < 2", AccWidth);
+  end
+`endif
+
+endmodule

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_bfp_pack: packs Lanes values of FP(ExpBits, ManBits) into one block-floating-point
+// group, rule "max" (docs/spec.md section 5, lightnorm.bfp.bfp_pack). Combinational.
+// Shared exponent E = clamp(max over the enabled nonzero finite lanes of floor(log2|x|),
+// Emin, Emax) with Emin = -bias, Emax = 2^BfpExpBits - 2 - bias (an all-zero group: Emin);
+// per lane mant = min(R(|x| / 2^(E - BfpManBits + 1)), 2^BfpManBits - 1), R = RNE or RTZ per
+// rnd_i (the saturation catches the carry of the largest element and lanes above a clamped
+// Emax), sign = sign bit of x (-0 keeps sign 1). Padding lanes (lane_en_i = 0) are +0: they
+// never set E, and give sign 0, mant 0. A group holding a NaN or +-Inf gets the reserved
+// all-ones exponent; in it an Inf lane has mant 0 and every other lane (finite, padding) mant 1
+// (NaN), with sign = sign bit of x except for NaN lanes (sign 0).
+// Lane k occupies bits [k*(1+ExpBits+ManBits) +: 1+ExpBits+ManBits] of val_i, bit k of
+// lane_en_i / sign_o and bits [k*BfpManBits +: BfpManBits] of mant_o.
+//
+// Ports:
+//   input  logic [Lanes*(1+ExpBits+ManBits)-1:0] val_i      the values, FP(ExpBits, ManBits)
+//   input  logic [Lanes-1:0]                     lane_en_i  1: lane holds a value, 0: padding
+//   input  logic                                 rnd_i      0: RNE, 1: RTZ
+//   output logic [BfpExpBits-1:0]                exp_o      shared exponent field
+//   output logic [Lanes-1:0]                     sign_o     element signs
+//   output logic [Lanes*BfpManBits-1:0]          mant_o     element magnitudes
+
+module lightnorm_bfp_pack #(
+  parameter int Lanes      = 16,  // values per group (the BFP group size g)
+  parameter int BfpManBits = 5,   // magnitude bits per element (2..16)
+  parameter int BfpExpBits = 8,   // shared exponent field width (4..10)
+  parameter int ExpBits    = 5,   // E of the element format (2..8)
+  parameter int ManBits    = 4    // M of the element format (1..23)
+) (
+  input  logic [Lanes*(1+ExpBits+ManBits)-1:0] val_i,
+  input  logic [Lanes-1:0]                     lane_en_i,
+  input  logic                                 rnd_i,
+  output logic [BfpExpBits-1:0]                exp_o,
+  output logic [Lanes-1:0]                     sign_o,
+  output logic [Lanes*BfpManBits-1:0]          mant_o
+);
+
+  localparam int FpW = 1 + ExpBits + ManBits;
+  localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  localparam int BfpBias = (1 << (BfpExpBits - 1)) - 1;
+  localparam int LzWidth = $clog2(ManBits + 1);
+  // Signed exponent arithmetic: element exponents in [-Bias - ManBits + 1, Bias], shared
+  // exponents in [-BfpBias, BfpBias + 1], their differences.
+  localparam int IntW0 = (ExpBits > BfpExpBits) ? ExpBits : BfpExpBits;
+  localparam int IntW = IntW0 + $clog2(ManBits + BfpManBits + 4) + 3;
+  // Mantissa alignment: |x| / 2^(E - BfpManBits + 1) = sig * 2^t, computed with FracBits
+  // fraction bits (a value below 2^-2 rounds to 0 in both modes, so t < -FracBits gives 0).
+  localparam int FracBits = ManBits + 2;
+  localparam int MaxSh = BfpManBits - 1 + FracBits;  // t + FracBits in [0, MaxSh] when E >= e
+  localparam int ShW = $clog2(MaxSh + 1);
+  localparam int YW = ManBits + 1 + MaxSh;           // sig << (t + FracBits)
+
+  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+  // Yosys 0.23 reads a '1 here as 1
+  localparam logic [BfpExpBits-1:0] BfpExpOnes = {BfpExpBits{1'b1}};
+  // Yosys 0.23 drops the - of -IntW'(x)
+  localparam logic signed [IntW-1:0] EminB = IntW'(-BfpBias);
+  localparam logic signed [IntW-1:0] EmaxB = IntW'((1 << BfpExpBits) - 2 - BfpBias);
+  // Yosys 0.23 reads a '1 here as 1
+  localparam logic [BfpManBits-1:0] MantMax = {BfpManBits{1'b1}};
+
+  logic [Lanes*IntW-1:0] ex_flat;    // floor(log2 |x|) per lane
+  logic [Lanes-1:0]      nz;         // enabled, finite and nonzero
+  logic [Lanes-1:0]      nonfinite;  // enabled and NaN / Inf
+  logic                  special;    // the group holds a NaN or Inf
+  logic signed [IntW-1:0] shared_e;  // E
+
+  // ---- shared exponent: the maximum, clamped ----
+  always_comb begin
+    shared_e = EminB;  // also the all-zero group's exponent and the lower clamp
+    for (int k = 0; k < Lanes; k++) begin
+      if (nz[k] && ($signed(ex_flat[k*IntW +: IntW]) > shared_e)) begin
+        shared_e = $signed(ex_flat[k*IntW +: IntW]);
+      end
+    end
+    if (shared_e > EmaxB) shared_e = EmaxB;
+  end
+
+  assign special = |nonfinite;
+  assign exp_o = special ? BfpExpOnes : BfpExpBits'(shared_e + IntW'(BfpBias));
+
+  // ---- per lane ----
+  for (genvar k = 0; k < Lanes; k++) begin : g_lane
+    logic               sign, en;
+    logic [ExpBits-1:0] field;
+    logic [ManBits-1:0] frac;
+    logic               is_nan, is_inf;
+    logic [LzWidth-1:0] lz;
+    logic signed [IntW-1:0] ex;     // floor(log2 |x|)
+    logic signed [IntW-1:0] t_sh;   // t + FracBits
+    logic [ShW-1:0]     sh;
+    logic [YW-1:0]      y;
+    logic [BfpManBits-1:0] ipart;   // integer part of sig * 2^t (before rounding)
+    logic               too_big;    // integer part >= 2^BfpManBits
+    logic               round_bit, sticky, inc;
+    logic [BfpManBits:0] rounded;
+    logic [BfpManBits-1:0] mant;
+
+    assign en     = lane_en_i[k];
+    assign sign   = val_i[k*FpW + FpW - 1];
+    assign field  = val_i[k*FpW + ManBits +: ExpBits];
+    assign frac   = val_i[k*FpW +: ManBits];
+    assign is_nan = en && (field == ExpOnes) && (frac != '0);
+    assign is_inf = en && (field == ExpOnes) && (frac == '0);
+    assign nonfinite[k] = is_nan || is_inf;
+    assign nz[k]  = en && (field != ExpOnes) && ((field != '0) || (frac != '0));
+
+    always_comb begin
+      lz = LzWidth'(ManBits);
+      for (int i = 0; i < ManBits; i++) begin
+        if (frac[i]) lz = LzWidth'(ManBits - 1 - i);
+      end
+    end
+
+    always_comb begin
+      // subnormal: frac * 2^(1 - Bias - ManBits), leading one at bit ManBits - 1 - lz
+      ex = (field == '0) ? (IntW'(-Bias) - IntW'(lz)) : ($signed(IntW'(field)) - IntW'(Bias));
+      // sig * 2^t, sig = {hidden, frac}, t = (max(field,1) - Bias - ManBits) - (E - BfpManBits + 1)
+      t_sh = $signed(IntW'((field == '0) ? ExpBits'(1) : field))
+           - IntW'(Bias + ManBits - BfpManBits + 1 - FracBits) - shared_e;
+      if (t_sh < 0) begin
+        sh = '0;
+      end else if (t_sh > IntW'(MaxSh)) begin
+        sh = ShW'(MaxSh);  // only when E < e (E clamped at Emax): the lane saturates anyway
+      end else begin
+        sh = t_sh[ShW-1:0];
+      end
+      y = (t_sh < 0) ? '0 : (YW'({(field != '0), frac}) << sh);
+      ipart     = y[FracBits +: BfpManBits];
+      too_big   = |y[YW-1:FracBits+BfpManBits];
+      round_bit = y[FracBits-1];
+      sticky    = |y[FracBits-2:0];
+      inc       = (rnd_i == lightnorm_pkg::RndRne) & round_bit & (sticky | ipart[0]);
+      rounded   = {1'b0, ipart} + (BfpManBits + 1)'(inc);
+      if (!nz[k]) begin
+        mant = '0;
+      end else if ((ex > shared_e) || too_big || rounded[BfpManBits]) begin
+        mant = MantMax;  // the carry of the largest element, or above a clamped Emax
+      end else begin
+        mant = rounded[BfpManBits-1:0];
+      end
+    end
+
+    assign ex_flat[k*IntW +: IntW] = ex;
+    assign sign_o[k] = en && sign && !is_nan;
+    assign mant_o[k*BfpManBits +: BfpManBits] =
+        special ? (is_inf ? '0 : BfpManBits'(1)) : mant;
+  end
+
+`ifndef SYNTHESIS
+  initial begin
+    if (Lanes < 1) $fatal(1, "lightnorm_bfp_pack: Lanes %0d < 1", Lanes);
+    if (BfpManBits < 2 || BfpManBits > 16)
+      $fatal(1, "lightnorm_bfp_pack: BfpManBits %0d not in 2..16", BfpManBits);
+    if (BfpExpBits < 4 || BfpExpBits > 10)
+      $fatal(1, "lightnorm_bfp_pack: BfpExpBits %0d not in 4..10", BfpExpBits);
+  end
+`endif
+
+endmodule

@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_chan_unit: the sequential per-channel floating-point unit of the LightNorm
+// core. It runs the per-channel steps of docs/spec.md one channel after the other, one
+// operator per cycle on one small set of units (an accumulator rounder, one adder, one
+// multiplier, the reciprocal and rsqrt tables in the statistics format, and one
+// multiplier, one adder and two converters in the running format):
+//   OP_FINALIZE (F2 rest, F3, F6), per channel K + 7 cycles:
+//     r_acc = sum_k max_k - sum_k min_k (K cycles, exact fixed point), S = round(acc_x),
+//     mu = round(acc_x * inv_count), r = round(r_acc / K), sigma = r * C, t = sigma + eps,
+//     s = recip(t), a = gamma * s; running_mean = rm*keep + mu*mom,
+//     running_var = rv*keep + (sigma*sigma)*mom (running format, on the other units in
+//     the same cycles).
+//   OP_BWD_FINALIZE (B3), 5 cycles: d_beta, d_gamma, k_beta, k_gamma, corr = (a*d_gamma)*C/K.
+//   OP_INFER_PREP (I1, I2), 5 cycles: mu = round(rm), v = round(rv), t = v + eps,
+//     s = rsqrt(t), a = gamma * s.
+// The unit addresses the channel (chan_o) and chunk (chunk_o) whose operands it needs; the
+// core returns them combinationally from its register files and stores the results the
+// unit writes (at most one statistics-format and one running-format result per cycle).
+// The core ties sat_i to 1: per-channel results always saturate (docs/spec.md section 2).
+
+module lightnorm_chan_unit #(
+  parameter int ExpBits     = 5,   // statistics format exponent bits
+  parameter int ManBits     = 4,   // statistics format fraction bits
+  parameter int RunExpBits  = 8,   // running format exponent bits
+  parameter int RunManBits  = 23,  // running format fraction bits
+  parameter int NumChunks   = 8,   // K
+  parameter int AccWidth    = 59,  // accumulator width
+  parameter int ChanWidth   = 6,   // width of a channel index
+  // derived, do not override
+  parameter int W           = 1 + ExpBits + ManBits,
+  parameter int RW          = 1 + RunExpBits + RunManBits,
+  parameter int KW          = (NumChunks > 1) ? $clog2(NumChunks) : 1
+) (
+  input  logic                 clk_i,
+  input  logic                 rst_ni,
+  // control
+  input  logic                 start_i,
+  input  logic [1:0]           op_i,          // 0 FINALIZE, 1 BWD_FINALIZE, 2 INFER_PREP
+  input  logic [ChanWidth:0]   channels_i,    // C (>= 1), stable while busy
+  output logic                 busy_o,
+  output logic                 done_o,        // one-cycle pulse after the last channel
+  // layer constants (statistics format unless noted), stable while busy
+  input  logic [W-1:0]         inv_count_i,
+  input  logic [W-1:0]         range_const_i,
+  input  logic [W-1:0]         range_const_per_chunk_i,
+  input  logic [W-1:0]         eps_i,
+  input  logic [RW-1:0]        momentum_i,    // running format
+  input  logic [RW-1:0]        keep_i,        // running format (1 - momentum)
+  input  logic                 rnd_i,
+  input  logic                 sat_i,         // overflow of the per-channel results (core: 1)
+  // operand address and operands of the current channel
+  output logic [ChanWidth-1:0] chan_o,
+  output logic [KW-1:0]        chunk_o,
+  input  logic [AccWidth-1:0]  acc_a_i,       // sum x (forward) or sum dy (backward)
+  input  logic [2:0]           flags_a_i,     // {nan, +inf, -inf}
+  input  logic [AccWidth-1:0]  acc_b_i,       // sum dy * x_hat
+  input  logic [2:0]           flags_b_i,
+  input  logic [W-1:0]         cmax_i,        // chunk chunk_o maximum
+  input  logic [W-1:0]         cmin_i,        // chunk chunk_o minimum
+  input  logic [W-1:0]         gamma_i,
+  input  logic [W-1:0]         coeff_i,
+  input  logic [RW-1:0]        rmean_i,
+  input  logic [RW-1:0]        rvar_i,
+  // result writes (statistics-format field / running-format field of channel chan_o)
+  output logic                 st_we_o,
+  output logic [3:0]           st_field_o,
+  output logic [W-1:0]         st_data_o,
+  output logic                 rf_we_o,
+  output logic                 rf_field_o,    // 0 running mean, 1 running var
+  output logic [RW-1:0]        rf_data_o
+);
+
+  // Statistics-format fields of the core's register file (same numbering in the core).
+  localparam logic [3:0] FSum    = 4'd0;
+  localparam logic [3:0] FMean   = 4'd1;
+  localparam logic [3:0] FRange  = 4'd2;
+  localparam logic [3:0] FSigma  = 4'd3;
+  localparam logic [3:0] FScale  = 4'd4;
+  localparam logic [3:0] FCoeff  = 4'd5;
+  localparam logic [3:0] FDGamma = 4'd8;
+  localparam logic [3:0] FDBeta  = 4'd9;
+  localparam logic [3:0] FKBeta  = 4'd10;
+  localparam logic [3:0] FKGamma = 4'd11;
+  localparam logic [3:0] FCorr   = 4'd12;
+
+  localparam logic [1:0] OpFin   = 2'd0;
+  localparam logic [1:0] OpBFin  = 2'd1;
+  localparam logic [1:0] OpIPrep = 2'd2;
+
+  localparam int KLog = $clog2(NumChunks);
+  localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  // 1.0 and 1/K encoded in the statistics format (scales of the accumulator rounder)
+  localparam logic [W-1:0] One  = {1'b0, ExpBits'(Bias), {ManBits{1'b0}}};
+  localparam logic [W-1:0] InvK = {1'b0, ExpBits'(Bias - KLog), {ManBits{1'b0}}};
+  localparam int StepW = $clog2(NumChunks + 8);
+  localparam logic [StepW-1:0] LastFinStep = StepW'(NumChunks + 6);
+  localparam logic [StepW-1:0] LastShortStep = StepW'(4);
+
+  // ---------------------------------------------------------------------------------------
+  // Sequencer
+  // ---------------------------------------------------------------------------------------
+  logic                 busy_q, done_q;
+  logic [1:0]           op_q;
+  logic [StepW-1:0]     step_q;
+  logic [ChanWidth-1:0] chan_q;
+  logic                 last_step, last_chan;
+  // FINALIZE: phase j = step - K after the K range-accumulation steps
+  logic                 in_racc;
+  logic [StepW-1:0]     j;
+
+  assign last_step = (op_q == OpFin) ? (step_q == LastFinStep) : (step_q == LastShortStep);
+  assign last_chan = ({1'b0, chan_q} == channels_i - 1'b1);
+  assign in_racc   = (op_q == OpFin) && (step_q < StepW'(NumChunks));
+  assign j         = step_q - StepW'(NumChunks);
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      busy_q <= 1'b0;
+      done_q <= 1'b0;
+      op_q   <= OpFin;
+      step_q <= '0;
+      chan_q <= '0;
+    end else begin
+      done_q <= 1'b0;
+      if (start_i && !busy_q) begin
+        busy_q <= 1'b1;
+        op_q   <= op_i;
+        step_q <= '0;
+        chan_q <= '0;
+      end else if (busy_q) begin
+        if (last_step) begin
+          step_q <= '0;
+          if (last_chan) begin
+            busy_q <= 1'b0;
+            done_q <= 1'b1;
+          end else begin
+            chan_q <= chan_q + 1'b1;
+          end
+        end else begin
+          step_q <= step_q + 1'b1;
+        end
+      end
+    end
+  end
+
+  assign busy_o  = busy_q;
+  assign done_o  = done_q;
+  assign chan_o  = chan_q;
+  assign chunk_o = in_racc ? step_q[KW-1:0] : '0;
+
+  // ---------------------------------------------------------------------------------------
+  // Range accumulator: r_acc = sum_k max_k - sum_k min_k (exact), with special flags
+  // ---------------------------------------------------------------------------------------
+  logic [AccWidth-1:0] fx_max, fx_min, racc_q;
+  logic                nan_max, nan_min;
+  logic [1:0]          inf_max, inf_min;  // {-Inf, +Inf}
+  logic [2:0]          rfl_q, rfl_new;
+
+  // operand isolation: the converters see the chunk extremes only while accumulating them
+  logic [W-1:0] cmax_g, cmin_g;
+  assign cmax_g = (busy_q && in_racc) ? cmax_i : '0;
+  assign cmin_g = (busy_q && in_racc) ? cmin_i : '0;
+
+  lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_max (
+    .a_i(cmax_g), .fixed_o(fx_max), .nan_o(nan_max), .inf_o(inf_max)
+  );
+  lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_min (
+    .a_i(cmin_g), .fixed_o(fx_min), .nan_o(nan_min), .inf_o(inf_min)
+  );
+
+  // -min_k enters the sum: a minimum of -Inf is a +Inf term.
+  assign rfl_new = {nan_max | nan_min, inf_max[0] | inf_min[1], inf_max[1] | inf_min[0]};
+  // (cmax_i / cmin_i signs are not needed: the converters report the infinities' signs)
+
+  always_ff @(posedge clk_i) begin
+    if (busy_q && in_racc) begin
+      if (step_q == '0) begin
+        racc_q <= fx_max - fx_min;
+        rfl_q  <= rfl_new;
+      end else begin
+        racc_q <= racc_q + fx_max - fx_min;
+        rfl_q  <= rfl_q | rfl_new;
+      end
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Operand selection for the shared units
+  // ---------------------------------------------------------------------------------------
+  logic [AccWidth-1:0] ar_acc;
+  logic [2:0]          ar_flags;
+  logic [W-1:0]        ar_scale, ar_res;
+  logic [W-1:0]        sm_a, sm_b, sm_res;
+  logic [W-1:0]        sa_a, sa_res;
+  logic [W-1:0]        rcp_res, rsq_res;
+  logic [RW-1:0]       cv_r2s_in;
+  logic [W-1:0]        cv_r2s_res;
+  logic [W-1:0]        cv_s2r_in;
+  logic [RW-1:0]       cv_s2r_res;
+  logic [RW-1:0]       rm_a, rm_b, rm_res;
+  logic [RW-1:0]       ra_a, ra_b, ra_res;
+
+  // intermediate registers of the current channel
+  logic [W-1:0]  mu_q, r_q, sig_q, t_q, s_q, dg_q, ad_q;
+  logic [RW-1:0] m1_q, m2_q, m3_q, bv_q, m4_q;
+
+  // Operand isolation: a unit's operands are held at zero outside the steps that use it.
+  logic fin_on, bfin_on, iprep_on;
+  logic use_ar, use_sm, use_sa, use_rcp, use_rsq, use_r2s, use_s2r, use_rm, use_ra;
+  assign fin_on   = busy_q && (op_q == OpFin) && !in_racc;
+  assign bfin_on  = busy_q && (op_q == OpBFin);
+  assign iprep_on = busy_q && (op_q == OpIPrep);
+  assign use_ar   = (fin_on && j <= StepW'(2)) || (bfin_on && step_q <= StepW'(3));
+  assign use_sm   = (fin_on && (j == StepW'(3) || j == StepW'(6))) ||
+                    (bfin_on && step_q >= StepW'(3)) || (iprep_on && step_q == StepW'(4));
+  assign use_sa   = (fin_on && j == StepW'(4)) || (iprep_on && step_q == StepW'(2));
+  assign use_rcp  = fin_on && j == StepW'(5);
+  assign use_rsq  = iprep_on && step_q == StepW'(3);
+  assign use_r2s  = iprep_on && step_q <= StepW'(1);
+  assign use_s2r  = fin_on && (j == StepW'(2) || j == StepW'(4));
+  assign use_rm   = fin_on && (j <= StepW'(2) || j == StepW'(4) || j == StepW'(5));
+  assign use_ra   = fin_on && (j == StepW'(3) || j == StepW'(6));
+
+  // converter inputs (own assignments: their results feed the operand selection below)
+  assign cv_s2r_in = (busy_q && op_q == OpFin && !in_racc && j == StepW'(4)) ? sig_q : mu_q;
+  assign cv_r2s_in = (busy_q && op_q == OpIPrep && step_q == StepW'(1)) ? rvar_i : rmean_i;
+
+  always_comb begin
+    ar_acc    = acc_a_i;
+    ar_flags  = flags_a_i;
+    ar_scale  = One;
+    sm_a      = r_q;
+    sm_b      = range_const_i;
+    sa_a      = sig_q;
+    rm_a      = rmean_i;
+    rm_b      = keep_i;
+    ra_a      = m1_q;
+    ra_b      = m2_q;
+    if (busy_q) begin
+      unique case (op_q)
+        OpFin: begin
+          if (!in_racc) begin
+            unique case (j)
+              StepW'(0): begin  // S = round(acc); m1 = rm * keep
+              end
+              StepW'(1): begin  // mu = round(acc * inv_count); m3 = rv * keep
+                ar_scale = inv_count_i;
+                rm_a = rvar_i;
+              end
+              StepW'(2): begin  // r = round(r_acc / K); m2 = mu * mom
+                ar_acc = racc_q; ar_flags = rfl_q; ar_scale = InvK;
+                rm_a = cv_s2r_res; rm_b = momentum_i;
+              end
+              StepW'(3): begin  // sigma = r * C; running_mean = m1 + m2
+              end
+              StepW'(4): begin  // t = sigma + eps; bv = sigma * sigma
+                rm_a = cv_s2r_res; rm_b = cv_s2r_res;
+              end
+              StepW'(5): begin  // s = recip(t); m4 = bv * mom
+                rm_a = bv_q; rm_b = momentum_i;
+              end
+              StepW'(6): begin  // a = gamma * s; running_var = m3 + m4
+                sm_a = gamma_i; sm_b = s_q;
+                ra_a = m3_q; ra_b = m4_q;
+              end
+              default: ;
+            endcase
+          end
+        end
+        OpBFin: begin
+          unique case (step_q)
+            StepW'(0): begin  // d_beta = round(sum dy)
+            end
+            StepW'(1): begin  // d_gamma = round(sum p)
+              ar_acc = acc_b_i; ar_flags = flags_b_i;
+            end
+            StepW'(2): begin  // k_beta = round(sum dy * inv_count)
+              ar_scale = inv_count_i;
+            end
+            StepW'(3): begin  // k_gamma = round(sum p * inv_count); ad = a * d_gamma
+              ar_acc = acc_b_i; ar_flags = flags_b_i; ar_scale = inv_count_i;
+              sm_a = coeff_i; sm_b = dg_q;
+            end
+            StepW'(4): begin  // corr = ad * C/K
+              sm_a = ad_q; sm_b = range_const_per_chunk_i;
+            end
+            default: ;
+          endcase
+        end
+        OpIPrep: begin
+          unique case (step_q)
+            StepW'(0): begin  // mu = round(running_mean)
+            end
+            StepW'(1): begin  // v = round(running_var)
+            end
+            StepW'(2): begin  // t = v + eps
+              sa_a = t_q;
+            end
+            StepW'(3): begin  // s = rsqrt(t)
+            end
+            StepW'(4): begin  // a = gamma * s
+              sm_a = gamma_i; sm_b = s_q;
+            end
+            default: ;
+          endcase
+        end
+        default: ;
+      endcase
+    end
+  end
+
+  // Result writes of the current step.
+  always_comb begin
+    st_we_o    = 1'b0;
+    st_field_o = FSum;
+    st_data_o  = ar_res;
+    rf_we_o    = 1'b0;
+    rf_field_o = 1'b0;
+    rf_data_o  = ra_res;
+    if (busy_q) begin
+      unique case (op_q)
+        OpFin: begin
+          if (!in_racc) begin
+            unique case (j)
+              StepW'(0): begin st_we_o = 1'b1; st_field_o = FSum; end
+              StepW'(1): begin st_we_o = 1'b1; st_field_o = FMean; end
+              StepW'(2): begin st_we_o = 1'b1; st_field_o = FRange; end
+              StepW'(3): begin
+                st_we_o = 1'b1; st_field_o = FSigma; st_data_o = sm_res;
+                rf_we_o = 1'b1; rf_field_o = 1'b0;
+              end
+              StepW'(5): begin st_we_o = 1'b1; st_field_o = FScale; st_data_o = rcp_res; end
+              StepW'(6): begin
+                st_we_o = 1'b1; st_field_o = FCoeff; st_data_o = sm_res;
+                rf_we_o = 1'b1; rf_field_o = 1'b1;
+              end
+              default: ;
+            endcase
+          end
+        end
+        OpBFin: begin
+          unique case (step_q)
+            StepW'(0): begin st_we_o = 1'b1; st_field_o = FDBeta; end
+            StepW'(1): begin st_we_o = 1'b1; st_field_o = FDGamma; end
+            StepW'(2): begin st_we_o = 1'b1; st_field_o = FKBeta; end
+            StepW'(3): begin st_we_o = 1'b1; st_field_o = FKGamma; end
+            StepW'(4): begin st_we_o = 1'b1; st_field_o = FCorr; st_data_o = sm_res; end
+            default: ;
+          endcase
+        end
+        OpIPrep: begin
+          unique case (step_q)
+            StepW'(0): begin st_we_o = 1'b1; st_field_o = FMean; st_data_o = cv_r2s_res; end
+            StepW'(3): begin st_we_o = 1'b1; st_field_o = FScale; st_data_o = rsq_res; end
+            StepW'(4): begin st_we_o = 1'b1; st_field_o = FCoeff; st_data_o = sm_res; end
+            default: ;
+          endcase
+        end
+        default: ;
+      endcase
+    end
+  end
+
+  // Intermediate registers (written in the step that produces them).
+  always_ff @(posedge clk_i) begin
+    if (busy_q) begin
+      unique case (op_q)
+        OpFin: begin
+          if (!in_racc) begin
+            unique case (j)
+              StepW'(0): m1_q <= rm_res;
+              StepW'(1): begin mu_q <= ar_res; m3_q <= rm_res; end
+              StepW'(2): begin r_q <= ar_res; m2_q <= rm_res; end
+              StepW'(3): sig_q <= sm_res;
+              StepW'(4): begin t_q <= sa_res; bv_q <= rm_res; end
+              StepW'(5): begin s_q <= rcp_res; m4_q <= rm_res; end
+              default: ;
+            endcase
+          end
+        end
+        OpBFin: begin
+          unique case (step_q)
+            StepW'(1): dg_q <= ar_res;
+            StepW'(3): ad_q <= sm_res;
+            default: ;
+          endcase
+        end
+        OpIPrep: begin
+          unique case (step_q)
+            StepW'(1): t_q <= cv_r2s_res;   // v, kept in t_q until t = v + eps
+            StepW'(2): t_q <= sa_res;
+            StepW'(3): s_q <= rsq_res;
+            default: ;
+          endcase
+        end
+        default: ;
+      endcase
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Units
+  // ---------------------------------------------------------------------------------------
+  lightnorm_acc_round #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_acc_round (
+    .acc_i     (use_ar ? ar_acc : '0),
+    .scale_i   (use_ar ? ar_scale : '0),
+    .acc_nan_i (use_ar & ar_flags[2]),
+    .acc_inf_i (use_ar ? {ar_flags[0], ar_flags[1]} : 2'b00),
+    .rnd_i     (rnd_i),
+    .sat_i     (sat_i),
+    .res_o     (ar_res)
+  );
+
+  lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_st_mul (
+    .a_i(use_sm ? sm_a : '0), .b_i(use_sm ? sm_b : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(sm_res)
+  );
+
+  lightnorm_fp_add #(.ExpBits(ExpBits), .ManBits(ManBits)) u_st_add (
+    .a_i(use_sa ? sa_a : '0), .b_i(use_sa ? eps_i : '0), .sub_i(1'b0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(sa_res)
+  );
+
+  lightnorm_recip #(.ExpBits(ExpBits), .ManBits(ManBits)) u_recip (
+    .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rcp_res)
+  );
+
+  lightnorm_rsqrt #(.ExpBits(ExpBits), .ManBits(ManBits)) u_rsqrt (
+    .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rsq_res)
+  );
+
+  lightnorm_fp_convert #(
+    .InExpBits(RunExpBits), .InManBits(RunManBits), .OutExpBits(ExpBits), .OutManBits(ManBits)
+  ) u_cvt_r2s (
+    .a_i(use_r2s ? cv_r2s_in : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(cv_r2s_res)
+  );
+
+  // Widening (exact): overflow handling is left to the running-format operators.
+  lightnorm_fp_convert #(
+    .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(RunExpBits), .OutManBits(RunManBits)
+  ) u_cvt_s2r (
+    .a_i(use_s2r ? cv_s2r_in : '0), .rnd_i(rnd_i), .sat_i(1'b0), .res_o(cv_s2r_res)
+  );
+
+  lightnorm_fp_mul #(.ExpBits(RunExpBits), .ManBits(RunManBits)) u_rf_mul (
+    .a_i(use_rm ? rm_a : '0), .b_i(use_rm ? rm_b : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rm_res)
+  );
+
+  lightnorm_fp_add #(.ExpBits(RunExpBits), .ManBits(RunManBits)) u_rf_add (
+    .a_i(use_ra ? ra_a : '0), .b_i(use_ra ? ra_b : '0), .sub_i(1'b0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(ra_res)
+  );
+
+endmodule

@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_core: the LightNorm batch-normalization core (docs/spec.md, docs/hardware.md).
+// Commands (cmd_valid_i / cmd_ready_o / cmd_op_i) run the phases of a training step or of
+// inference: OP_STATS (forward statistics on the producer's BFP output stream, groups passed
+// through unchanged), OP_FINALIZE (per-channel mu, sigma, s, a, running statistics),
+// OP_NORM (x in, y out), OP_BWD_SUMS (x and dy in), OP_BWD_FINALIZE (d_beta, d_gamma,
+// k_beta, k_gamma, corr), OP_BWD_DX (x, dy in, dx out), OP_INFER_PREP (mu, s, a from the
+// running statistics). A stream beat is one BFP group: Lanes channels at one (n, h, w)
+// position, positions outer, channel groups inner; one group per cycle is sustained
+// through an 8-stage pipeline (S0 input register, S1 BFP unpack + statistics
+// read-modify-write, S2..S6 the lane datapath, S7 BFP pack = output register) with full
+// valid/ready backpressure (a stalled output holds the whole pipeline). Per-channel
+// results live in a small register file (statistics format) and a running-format file;
+// the per-channel steps run on one sequential unit (lightnorm_chan_unit). Illegal
+// configurations refuse the command (error_o, err_code_o) without consuming data.
+// Numerics: compute = grad = stat format FP(ExpBits, ManBits), range statistics, BFP rule
+// max, rounding / overflow / grad mode selected at run time (per-channel results always
+// saturate, spec section 2); bit-exact to lightnorm.reference.
+
+module lightnorm_core #(
+  parameter int Lanes       = 16,  // channels per beat = BFP group size (power of two >= 2)
+  parameter int ExpBits     = 5,   // compute / grad / stat format exponent bits
+  parameter int ManBits     = 4,   // compute / grad / stat format fraction bits
+  parameter int BfpManBits  = 5,   // BFP magnitude bits per element
+  parameter int BfpExpBits  = 8,   // BFP shared exponent bits
+  parameter int NumChunks   = 8,   // K, range-statistics chunks (power of two, 1..64)
+  parameter int MaxChannels = 64,  // largest C supported
+  parameter int CountWidth  = 24,  // n = N*H*W must be < 2^CountWidth
+  parameter int RunExpBits  = 8,   // running-statistics format exponent bits (>= ExpBits)
+  parameter int RunManBits  = 23,  // running-statistics format fraction bits (>= ManBits)
+  // accumulator width: holds n * max_normal with LSB 2^(emin - ManBits), plus a sign bit
+  parameter int AccWidth    = (1 << ExpBits) - 2 + ManBits + CountWidth + 1,
+  // width of par_wdata_i / stat_rdata_o (derived, do not override)
+  parameter int DataWidth   = ((1 + RunExpBits + RunManBits) > CountWidth) ?
+                              (1 + RunExpBits + RunManBits) : CountWidth,
+  // channel index width (derived, do not override)
+  parameter int ChanWidth   = $clog2(((MaxChannels + Lanes - 1) / Lanes) * Lanes),
+  // chunk index width (derived, do not override)
+  parameter int KW          = (NumChunks > 1) ? $clog2(NumChunks) : 1
+) (
+  input  logic                        clk_i,
+  input  logic                        rst_ni,
+  // command
+  input  logic                        cmd_valid_i,
+  output logic                        cmd_ready_o,
+  input  logic [2:0]                  cmd_op_i,
+  output logic                        busy_o,
+  output logic                        done_o,       // one-cycle pulse: command finished
+  output logic                        error_o,      // last command refused (until next one)
+  output logic [2:0]                  err_code_o,
+  // layer configuration (stable while a command runs)
+  input  logic [15:0]                 cfg_channels_i,             // C
+  input  logic [31:0]                 cfg_count_i,                // n = N*H*W
+  input  logic [ExpBits+ManBits:0]    cfg_inv_count_i,            // stat format
+  input  logic [ExpBits+ManBits:0]    cfg_range_const_i,          // stat format
+  input  logic [ExpBits+ManBits:0]    cfg_range_const_per_chunk_i,// stat format
+  input  logic [ExpBits+ManBits:0]    cfg_eps_i,                  // stat format
+  input  logic [RunExpBits+RunManBits:0] cfg_inv_count_unbiased_i,// running format (variance only)
+  input  logic [RunExpBits+RunManBits:0] cfg_momentum_i,          // running format
+  input  logic [RunExpBits+RunManBits:0] cfg_keep_i,              // running format, 1 - momentum
+  input  logic                        cfg_rnd_i,                  // 0 RNE, 1 RTZ
+  input  logic                        cfg_sat_i,                  // 0 overflow to Inf, 1 saturate
+  input  logic                        cfg_grad_mode_i,            // 0 bn, 1 range_exact
+  // per-channel parameters (written while idle)
+  input  logic                        par_we_i,
+  input  logic [ChanWidth-1:0]        par_addr_i,
+  input  logic [1:0]                  par_sel_i,    // 0 gamma, 1 beta, 2 running_mean, 3 running_var
+  input  logic [DataWidth-1:0]        par_wdata_i,  // stat (gamma, beta) / running format
+  // per-channel statistics read (combinational)
+  input  logic [ChanWidth-1:0]        stat_addr_i,
+  input  logic [4:0]                  stat_sel_i,
+  input  logic [KW-1:0]               stat_chunk_i,
+  output logic [DataWidth-1:0]        stat_rdata_o,
+  // input stream: x group (and dy group for the backward passes)
+  input  logic                        in_valid_i,
+  output logic                        in_ready_o,
+  input  logic [BfpExpBits-1:0]       in_exp_i,
+  input  logic [Lanes-1:0]            in_sign_i,
+  input  logic [Lanes*BfpManBits-1:0] in_mant_i,
+  input  logic [BfpExpBits-1:0]       in_dy_exp_i,
+  input  logic [Lanes-1:0]            in_dy_sign_i,
+  input  logic [Lanes*BfpManBits-1:0] in_dy_mant_i,
+  // output stream: x (OP_STATS), y (OP_NORM) or dx (OP_BWD_DX) group
+  output logic                        out_valid_o,
+  input  logic                        out_ready_i,
+  output logic [BfpExpBits-1:0]       out_exp_o,
+  output logic [Lanes-1:0]            out_sign_o,
+  output logic [Lanes*BfpManBits-1:0] out_mant_o
+);
+
+  // ---------------------------------------------------------------------------------------
+  // Constants
+  // ---------------------------------------------------------------------------------------
+  localparam int W         = 1 + ExpBits + ManBits;
+  localparam int RW        = 1 + RunExpBits + RunManBits;
+  localparam int CW        = CountWidth;
+  localparam int LW        = $clog2(Lanes);
+  localparam int KLog      = $clog2(NumChunks);
+  localparam int MaxGroups = (MaxChannels + Lanes - 1) / Lanes;
+  localparam int MaxChP    = MaxGroups * Lanes;
+  localparam int GW        = (MaxGroups > 1) ? $clog2(MaxGroups) : 1;
+  localparam int BW        = BfpExpBits + Lanes + Lanes * BfpManBits;  // one BFP group
+  localparam int NumSt     = 13;
+
+  // command opcodes
+  localparam logic [2:0] OpStats     = 3'd0;
+  localparam logic [2:0] OpFinalize  = 3'd1;
+  localparam logic [2:0] OpNorm      = 3'd2;
+  localparam logic [2:0] OpBwdSums   = 3'd3;
+  localparam logic [2:0] OpBwdFinal  = 3'd4;
+  localparam logic [2:0] OpBwdDx     = 3'd5;
+  localparam logic [2:0] OpInferPrep = 3'd6;
+  // error codes
+  localparam logic [2:0] ErrNone        = 3'd0;
+  localparam logic [2:0] ErrNoChannels  = 3'd1;  // C = 0
+  localparam logic [2:0] ErrChannels    = 3'd2;  // C > MaxChannels
+  localparam logic [2:0] ErrCountSmall  = 3'd3;  // n < 2K (statistics / backward), n = 0 (norm)
+  localparam logic [2:0] ErrCountLarge  = 3'd4;  // n >= 2^CountWidth
+  localparam logic [2:0] ErrBadOp       = 3'd5;  // unknown opcode
+  // statistics-format register-file fields (lightnorm_chan_unit uses the same numbers)
+  // (0 sum_x, 1 mean, 2 range_mean, 3 sigma, 4 scale, 5 coeff, 6 gamma, 7 beta, 8 d_gamma,
+  // 9 d_beta, 10 k_beta, 11 k_gamma, 12 correction; stat_sel_i 0..12 reads them directly)
+  localparam int FMean = 1, FScale = 4, FCoeff = 5, FGamma = 6, FBeta = 7;
+  localparam int FKBeta = 10, FKGamma = 11, FCorr = 12;
+  // stat_sel_i codes beyond the statistics-format fields 0..12
+  localparam logic [4:0] SelRunMean  = 5'd13;
+  localparam logic [4:0] SelRunVar   = 5'd14;
+  localparam logic [4:0] SelChMax    = 5'd16;
+  localparam logic [4:0] SelChMin    = 5'd17;
+  localparam logic [4:0] SelChArgMax = 5'd18;
+  localparam logic [4:0] SelChArgMin = 5'd19;
+  // datapath modes
+  localparam logic [1:0] ModeNorm = 2'd0;
+  localparam logic [1:0] ModeSums = 2'd1;
+  localparam logic [1:0] ModeDxBn = 2'd2;
+  localparam logic [1:0] ModeDxRe = 2'd3;
+  // pipeline stages S0..S6 carry a valid bit (S7 is the output register)
+  localparam int NumStages = 7;
+
+  typedef enum logic [1:0] {StIdle, StStream, StChan} state_e;
+
+  // ---------------------------------------------------------------------------------------
+  // Command acceptance and configuration check
+  // ---------------------------------------------------------------------------------------
+  state_e        state_q;
+  logic [2:0]    op_q;
+  logic          error_q, done_q;
+  logic [2:0]    err_code_q;
+  logic          rnd_q, sat_q, gmode_q;
+  logic [ChanWidth:0] chan_q;    // C
+  logic [CW-1:0] count_q;        // n
+  logic [CW-1:0] chunk_len_q;    // m = n / K
+  logic [GW-1:0] last_grp_q;     // G - 1
+  logic [Lanes-1:0] last_mask_q; // valid lanes of the last group
+
+  logic       cmd_fire, cmd_stream, cmd_chan;
+  logic [2:0] cmd_err;
+
+  assign cmd_ready_o = (state_q == StIdle);
+  assign cmd_fire    = cmd_valid_i && cmd_ready_o;
+  assign cmd_stream  = (cmd_op_i == OpStats) || (cmd_op_i == OpNorm) ||
+                       (cmd_op_i == OpBwdSums) || (cmd_op_i == OpBwdDx);
+  assign cmd_chan    = (cmd_op_i == OpFinalize) || (cmd_op_i == OpBwdFinal) ||
+                       (cmd_op_i == OpInferPrep);
+
+  always_comb begin
+    cmd_err = ErrNone;
+    if (cmd_op_i > OpInferPrep) begin
+      cmd_err = ErrBadOp;
+    end else if (cfg_channels_i == 16'd0) begin
+      cmd_err = ErrNoChannels;
+    end else if (32'(cfg_channels_i) > 32'(MaxChannels)) begin
+      cmd_err = ErrChannels;
+    end else if (cmd_op_i != OpInferPrep && (cfg_count_i >> CW) != 32'd0) begin
+      cmd_err = ErrCountLarge;
+    end else if (cmd_op_i == OpNorm && cfg_count_i == 32'd0) begin
+      cmd_err = ErrCountSmall;
+    end else if (cmd_op_i != OpNorm && cmd_op_i != OpInferPrep &&
+                 cfg_count_i < 32'(2 * NumChunks)) begin
+      cmd_err = ErrCountSmall;
+    end
+  end
+
+  logic [ChanWidth:0] cmd_chan_n;
+  logic [GW:0]        cmd_groups;
+  logic [LW:0]        cmd_last_lanes;
+  assign cmd_chan_n     = cfg_channels_i[ChanWidth:0];
+  assign cmd_groups     = (GW+1)'((32'(cfg_channels_i) + 32'(Lanes) - 1) >> LW);
+  assign cmd_last_lanes = (LW+1)'(32'(cfg_channels_i) - ((32'(cmd_groups) - 1) << LW));
+
+  logic chan_done, stream_done;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      state_q     <= StIdle;
+      op_q        <= OpStats;
+      error_q     <= 1'b0;
+      err_code_q  <= ErrNone;
+      done_q      <= 1'b0;
+      rnd_q       <= 1'b0;
+      sat_q       <= 1'b0;
+      gmode_q     <= 1'b0;
+      chan_q      <= '0;
+      count_q     <= '0;
+      chunk_len_q <= '0;
+      last_grp_q  <= '0;
+      last_mask_q <= '0;
+    end else begin
+      done_q <= 1'b0;
+      if (cmd_fire) begin
+        error_q    <= (cmd_err != ErrNone);
+        err_code_q <= cmd_err;
+        if (cmd_err != ErrNone) begin
+          done_q <= 1'b1;
+        end else begin
+          state_q     <= cmd_stream ? StStream : StChan;
+          op_q        <= cmd_op_i;
+          rnd_q       <= cfg_rnd_i;
+          sat_q       <= cfg_sat_i;
+          gmode_q     <= cfg_grad_mode_i;
+          chan_q      <= cmd_chan_n;
+          count_q     <= cfg_count_i[CW-1:0];
+          chunk_len_q <= cfg_count_i[CW-1:0] >> KLog;
+          last_grp_q  <= cmd_groups[GW-1:0] - 1'b1;
+          for (int l = 0; l < Lanes; l++) begin
+            last_mask_q[l] <= ((LW+1)'(l) < cmd_last_lanes);
+          end
+        end
+      end else if ((state_q == StStream && stream_done) || (state_q == StChan && chan_done)) begin
+        state_q <= StIdle;
+        done_q  <= 1'b1;
+      end
+    end
+  end
+
+  assign busy_o     = (state_q != StIdle);
+  assign done_o     = done_q;
+  assign error_o    = error_q;
+  assign err_code_o = err_code_q;
+
+  // ---------------------------------------------------------------------------------------
+  // Input beat counters: group (inner), position (outer), chunk of the position
+  // ---------------------------------------------------------------------------------------
+  logic          adv;             // global pipeline advance
+  logic          in_fire, in_done_q;
+  logic [GW-1:0] grp_q;
+  logic [CW-1:0] pos_q, cpos_q;
+  logic [KW-1:0] chunk_q;
+  logic          last_beat;
+
+  assign in_ready_o = (state_q == StStream) && !in_done_q && adv;
+  assign in_fire    = in_valid_i && in_ready_o;
+  assign last_beat  = (grp_q == last_grp_q) && (pos_q == count_q - 1'b1);
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      in_done_q <= 1'b0;
+      grp_q     <= '0;
+      pos_q     <= '0;
+      cpos_q    <= '0;
+      chunk_q   <= '0;
+    end else if (cmd_fire) begin
+      in_done_q <= 1'b0;
+      grp_q     <= '0;
+      pos_q     <= '0;
+      cpos_q    <= '0;
+      chunk_q   <= '0;
+    end else if (in_fire) begin
+      if (last_beat) begin
+        in_done_q <= 1'b1;
+      end
+      if (grp_q == last_grp_q) begin
+        grp_q <= '0;
+        pos_q <= pos_q + 1'b1;
+        if (cpos_q == chunk_len_q - 1'b1 && chunk_q != KW'(NumChunks - 1)) begin
+          chunk_q <= chunk_q + 1'b1;
+          cpos_q  <= '0;
+        end else begin
+          cpos_q <= cpos_q + 1'b1;
+        end
+      end else begin
+        grp_q <= grp_q + 1'b1;
+      end
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Pipeline control: valid bits and beat tags of S0..S6, output register S7
+  // ---------------------------------------------------------------------------------------
+  logic [NumStages-1:0]    v_q;
+  logic [NumStages*GW-1:0] g_q;       // channel group of each stage
+  logic [4:0]              pinit_q;   // S0..S4: first position of the pass
+  logic [CW-1:0]           pos0_q, pos1_q;
+  logic [KW-1:0]           chunk0_q, chunk1_q;
+  logic                    cinit0_q, cinit1_q;
+  logic                    out_valid_q;
+  logic                    has_output;
+
+  assign has_output = (op_q == OpStats) || (op_q == OpNorm) || (op_q == OpBwdDx);
+  assign adv        = !out_valid_q || out_ready_i;
+  assign stream_done = in_done_q && (v_q == '0) && !out_valid_q;
+
+  // Stages a beat of the current command still needs: OP_STATS ends at S1 (statistics RMW;
+  // its output comes from S0), OP_BWD_SUMS at S4 (accumulator B RMW), the others at S6.
+  logic [NumStages-1:0] stage_mask;
+  always_comb begin
+    unique case (op_q)
+      OpStats:   stage_mask = NumStages'(7'b0000011);
+      OpBwdSums: stage_mask = NumStages'(7'b0011111);
+      default:   stage_mask = '1;
+    endcase
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      v_q         <= '0;
+      out_valid_q <= 1'b0;
+    end else if (adv) begin
+      v_q         <= {v_q[NumStages-2:0], in_fire} & stage_mask;
+      out_valid_q <= has_output && ((op_q == OpStats) ? v_q[0] : v_q[NumStages-1]);
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (adv) begin
+      g_q      <= {g_q[(NumStages-1)*GW-1:0], grp_q};
+      pinit_q  <= {pinit_q[3:0], (pos_q == '0)};
+      pos0_q   <= pos_q;
+      pos1_q   <= pos0_q;
+      chunk0_q <= chunk_q;
+      chunk1_q <= chunk0_q;
+      cinit0_q <= (cpos_q == '0);
+      cinit1_q <= cinit0_q;
+    end
+  end
+
+  function automatic logic [GW-1:0] stage_grp(input logic [NumStages*GW-1:0] gv, input int s);
+    stage_grp = gv[s*GW +: GW];
+  endfunction
+
+  logic [GW-1:0] g1, g2, g3, g4, g5, g6;
+  assign g1 = stage_grp(g_q, 1);
+  assign g2 = stage_grp(g_q, 2);
+  assign g3 = stage_grp(g_q, 3);
+  assign g4 = stage_grp(g_q, 4);
+  assign g5 = stage_grp(g_q, 5);
+  assign g6 = stage_grp(g_q, 6);
+
+  // ---------------------------------------------------------------------------------------
+  // S0: input register (raw BFP groups); S1: unpacked element values
+  // ---------------------------------------------------------------------------------------
+  logic [BW-1:0]      x0_q, dy0_q;
+  logic [Lanes*W-1:0] x_unp, dy_unp, x1_q, dy1_q;
+
+  always_ff @(posedge clk_i) begin
+    if (adv && in_fire) begin
+      x0_q  <= {in_exp_i, in_sign_i, in_mant_i};
+      if (op_q == OpBwdSums || op_q == OpBwdDx) begin
+        dy0_q <= {in_dy_exp_i, in_dy_sign_i, in_dy_mant_i};
+      end
+    end
+  end
+
+  lightnorm_bfp_unpack #(
+    .Lanes(Lanes), .BfpManBits(BfpManBits), .BfpExpBits(BfpExpBits),
+    .ExpBits(ExpBits), .ManBits(ManBits)
+  ) u_unpack_x (
+    .exp_i (x0_q[BW-1 -: BfpExpBits]),
+    .sign_i(x0_q[Lanes*BfpManBits +: Lanes]),
+    .mant_i(x0_q[Lanes*BfpManBits-1:0]),
+    .rnd_i (rnd_q),
+    .sat_i (sat_q),
+    .val_o (x_unp)
+  );
+
+  lightnorm_bfp_unpack #(
+    .Lanes(Lanes), .BfpManBits(BfpManBits), .BfpExpBits(BfpExpBits),
+    .ExpBits(ExpBits), .ManBits(ManBits)
+  ) u_unpack_dy (
+    .exp_i (dy0_q[BW-1 -: BfpExpBits]),
+    .sign_i(dy0_q[Lanes*BfpManBits +: Lanes]),
+    .mant_i(dy0_q[Lanes*BfpManBits-1:0]),
+    .rnd_i (rnd_q),
+    .sat_i (sat_q),
+    .val_o (dy_unp)
+  );
+
+  always_ff @(posedge clk_i) begin
+    if (adv) begin
+      x1_q  <= x_unp;
+      dy1_q <= dy_unp;
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Per-channel register files: statistics format (13 fields) and running format (2)
+  // ---------------------------------------------------------------------------------------
+  logic [W-1:0]  st_q [NumSt * MaxChP];
+  logic [RW-1:0] rf_q [2 * MaxChP];
+
+  logic                 cu_busy, cu_st_we, cu_rf_we, cu_rf_field;
+  logic [3:0]           cu_st_field;
+  logic [W-1:0]         cu_st_data;
+  logic [RW-1:0]        cu_rf_data;
+  logic [ChanWidth-1:0] cu_chan;
+  logic [KW-1:0]        cu_chunk;
+  logic                 par_ok;
+
+  assign par_ok = par_we_i && (state_q == StIdle) && (32'(par_addr_i) < 32'(MaxChP));
+
+  always_ff @(posedge clk_i) begin
+    if (cu_st_we) begin
+      st_q[32'(cu_st_field) * MaxChP + 32'(cu_chan)] <= cu_st_data;
+    end else if (par_ok && !par_sel_i[1]) begin
+      st_q[(par_sel_i[0] ? FBeta : FGamma) * MaxChP + 32'(par_addr_i)] <= par_wdata_i[W-1:0];
+    end
+    if (cu_rf_we) begin
+      rf_q[(cu_rf_field ? MaxChP : 0) + 32'(cu_chan)] <= cu_rf_data;
+    end else if (par_ok && par_sel_i[1]) begin
+      rf_q[(par_sel_i[0] ? MaxChP : 0) + 32'(par_addr_i)] <= par_wdata_i[RW-1:0];
+    end
+  end
+
+  // Datapath mode of the current command.
+  logic [1:0] mode;
+
+  always_comb begin
+    unique case (op_q)
+      OpNorm:    mode = ModeNorm;
+      OpBwdSums: mode = ModeSums;
+      OpBwdDx:   mode = gmode_q ? ModeDxRe : ModeDxBn;
+      default:   mode = ModeNorm;
+    endcase
+  end
+
+  // Register-file index of (field, channel group, lane). Every lane reads its own operands
+  // (section "Lane datapath"): no wide shared operand vector.
+  function automatic int unsigned st_idx(input int unsigned field, input logic [GW-1:0] g,
+                                         input int unsigned lane);
+    st_idx = field * MaxChP + 32'(g) * Lanes + lane;
+  endfunction
+
+  // ---------------------------------------------------------------------------------------
+  // Streaming statistics (accumulators, chunk extremes)
+  // ---------------------------------------------------------------------------------------
+  logic [Lanes*W-1:0]  p4;
+  logic [GW-1:0]       cu_grp, stat_grp;
+  assign cu_grp   = GW'(cu_chan >> LW);
+  assign stat_grp = GW'(stat_addr_i >> LW);
+  logic [Lanes*CW-1:0] amax_w, amin_w;
+  logic [AccWidth-1:0] f_acc_a, f_acc_b;
+  logic [2:0]          f_flags_a, f_flags_b;
+  logic [W-1:0]        f_max, f_min, s_max, s_min;
+  logic [CW-1:0]       s_amax, s_amin;
+
+  // Operand isolation: the statistics RAMs are addressed (and their update logic fed) only
+  // in the phases that use them, so their wide words do not toggle otherwise.
+  logic               acc_a_on, chunk_on;
+  logic [Lanes*W-1:0] acc_a_val;
+  assign acc_a_on  = (op_q == OpStats) || (op_q == OpBwdSums);
+  assign chunk_on  = (op_q == OpStats) || (op_q == OpBwdDx && gmode_q);
+  assign acc_a_val = (op_q == OpStats) ? x1_q : (op_q == OpBwdSums) ? dy1_q : '0;
+
+  lightnorm_stats #(
+    .Lanes(Lanes), .ExpBits(ExpBits), .ManBits(ManBits), .NumChunks(NumChunks),
+    .MaxGroups(MaxGroups), .CountWidth(CountWidth), .AccWidth(AccWidth)
+  ) u_stats (
+    .clk_i       (clk_i),
+    .a_we_i      (adv && v_q[1] && (op_q == OpStats || op_q == OpBwdSums)),
+    .a_grp_i     (acc_a_on ? g1 : '0),
+    .a_init_i    (pinit_q[1]),
+    .a_val_i     (acc_a_val),
+    .b_we_i      (adv && v_q[4] && (op_q == OpBwdSums)),
+    .b_grp_i     ((op_q == OpBwdSums) ? g4 : '0),
+    .b_init_i    (pinit_q[4]),
+    .b_val_i     ((op_q == OpBwdSums) ? p4 : '0),
+    .c_we_i      (adv && v_q[1] && (op_q == OpStats)),
+    .c_grp_i     (chunk_on ? g1 : '0),
+    .c_chunk_i   (chunk_on ? chunk1_q : '0),
+    .c_init_i    (cinit1_q),
+    .c_pos_i     ((op_q == OpStats) ? pos1_q : '0),
+    .c_val_i     ((op_q == OpStats) ? x1_q : '0),
+    .c_amax_o    (amax_w),
+    .c_amin_o    (amin_w),
+    .f_grp_i     (cu_grp),
+    .f_lane_i    (cu_chan[LW-1:0]),
+    .f_chunk_i   (cu_chunk),
+    .f_acc_a_o   (f_acc_a),
+    .f_flags_a_o (f_flags_a),
+    .f_acc_b_o   (f_acc_b),
+    .f_flags_b_o (f_flags_b),
+    .f_max_o     (f_max),
+    .f_min_o     (f_min),
+    .s_grp_i     (stat_grp),
+    .s_lane_i    (stat_addr_i[LW-1:0]),
+    .s_chunk_i   (stat_chunk_i),
+    .s_max_o     (s_max),
+    .s_min_o     (s_min),
+    .s_amax_o    (s_amax),
+    .s_amin_o    (s_amin)
+  );
+
+  // ---------------------------------------------------------------------------------------
+  // Lane datapath S2..S6
+  // ---------------------------------------------------------------------------------------
+  logic [Lanes*W-1:0] res6;
+  logic [Lanes-1:0]   lane_en6;
+
+  // the lanes work in OP_NORM, OP_BWD_SUMS and OP_BWD_DX (operand isolation otherwise)
+  logic dp_active;
+  assign dp_active = (state_q == StStream) && (op_q == OpNorm || op_q == OpBwdSums ||
+                                               op_q == OpBwdDx);
+
+  for (genvar l = 0; l < Lanes; l++) begin : g_lane
+    logic         is_max, is_min;
+    logic [W-1:0] mean_l, kbeta_l, c3_l, kgamma_l, coeff4_l, beta_l, corr_l, coeff6_l;
+    // operands of the stage operators: the channel of the beat in the feeding stage
+    assign mean_l   = st_q[st_idx(FMean, g1, l)];
+    assign kbeta_l  = st_q[st_idx(FKBeta, g1, l)];
+    assign c3_l     = st_q[st_idx((mode == ModeNorm) ? FCoeff : FScale, g2, l)];
+    assign kgamma_l = st_q[st_idx(FKGamma, g3, l)];
+    assign coeff4_l = st_q[st_idx(FCoeff, g3, l)];
+    assign beta_l   = st_q[st_idx(FBeta, g4, l)];
+    assign corr_l   = st_q[st_idx(FCorr, g4, l)];
+    assign coeff6_l = st_q[st_idx(FCoeff, g5, l)];
+    assign is_max   = (mode == ModeDxRe) && (amax_w[l*CW +: CW] == pos1_q);
+    assign is_min   = (mode == ModeDxRe) && (amin_w[l*CW +: CW] == pos1_q);
+
+    lightnorm_datapath #(.ExpBits(ExpBits), .ManBits(ManBits)) u_dp (
+      .clk_i     (clk_i),
+      .en_i      (adv),
+      .active_i  (dp_active),
+      .mode_i    (mode),
+      .rnd_i     (rnd_q),
+      .sat_i     (sat_q),
+      .x_i       (x1_q[l*W +: W]),
+      .dy_i      (dy1_q[l*W +: W]),
+      .is_max_i  (is_max),
+      .is_min_i  (is_min),
+      .mean_i    (mean_l),
+      .kbeta_i   (kbeta_l),
+      .c3_i      (c3_l),
+      .kgamma4_i (kgamma_l),
+      .coeff4_i  (coeff4_l),
+      .beta5_i   (beta_l),
+      .corr5_i   (corr_l),
+      .coeff6_i  (coeff6_l),
+      .p_o       (p4[l*W +: W]),
+      .res_o     (res6[l*W +: W])
+    );
+  end
+
+  assign lane_en6 = (g6 == last_grp_q) ? last_mask_q : {Lanes{1'b1}};
+
+  // Padding lanes (channels >= C of the last group) enter the packer as +0.
+  logic [Lanes*W-1:0] pk_val;
+  for (genvar l = 0; l < Lanes; l++) begin : g_pad
+    assign pk_val[l*W +: W] = lane_en6[l] ? res6[l*W +: W] : '0;
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // S7: BFP pack into the output register (OP_STATS: the S0 group unchanged)
+  // ---------------------------------------------------------------------------------------
+  logic [BfpExpBits-1:0]       pk_exp;
+  logic [Lanes-1:0]            pk_sign;
+  logic [Lanes*BfpManBits-1:0] pk_mant;
+  logic [BW-1:0]               out_q;
+
+  lightnorm_bfp_pack #(
+    .Lanes(Lanes), .BfpManBits(BfpManBits), .BfpExpBits(BfpExpBits),
+    .ExpBits(ExpBits), .ManBits(ManBits)
+  ) u_pack (
+    .val_i    (pk_val),
+    .lane_en_i(lane_en6),
+    .rnd_i    (rnd_q),
+    .exp_o    (pk_exp),
+    .sign_o   (pk_sign),
+    .mant_o   (pk_mant)
+  );
+
+  always_ff @(posedge clk_i) begin
+    if (adv) begin
+      out_q <= (op_q == OpStats) ? x0_q : {pk_exp, pk_sign, pk_mant};
+    end
+  end
+
+  assign out_valid_o = out_valid_q;
+  assign out_exp_o   = out_q[BW-1 -: BfpExpBits];
+  assign out_sign_o  = out_q[Lanes*BfpManBits +: Lanes];
+  assign out_mant_o  = out_q[Lanes*BfpManBits-1:0];
+
+  // ---------------------------------------------------------------------------------------
+  // Per-channel unit (FINALIZE, BWD_FINALIZE, INFER_PREP)
+  // ---------------------------------------------------------------------------------------
+  logic cu_start;
+  assign cu_start = cmd_fire && cmd_chan && (cmd_err == ErrNone);
+
+  lightnorm_chan_unit #(
+    .ExpBits(ExpBits), .ManBits(ManBits), .RunExpBits(RunExpBits), .RunManBits(RunManBits),
+    .NumChunks(NumChunks), .AccWidth(AccWidth), .ChanWidth(ChanWidth)
+  ) u_chan (
+    .clk_i                   (clk_i),
+    .rst_ni                  (rst_ni),
+    .start_i                 (cu_start),
+    .op_i                    ((cmd_op_i == OpFinalize) ? 2'd0 :
+                              (cmd_op_i == OpBwdFinal) ? 2'd1 : 2'd2),
+    .channels_i              (cmd_fire ? cmd_chan_n : chan_q),
+    .busy_o                  (cu_busy),
+    .done_o                  (chan_done),
+    .inv_count_i             (cfg_inv_count_i),
+    .range_const_i           (cfg_range_const_i),
+    .range_const_per_chunk_i (cfg_range_const_per_chunk_i),
+    .eps_i                   (cfg_eps_i),
+    .momentum_i              (cfg_momentum_i),
+    .keep_i                  (cfg_keep_i),
+    .rnd_i                   (rnd_q),
+    .sat_i                   (1'b1),  // per-channel results always saturate (spec section 2)
+    .chan_o                  (cu_chan),
+    .chunk_o                 (cu_chunk),
+    .acc_a_i                 (f_acc_a),
+    .flags_a_i               (f_flags_a),
+    .acc_b_i                 (f_acc_b),
+    .flags_b_i               (f_flags_b),
+    .cmax_i                  (f_max),
+    .cmin_i                  (f_min),
+    .gamma_i                 (st_q[FGamma * MaxChP + 32'(cu_chan)]),
+    .coeff_i                 (st_q[FCoeff * MaxChP + 32'(cu_chan)]),
+    .rmean_i                 (rf_q[32'(cu_chan)]),
+    .rvar_i                  (rf_q[MaxChP + 32'(cu_chan)]),
+    .st_we_o                 (cu_st_we),
+    .st_field_o              (cu_st_field),
+    .st_data_o               (cu_st_data),
+    .rf_we_o                 (cu_rf_we),
+    .rf_field_o              (cu_rf_field),
+    .rf_data_o               (cu_rf_data)
+  );
+
+  // ---------------------------------------------------------------------------------------
+  // Statistics read port
+  // ---------------------------------------------------------------------------------------
+  always_comb begin
+    stat_rdata_o = '0;
+    if (stat_sel_i < 5'(NumSt)) begin
+      stat_rdata_o = DataWidth'(st_q[32'(stat_sel_i) * MaxChP + 32'(stat_addr_i)]);
+    end else begin
+      unique case (stat_sel_i)
+        SelRunMean:  stat_rdata_o = DataWidth'(rf_q[32'(stat_addr_i)]);
+        SelRunVar:   stat_rdata_o = DataWidth'(rf_q[MaxChP + 32'(stat_addr_i)]);
+        SelChMax:    stat_rdata_o = DataWidth'(s_max);
+        SelChMin:    stat_rdata_o = DataWidth'(s_min);
+        SelChArgMax: stat_rdata_o = DataWidth'(s_amax);
+        SelChArgMin: stat_rdata_o = DataWidth'(s_amin);
+        default:     stat_rdata_o = '0;
+      endcase
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Assertions (simulation only)
+  // ---------------------------------------------------------------------------------------
+`ifndef SYNTHESIS
+  initial begin
+    if (Lanes < 2 || (Lanes & (Lanes - 1)) != 0) $fatal(1, "Lanes must be a power of two >= 2");
+    if (NumChunks < 1 || NumChunks > 64 || (NumChunks & (NumChunks - 1)) != 0)
+      $fatal(1, "NumChunks must be a power of two in [1, 64]");
+    if (RunExpBits < ExpBits || RunManBits < ManBits)
+      $fatal(1, "the running format must hold every statistics-format value");
+    if (CountWidth > 31) $fatal(1, "CountWidth must be <= 31");
+  end
+
+  always @(posedge clk_i) begin
+    if (in_fire && state_q != StStream) $error("input beat accepted outside a streaming phase");
+    if (cu_busy && state_q != StChan) $error("channel unit busy outside a channel phase");
+    if (out_valid_q && has_output == 1'b0) $error("output beat in a phase without output");
+  end
+`endif
+
+  // cfg_inv_count_unbiased_i serves the variance statistics of the FP32 baseline core only.
+  logic unused_cfg;
+  assign unused_cfg = ^cfg_inv_count_unbiased_i;
+
+endmodule

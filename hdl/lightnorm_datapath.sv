@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_datapath: one lane of the LightNorm core's streaming element datapath
+// (docs/spec.md F4, B2, B4, I3). Five register stages (S2..S6) follow the unpacked input
+// stage S1 of the core; every stage is one correctly rounded operator (lightnorm_fp_add /
+// lightnorm_fp_mul, each ending in lightnorm_round), so the lane computes exactly the
+// reference model's chain of roundings:
+//   S2  d = x - mu                       e = dy - k_beta
+//   S3  xh = d * c3          (c3 = a for OP_NORM, s for the backward passes)
+//   S4  NORM: xh   BWD_SUMS: p = dy * xh   DX bn: q = xh * k_gamma   DX range_exact: t = e * a
+//   S5  NORM: y = xh + beta   DX bn: e - q   DX range_exact: t -+ corr at the chunk
+//       arg-max / arg-min (t where both are the same element)
+//   S6  DX bn: dx = (e - q) * a, else pass.
+// All stages advance together on en_i (the core's global pipeline enable); the per-stage
+// operands (mu, k_beta, ...) are the values of the channel of the beat in the stage that
+// feeds them, selected by the core. Compute = grad = stat format FP(ExpBits, ManBits).
+// Operand isolation: an operator the current mode does not use (or every operator when the
+// lane is idle, e.g. during OP_STATS) sees constant zero operands, so it does not toggle.
+
+module lightnorm_datapath #(
+  parameter int ExpBits = 5,  // element / statistics format exponent bits
+  parameter int ManBits = 4,  // element / statistics format fraction bits
+  // derived, do not override
+  parameter int W       = 1 + ExpBits + ManBits
+) (
+  input  logic         clk_i,
+  input  logic         en_i,        // pipeline advance
+  input  logic         active_i,    // the current command streams through the lane
+  input  logic [1:0]   mode_i,      // 0 NORM, 1 BWD_SUMS, 2 DX bn, 3 DX range_exact
+  input  logic         rnd_i,       // 0 RNE, 1 RTZ
+  input  logic         sat_i,       // 0 overflow to Inf, 1 saturate
+  // S1 (inputs of the S2 operators)
+  input  logic [W-1:0] x_i,
+  input  logic [W-1:0] dy_i,
+  input  logic         is_max_i,    // this element is its chunk's arg-max (range_exact)
+  input  logic         is_min_i,    // ... arg-min
+  input  logic [W-1:0] mean_i,      // mu of the S1 beat's channel
+  input  logic [W-1:0] kbeta_i,     // k_beta of the S1 beat's channel
+  // operands of the S3, S4, S5, S6 operators (channel of the S2, S3, S4, S5 beat)
+  input  logic [W-1:0] c3_i,
+  input  logic [W-1:0] kgamma4_i,
+  input  logic [W-1:0] coeff4_i,
+  input  logic [W-1:0] beta5_i,
+  input  logic [W-1:0] corr5_i,
+  input  logic [W-1:0] coeff6_i,
+  // results
+  output logic [W-1:0] p_o,         // S4 register: dy * x_hat (BWD_SUMS)
+  output logic [W-1:0] res_o        // S6 register: y or dx
+);
+
+  localparam logic [1:0] ModeNorm = 2'd0;
+  localparam logic [1:0] ModeSums = 2'd1;
+  localparam logic [1:0] ModeDxBn = 2'd2;
+  localparam logic [1:0] ModeDxRe = 2'd3;
+
+  // ---- operand isolation ------------------------------------------------------------
+  logic use_sub_mu, use_sub_kb, use_mul3, use_mul4, use_add5, use_mul6, en;
+  assign use_sub_mu = active_i && (mode_i != ModeDxRe);
+  assign use_sub_kb = active_i && (mode_i == ModeDxBn || mode_i == ModeDxRe);
+  assign use_mul3   = use_sub_mu;
+  assign use_mul4   = active_i && (mode_i != ModeNorm);
+  assign use_add5   = active_i && (mode_i != ModeSums);
+  assign use_mul6   = active_i && (mode_i == ModeDxBn);
+  assign en         = en_i && active_i;
+
+  // ---- S2 ----------------------------------------------------------------------------
+  logic [W-1:0] d2_d, e2_d;
+  logic [W-1:0] d2_q, e2_q, dy2_q;
+  logic         max2_q, min2_q;
+
+  lightnorm_fp_add #(.ExpBits(ExpBits), .ManBits(ManBits)) u_sub_mu (
+    .a_i(use_sub_mu ? x_i : '0), .b_i(use_sub_mu ? mean_i : '0), .sub_i(1'b1),
+    .rnd_i(rnd_i), .sat_i(sat_i), .res_o(d2_d)
+  );
+  lightnorm_fp_add #(.ExpBits(ExpBits), .ManBits(ManBits)) u_sub_kb (
+    .a_i(use_sub_kb ? dy_i : '0), .b_i(use_sub_kb ? kbeta_i : '0), .sub_i(1'b1),
+    .rnd_i(rnd_i), .sat_i(sat_i), .res_o(e2_d)
+  );
+
+  always_ff @(posedge clk_i) begin
+    if (en) begin
+      d2_q   <= d2_d;
+      e2_q   <= e2_d;
+      dy2_q  <= dy_i;
+      max2_q <= is_max_i;
+      min2_q <= is_min_i;
+    end
+  end
+
+  // ---- S3 ----------------------------------------------------------------------------
+  logic [W-1:0] xh3_d;
+  logic [W-1:0] xh3_q, e3_q, dy3_q;
+  logic         max3_q, min3_q;
+
+  lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_mul3 (
+    .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? c3_i : '0), .rnd_i(rnd_i), .sat_i(sat_i),
+    .res_o(xh3_d)
+  );
+
+  always_ff @(posedge clk_i) begin
+    if (en) begin
+      xh3_q  <= xh3_d;
+      e3_q   <= e2_q;
+      dy3_q  <= dy2_q;
+      max3_q <= max2_q;
+      min3_q <= min2_q;
+    end
+  end
+
+  // ---- S4 ----------------------------------------------------------------------------
+  logic [W-1:0] m4a, m4b, m4_res;
+  logic [W-1:0] m4_q, e4_q;
+  logic         max4_q, min4_q;
+
+  always_comb begin
+    unique case (mode_i)
+      ModeSums: begin m4a = dy3_q; m4b = xh3_q;     end
+      ModeDxBn: begin m4a = xh3_q; m4b = kgamma4_i; end
+      ModeDxRe: begin m4a = e3_q;  m4b = coeff4_i;  end
+      default:  begin m4a = xh3_q; m4b = xh3_q;     end
+    endcase
+  end
+
+  lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_mul4 (
+    .a_i(use_mul4 ? m4a : '0), .b_i(use_mul4 ? m4b : '0), .rnd_i(rnd_i), .sat_i(sat_i),
+    .res_o(m4_res)
+  );
+
+  always_ff @(posedge clk_i) begin
+    if (en) begin
+      m4_q   <= (mode_i == ModeNorm) ? xh3_q : m4_res;
+      e4_q   <= e3_q;
+      max4_q <= max3_q;
+      min4_q <= min3_q;
+    end
+  end
+
+  assign p_o = m4_q;
+
+  // ---- S5 ----------------------------------------------------------------------------
+  logic [W-1:0] a5a, a5b, a5_res;
+  logic         a5_sub, a5_pass;
+  logic [W-1:0] r5_q;
+
+  always_comb begin
+    a5_pass = 1'b0;
+    unique case (mode_i)
+      ModeNorm: begin a5a = m4_q; a5b = beta5_i; a5_sub = 1'b0; end
+      ModeDxBn: begin a5a = e4_q; a5b = m4_q;    a5_sub = 1'b1; end
+      ModeDxRe: begin
+        a5a     = m4_q;
+        a5b     = corr5_i;
+        a5_sub  = max4_q;
+        a5_pass = (max4_q == min4_q);  // neither, or an all-equal chunk (same element)
+      end
+      default:  begin a5a = m4_q; a5b = m4_q;    a5_sub = 1'b0; a5_pass = 1'b1; end
+    endcase
+  end
+
+  lightnorm_fp_add #(.ExpBits(ExpBits), .ManBits(ManBits)) u_add5 (
+    .a_i(use_add5 ? a5a : '0), .b_i(use_add5 ? a5b : '0), .sub_i(a5_sub), .rnd_i(rnd_i),
+    .sat_i(sat_i), .res_o(a5_res)
+  );
+
+  always_ff @(posedge clk_i) begin
+    if (en) begin
+      r5_q <= a5_pass ? m4_q : a5_res;
+    end
+  end
+
+  // ---- S6 ----------------------------------------------------------------------------
+  logic [W-1:0] m6_res;
+  logic [W-1:0] r6_q;
+
+  lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_mul6 (
+    .a_i(use_mul6 ? r5_q : '0), .b_i(use_mul6 ? coeff6_i : '0), .rnd_i(rnd_i), .sat_i(sat_i),
+    .res_o(m6_res)
+  );
+
+  always_ff @(posedge clk_i) begin
+    if (en) begin
+      r6_q <= (mode_i == ModeDxBn) ? m6_res : r5_q;
+    end
+  end
+
+  assign res_o = r6_q;
+
+endmodule

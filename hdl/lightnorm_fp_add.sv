@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_fp_add: correctly rounded addition / subtraction res = round(a +- b) in
+// FP(ExpBits, ManBits) (lightnorm.arith.add / sub, docs/spec.md section 3). Combinational.
+// The operand of larger magnitude is aligned with ManBits + 1 + GuardBits bits; the smaller
+// one is shifted right into the same window and the bits shifted out are collected in a sticky
+// bit. For an effective subtraction with a nonzero sticky, one is subtracted from the raw
+// difference so that the raw value stays below the exact one (lightnorm_round's sticky
+// convention). Three guard bits keep at least two bits below the rounding position whenever the
+// sticky bit is set (the shift is then >= 4, so the difference loses at most one leading bit).
+// Specials: NaN if an operand is NaN or for Inf - Inf; +-Inf if an operand is Inf; an exact
+// zero sum is +0 except (-0) + (-0) = -0.
+//
+// Ports:
+//   input  logic [ExpBits+ManBits:0] a_i    operand a {sign, exponent field, fraction}
+//   input  logic [ExpBits+ManBits:0] b_i    operand b
+//   input  logic                     sub_i  0: a + b, 1: a - b
+//   input  logic                     rnd_i  0: RNE, 1: RTZ
+//   input  logic                     sat_i  0: overflow to Inf (IEEE), 1: saturate
+//   output logic [ExpBits+ManBits:0] res_o  round(a +- b)
+
+module lightnorm_fp_add #(
+  parameter int ExpBits = 5,  // E: exponent field width (2..8)
+  parameter int ManBits = 4   // M: fraction width (1..23)
+) (
+  input  logic [ExpBits+ManBits:0] a_i,
+  input  logic [ExpBits+ManBits:0] b_i,
+  input  logic                     sub_i,
+  input  logic                     rnd_i,
+  input  logic                     sat_i,
+  output logic [ExpBits+ManBits:0] res_o
+);
+
+  localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  localparam int GuardBits = 3;
+  localparam int SigW = ManBits + 1;              // significand with the hidden bit
+  localparam int WinW = SigW + GuardBits;         // aligned window
+  localparam int SumW = WinW + 1;                 // room for the carry of an addition
+  localparam int MaxShift = WinW + 1;             // larger shifts only feed the sticky bit
+  localparam int ShW = $clog2(MaxShift + 1);
+  // signed raw exponent for lightnorm_round: ex - Bias - ManBits - GuardBits
+  localparam int ExpWidth = ExpBits + $clog2(ManBits + GuardBits + 1) + 2;
+
+  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+
+  // ---- unpack ----
+  logic             sa, sb;                      // signs (sb includes sub_i)
+  logic [ExpBits-1:0] fa, fb;                    // exponent fields
+  logic [ManBits-1:0] ma, mb;                    // fractions
+  logic             a_nan, b_nan, a_inf, b_inf;
+
+  assign sa = a_i[ExpBits+ManBits];
+  assign sb = b_i[ExpBits+ManBits] ^ sub_i;
+  assign fa = a_i[ManBits +: ExpBits];
+  assign fb = b_i[ManBits +: ExpBits];
+  assign ma = a_i[ManBits-1:0];
+  assign mb = b_i[ManBits-1:0];
+  assign a_nan = (fa == ExpOnes) && (ma != '0);
+  assign b_nan = (fb == ExpOnes) && (mb != '0);
+  assign a_inf = (fa == ExpOnes) && (ma == '0);
+  assign b_inf = (fb == ExpOnes) && (mb == '0);
+
+  // ---- order by magnitude: x = larger, y = smaller ----
+  logic               swap;
+  logic               sx, sy;
+  logic [ExpBits-1:0] ex, ey;                    // effective exponent fields (subnormal -> 1)
+  logic [SigW-1:0]    mx, my;                    // significands with hidden bit
+  logic [ExpBits-1:0] ediff;
+  logic [ShW-1:0]     shift;
+  logic [WinW-1:0]    x_win;
+  logic [WinW+MaxShift-1:0] y_ext;               // y in the window plus the bits shifted out
+  logic [WinW-1:0]    y_win;
+  logic               y_sticky;
+  logic               eff_sub;
+  logic [SumW-1:0]    sum;
+  logic signed [ExpWidth-1:0] raw_exp;
+  logic               res_sign;
+  logic               is_nan, is_inf;
+
+  always_comb begin
+    swap = {fb, mb} > {fa, ma};
+    sx = swap ? sb : sa;
+    sy = swap ? sa : sb;
+    ex = swap ? ((fb == '0) ? ExpBits'(1) : fb) : ((fa == '0) ? ExpBits'(1) : fa);
+    ey = swap ? ((fa == '0) ? ExpBits'(1) : fa) : ((fb == '0) ? ExpBits'(1) : fb);
+    mx = swap ? {(fb != '0), mb} : {(fa != '0), ma};
+    my = swap ? {(fa != '0), ma} : {(fb != '0), mb};
+    ediff = ex - ey;
+    shift = ({{ShW{1'b0}}, ediff} >= (ExpBits + ShW)'(MaxShift)) ? ShW'(MaxShift) : ShW'(ediff);
+    x_win = {mx, {GuardBits{1'b0}}};
+    y_ext = {my, {(GuardBits + MaxShift) {1'b0}}} >> shift;
+    y_win = y_ext[WinW+MaxShift-1 -: WinW];
+    y_sticky = |y_ext[MaxShift-1:0];
+    eff_sub = sx ^ sy;
+    if (eff_sub) begin
+      // x >= y in magnitude, so the difference is >= 0; with a sticky remainder the exact
+      // difference lies strictly between sum and sum + 1 (in window units).
+      sum = {1'b0, x_win} - {1'b0, y_win} - {{(SumW - 1) {1'b0}}, y_sticky};
+    end else begin
+      sum = {1'b0, x_win} + {1'b0, y_win};
+    end
+    // value = sum * 2^(ex - Bias - ManBits - GuardBits)
+    raw_exp = $signed(ExpWidth'(ex)) - ExpWidth'(Bias + ManBits + GuardBits);
+    // an exact zero (sum == 0, no sticky) is +0 unless both addends are -0
+    res_sign = ((sum == '0) && !y_sticky) ? (sx & sy) : sx;
+    is_nan = a_nan || b_nan || (a_inf && b_inf && (sa != sb));
+    is_inf = a_inf || b_inf;
+    if (a_inf) res_sign = sa;
+    else if (b_inf) res_sign = sb;
+  end
+
+  lightnorm_round #(
+    .ExpBits (ExpBits),
+    .ManBits (ManBits),
+    .SigWidth(SumW),
+    .ExpWidth(ExpWidth)
+  ) u_round (
+    .sign_i  (res_sign),
+    .sig_i   (sum),
+    .exp_i   (raw_exp),
+    .sticky_i(y_sticky),
+    .is_nan_i(is_nan),
+    .is_inf_i(is_inf),
+    .rnd_i   (rnd_i),
+    .sat_i   (sat_i),
+    .res_o   (res_o)
+  );
+
+`ifndef SYNTHESIS
+  initial begin
+    if (ExpBits < 2 || ExpBits > 8) $fatal(1, "lightnorm_fp_add: ExpBits %0d not in 2..8", ExpBits);
+    if (ManBits < 1 || ManBits > 23)
+      $fatal(1, "lightnorm_fp_add: ManBits %0d not in 1..23", ManBits);
+  end
+`endif
+
+endmodule

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_fp_convert: format conversion res = quantize(a) from FP(InExpBits, InManBits) to
+// FP(OutExpBits, OutManBits) (lightnorm.formats.quantize, docs/spec.md section 2).
+// Combinational: the input significand and exponent go to lightnorm_round unchanged (exact,
+// no sticky), which normalizes subnormal inputs, denormalizes below the output's smallest
+// normal, rounds once and applies the overflow rule. NaN -> canonical NaN, +-Inf -> +-Inf
+// (+-max_normal when saturating), zeros keep their sign. Widening conversions are exact.
+//
+// Ports:
+//   input  logic [InExpBits+InManBits:0]   a_i    input {sign, exponent field, fraction}
+//   input  logic                           rnd_i  0: RNE, 1: RTZ
+//   input  logic                           sat_i  0: overflow to Inf (IEEE), 1: saturate
+//   output logic [OutExpBits+OutManBits:0] res_o  quantize(a) in the output format
+
+module lightnorm_fp_convert #(
+  parameter int InExpBits  = 8,   // input exponent field width (2..8)
+  parameter int InManBits  = 23,  // input fraction width (1..23)
+  parameter int OutExpBits = 5,   // output exponent field width (2..8)
+  parameter int OutManBits = 4    // output fraction width (1..23)
+) (
+  input  logic [InExpBits+InManBits:0]   a_i,
+  input  logic                           rnd_i,
+  input  logic                           sat_i,
+  output logic [OutExpBits+OutManBits:0] res_o
+);
+
+  localparam int InBias = (1 << (InExpBits - 1)) - 1;
+  localparam int SigW = InManBits + 1;
+  // signed raw exponent: max(field, 1) - InBias - InManBits
+  localparam int ExpWidth = InExpBits + $clog2(InManBits + 1) + 2;
+
+  localparam logic [InExpBits-1:0] ExpOnes = {InExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+
+  logic                 sign;
+  logic [InExpBits-1:0] field;
+  logic [InManBits-1:0] frac;
+  logic [SigW-1:0]      sig;
+  logic signed [ExpWidth-1:0] raw_exp;
+  logic                 is_nan, is_inf;
+
+  assign sign    = a_i[InExpBits+InManBits];
+  assign field   = a_i[InManBits +: InExpBits];
+  assign frac    = a_i[InManBits-1:0];
+  assign sig     = {(field != '0), frac};
+  assign raw_exp = $signed(ExpWidth'((field == '0) ? InExpBits'(1) : field))
+                 - ExpWidth'(InBias + InManBits);
+  assign is_nan  = (field == ExpOnes) && (frac != '0);
+  assign is_inf  = (field == ExpOnes) && (frac == '0);
+
+  lightnorm_round #(
+    .ExpBits (OutExpBits),
+    .ManBits (OutManBits),
+    .SigWidth(SigW),
+    .ExpWidth(ExpWidth)
+  ) u_round (
+    .sign_i  (sign),
+    .sig_i   (sig),
+    .exp_i   (raw_exp),
+    .sticky_i(1'b0),
+    .is_nan_i(is_nan),
+    .is_inf_i(is_inf),
+    .rnd_i   (rnd_i),
+    .sat_i   (sat_i),
+    .res_o   (res_o)
+  );
+
+`ifndef SYNTHESIS
+  initial begin
+    if (InExpBits < 2 || InExpBits > 8 || OutExpBits < 2 || OutExpBits > 8)
+      $fatal(1, "lightnorm_fp_convert: exponent widths %0d, %0d not in 2..8",
+             InExpBits, OutExpBits);
+    if (InManBits < 1 || InManBits > 23 || OutManBits < 1 || OutManBits > 23)
+      $fatal(1, "lightnorm_fp_convert: fraction widths %0d, %0d not in 1..23",
+             InManBits, OutManBits);
+  end
+`endif
+
+endmodule

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_recip: correctly rounded reciprocal res = round(1 / v) in FP(ExpBits, ManBits)
+// (lightnorm.arith.recip, docs/spec.md section 3), without a divider. Combinational.
+// The input is normalized to v = (1 + f/2^M) * 2^e (a subnormal input by its leading-zero
+// count); the table lightnorm_pkg::recip_entry(M, f) holds q and a sticky bit with
+// 1 / (1 + f/2^M) = (q + delta) * 2^-W, W = M + 1 + TableGuardBits, so
+// 1/v = (q + delta) * 2^(-W - e), which lightnorm_round rounds (subnormal and overflowing
+// results included: the table's guard bits keep >= 2 bits below the rounding position).
+// Specials: 1/+-0 = +-Inf, 1/+-Inf = +-0, NaN -> NaN. Tables exist for the fraction widths of
+// the named formats up to lightnorm_pkg::TableMaxManBits.
+//
+// Ports:
+//   input  logic [ExpBits+ManBits:0] v_i    operand {sign, exponent field, fraction}
+//   input  logic                     rnd_i  0: RNE, 1: RTZ
+//   input  logic                     sat_i  0: overflow to Inf (IEEE), 1: saturate
+//   output logic [ExpBits+ManBits:0] res_o  round(1 / v)
+
+module lightnorm_recip #(
+  parameter int ExpBits = 5,  // E: exponent field width (2..8)
+  parameter int ManBits = 4   // M: fraction width (2..TableMaxManBits, a width with a table)
+) (
+  input  logic [ExpBits+ManBits:0] v_i,
+  input  logic                     rnd_i,
+  input  logic                     sat_i,
+  output logic [ExpBits+ManBits:0] res_o
+);
+
+  localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  localparam int W = ManBits + 1 + lightnorm_pkg::TableGuardBits;  // table scale 2^-W
+  localparam int QW = W + 1;                                      // q (2^W for f = 0)
+  localparam int LzWidth = $clog2(ManBits + 1);
+  // signed exponents: e in [1 - Bias - ManBits, Bias], raw -W - e
+  localparam int ExpWidth = ExpBits + $clog2(2 * ManBits + 8) + 2;
+
+  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+
+  logic               sign;
+  logic [ExpBits-1:0] field;
+  logic [ManBits-1:0] frac;
+  logic [LzWidth-1:0] lz;         // leading zeros of a subnormal fraction
+  logic [ManBits-1:0] frac_n;     // fraction of the normalized input
+  logic signed [ExpWidth-1:0] e_in;  // unbiased exponent of the normalized input
+  logic [lightnorm_pkg::TableEntryWidth-1:0] entry;  // {0..., q, sticky}, right-aligned
+  logic [QW-1:0]      q;
+  logic               sticky;
+  logic signed [ExpWidth-1:0] raw_exp;
+  logic               is_nan, is_zero, is_inf;
+
+  assign sign    = v_i[ExpBits+ManBits];
+  assign field   = v_i[ManBits +: ExpBits];
+  assign frac    = v_i[ManBits-1:0];
+  assign is_nan  = (field == ExpOnes) && (frac != '0);
+  assign is_inf  = (field == ExpOnes) && (frac == '0);
+  assign is_zero = (field == '0) && (frac == '0);
+
+  always_comb begin
+    lz = LzWidth'(ManBits);
+    for (int i = 0; i < ManBits; i++) begin
+      if (frac[i]) lz = LzWidth'(ManBits - 1 - i);
+    end
+  end
+
+  always_comb begin
+    if (field == '0) begin
+      // subnormal: frac * 2^(1 - Bias - M) = 1.xxx * 2^(-Bias - lz); drop the leading one
+      frac_n = frac << (lz + 1'b1);
+      e_in   = -$signed(ExpWidth'(Bias)) - $signed(ExpWidth'(lz));
+    end else begin
+      frac_n = frac;
+      e_in   = $signed(ExpWidth'(field)) - ExpWidth'(Bias);
+    end
+    entry   = lightnorm_pkg::recip_entry(ManBits, lightnorm_pkg::TableMaxManBits'(frac_n));
+    q       = entry[QW:1];
+    sticky  = entry[0];
+    raw_exp = -$signed(ExpWidth'(W)) - e_in;
+  end
+
+  lightnorm_round #(
+    .ExpBits (ExpBits),
+    .ManBits (ManBits),
+    .SigWidth(QW),
+    .ExpWidth(ExpWidth)
+  ) u_round (
+    .sign_i  (sign),
+    .sig_i   (is_inf ? '0 : q),        // 1/Inf = 0 (signed)
+    .exp_i   (raw_exp),
+    .sticky_i(sticky & ~is_inf),
+    .is_nan_i(is_nan),
+    .is_inf_i(is_zero),                // 1/0 = Inf (signed)
+    .rnd_i   (rnd_i),
+    .sat_i   (sat_i),
+    .res_o   (res_o)
+  );
+
+`ifndef SYNTHESIS
+  initial begin
+    if (ExpBits < 2 || ExpBits > 8) $fatal(1, "lightnorm_recip: ExpBits %0d not in 2..8", ExpBits);
+    if (lightnorm_pkg::recip_entry(ManBits, '0) == '0)
+      $fatal(1, "lightnorm_recip: no reciprocal table for ManBits = %0d in lightnorm_pkg", ManBits);
+  end
+  // The table entry is right-aligned: the bits above {q, sticky} are zero.
+  if (lightnorm_pkg::TableEntryWidth > QW + 1) begin : g_check_entry
+    always @(*) begin
+      if (entry[lightnorm_pkg::TableEntryWidth-1:QW+1] != '0) begin
+        $error("lightnorm_recip: table entry 0x%0h wider than %0d bits", entry, QW + 1);
+      end
+    end
+  end
+`endif
+
+endmodule

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_round: the one rounding module of LightNorm (docs/spec.md section 2). It maps a
+// raw result (-1)^sign_i * (sig_i + s) * 2^exp_i, where s is 0 if sticky_i is 0 and some
+// 0 < s < 1 otherwise, to the nearest value of FP(ExpBits, ManBits) under rnd_i (RNE or RTZ),
+// exactly like lightnorm.formats.quantize / lightnorm.arith.round_scaled_int: normalize with a
+// leading-zero count, denormalize below the smallest normal (gradual underflow), round once
+// (a carry out of the significand moves to the next binade), then apply the overflow rule
+// (sat_i = 0: RNE -> +-Inf, RTZ -> +-max_normal; sat_i = 1: +-max_normal). Zeros keep sign_i.
+// is_nan_i gives the canonical NaN; is_inf_i gives +-Inf (+-max_normal when saturating).
+// Callers supply at least two bits of sig_i below the rounding position whenever sticky_i can
+// be 1 (then the round bit of the raw value is exact); with sticky_i = 1, sig_i must not be 0.
+// Purely combinational. Every other arithmetic block ends in this module.
+//
+// Ports:
+//   input  logic                       sign_i     sign of the raw value
+//   input  logic [SigWidth-1:0]        sig_i      unsigned raw significand (any alignment)
+//   input  logic signed [ExpWidth-1:0] exp_i      weight of sig_i's LSB: 2^exp_i
+//   input  logic                       sticky_i   the true magnitude is slightly above sig_i
+//   input  logic                       is_nan_i   result is NaN (overrides everything)
+//   input  logic                       is_inf_i   result is (-1)^sign_i * Inf
+//   input  logic                       rnd_i      0: RNE, 1: RTZ
+//   input  logic                       sat_i      0: overflow to Inf (IEEE), 1: saturate
+//   output logic [ExpBits+ManBits:0]   res_o      {sign, exponent field, fraction}
+
+module lightnorm_round #(
+  parameter int ExpBits  = 5,   // E: result exponent field width (2..8)
+  parameter int ManBits  = 4,   // M: result fraction width (1..23)
+  parameter int SigWidth = 12,  // width of the raw significand sig_i
+  parameter int ExpWidth = 8    // width of the signed raw exponent exp_i
+) (
+  input  logic                       sign_i,
+  input  logic [SigWidth-1:0]        sig_i,
+  input  logic signed [ExpWidth-1:0] exp_i,
+  input  logic                       sticky_i,
+  input  logic                       is_nan_i,
+  input  logic                       is_inf_i,
+  input  logic                       rnd_i,
+  input  logic                       sat_i,
+  output logic [ExpBits+ManBits:0]   res_o
+);
+
+  localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  localparam int Emin = 1 - Bias;  // exponent of the smallest normal
+  localparam int Emax = Bias;      // exponent of the largest finite value
+  localparam int LzWidth = $clog2(SigWidth + 1);
+  // Internal signed exponent width: holds exp_i + SigWidth, Emin - 1 - ManBits and Emax + 1.
+  localparam int IntW0 = (ExpWidth > LzWidth + 1) ? ExpWidth : LzWidth + 1;
+  localparam int IntW = ((IntW0 > ExpBits + 2) ? IntW0 : ExpBits + 2) + 2;
+  // Denormalization shifts beyond ManBits + 3 only feed the sticky bit: cap them there.
+  localparam int MaxShift = ManBits + 3;
+  localparam int ShW = $clog2(MaxShift + 1);
+  localparam int ExtW = SigWidth + MaxShift;  // normalized significand + room to shift right
+
+  localparam logic signed [IntW-1:0] EminS = IntW'(Emin);
+  localparam logic signed [IntW-1:0] EmaxS = IntW'(Emax);
+  localparam logic signed [IntW-1:0] TopS = IntW'(SigWidth - 1);
+  localparam logic signed [IntW-1:0] MaxShiftS = IntW'(MaxShift);
+
+  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+  localparam logic [ExpBits-1:0] BiasF = ExpBits'(Bias);
+  localparam logic [ExpBits+ManBits:0] QNaN = {1'b0, ExpOnes, 1'b1, {(ManBits - 1) {1'b0}}};
+
+  logic [LzWidth-1:0]     lz;         // leading zeros of sig_i (SigWidth when zero)
+  logic [SigWidth-1:0]    sig_norm;   // sig_i << lz: MSB set unless sig_i == 0
+  logic signed [IntW-1:0] exp_ext;    // exp_i sign-extended
+  logic signed [IntW-1:0] e_norm;     // floor(log2 |raw|)
+  logic signed [IntW-1:0] under;      // Emin - e_norm
+  logic [ShW-1:0]         dshift;     // right shift of a subnormal result (capped)
+  logic [ExtW-1:0]        ext;        // {sig_norm, 0...} >> dshift
+  logic [ManBits:0]       q;          // kept significand bits (hidden bit included)
+  logic                   round_bit;
+  logic                   sticky;
+  logic                   inc;
+  logic [ManBits+1:0]     q_inc;
+  logic                   carry;
+  logic [ManBits:0]       q_fin;
+  logic signed [IntW-1:0] e_fin;      // exponent of the rounded result
+  logic [ExpBits-1:0]     field;      // biased exponent field of a finite result
+  logic                   overflow;
+  logic [ExpBits+ManBits:0] max_normal, inf;
+
+  always_comb begin
+    lz = LzWidth'(SigWidth);
+    for (int i = 0; i < SigWidth; i++) begin
+      if (sig_i[i]) lz = LzWidth'(SigWidth - 1 - i);
+    end
+  end
+
+  always_comb begin
+    sig_norm = sig_i << lz;
+    exp_ext  = IntW'(exp_i);
+    e_norm   = exp_ext + TopS - $signed(IntW'(lz));
+    under    = EminS - e_norm;
+    if (under <= 0) begin
+      dshift = '0;
+    end else if (under >= MaxShiftS) begin
+      dshift = ShW'(MaxShift);
+    end else begin
+      dshift = under[ShW-1:0];
+    end
+    ext       = {sig_norm, {MaxShift{1'b0}}} >> dshift;
+    q         = ext[ExtW-1 -: ManBits+1];
+    round_bit = ext[ExtW-ManBits-2];
+    sticky    = (|ext[ExtW-ManBits-3:0]) | sticky_i;
+    inc       = (rnd_i == lightnorm_pkg::RndRne) & round_bit & (sticky | q[0]);
+    q_inc     = {1'b0, q} + {{(ManBits + 1) {1'b0}}, inc};
+    carry     = q_inc[ManBits+1];
+    q_fin     = carry ? q_inc[ManBits+1:1] : q_inc[ManBits:0];
+    // A subnormal result (e_norm < Emin) is aligned to Emin; a carry moves up one binade.
+    e_fin     = ((e_norm < EminS) ? EminS : e_norm) + $signed({{(IntW - 1) {1'b0}}, carry});
+    overflow  = q_fin[ManBits] & (e_fin > EmaxS);
+    // q_fin[ManBits] = 0: subnormal or zero (field 0); a subnormal rounding up to 2^ManBits
+    // becomes the smallest normal (field 1) with e_fin = Emin.
+    field     = q_fin[ManBits] ? (e_fin[ExpBits-1:0] + BiasF) : '0;
+  end
+
+  assign max_normal = {sign_i, {(ExpBits - 1) {1'b1}}, 1'b0, {ManBits{1'b1}}};
+  assign inf        = {sign_i, ExpOnes, {ManBits{1'b0}}};
+
+  always_comb begin
+    if (is_nan_i) begin
+      res_o = QNaN;
+    end else if (is_inf_i) begin
+      res_o = (sat_i == lightnorm_pkg::OvfSat) ? max_normal : inf;
+    end else if (overflow) begin
+      res_o = ((sat_i == lightnorm_pkg::OvfSat) || (rnd_i == lightnorm_pkg::RndRtz)) ?
+              max_normal : inf;
+    end else begin
+      res_o = {sign_i, field, q_fin[ManBits-1:0]};
+    end
+  end
+
+`ifndef SYNTHESIS
+  initial begin
+    if (ExpBits < 2 || ExpBits > 8) $fatal(1, "lightnorm_round: ExpBits %0d not in 2..8", ExpBits);
+    if (ManBits < 1 || ManBits > 23)
+      $fatal(1, "lightnorm_round: ManBits %0d not in 1..23", ManBits);
+    if (SigWidth < 1) $fatal(1, "lightnorm_round: SigWidth %0d < 1", SigWidth);
+    if (ExpWidth < 2) $fatal(1, "lightnorm_round: ExpWidth %0d < 2", ExpWidth);
+  end
+  // A sticky bit needs a nonzero significand (the raw value would be ill-defined otherwise).
+  always @(*) begin
+    if (!is_nan_i && !is_inf_i && sticky_i && sig_i == '0) begin
+      $error("lightnorm_round: sticky_i set with sig_i == 0");
+    end
+  end
+`endif
+
+endmodule

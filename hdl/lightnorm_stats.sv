@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// lightnorm_stats: the per-channel streaming statistics of the LightNorm core
+// (docs/spec.md sections 4, 6 F2 and 7 B2). It holds, per channel group (one BFP group =
+// Lanes channels), two exact fixed-point accumulators per lane (A: sum of x in the
+// forward, sum of dy in the backward; B: sum of dy * x_hat) and, per chunk k and group,
+// the running chunk maximum / minimum of every lane with the stream index where it was
+// first reached (arg-max / arg-min). Every storage word is one group wide, so a beat is
+// one read-modify-write of one word per array and one group per cycle is sustained even
+// when consecutive beats hit the same group (the read is combinational, the write lands
+// at the clock edge before the next beat reads). The accumulators keep the exact sum with
+// LSB 2^(emin - ManBits) (no bit lost, order independent) plus NaN / +Inf / -Inf flags,
+// the chunk comparison is IEEE (-0 = +0, the first occurrence wins ties, NaN compares
+// above every number for max and below for min, the first NaN wins). Arrays are not
+// reset: the first beat of a pass (init) or of a chunk overwrites the stale content.
+// Two read ports serve the per-channel finalize unit and the statistics read port.
+
+module lightnorm_stats #(
+  parameter int Lanes      = 16,  // channels per beat (BFP group size)
+  parameter int ExpBits    = 5,   // element format exponent bits
+  parameter int ManBits    = 4,   // element format fraction bits
+  parameter int NumChunks  = 8,   // K, chunks per channel (power of two)
+  parameter int MaxGroups  = 4,   // channel groups held (ceil(MaxChannels / Lanes))
+  parameter int CountWidth = 24,  // width of a stream index (n < 2^CountWidth)
+  parameter int AccWidth   = 59,  // accumulator width (signed, LSB 2^(emin - ManBits))
+  // derived, do not override
+  parameter int W          = 1 + ExpBits + ManBits,
+  parameter int GW         = (MaxGroups > 1) ? $clog2(MaxGroups) : 1,
+  parameter int KW         = (NumChunks > 1) ? $clog2(NumChunks) : 1,
+  parameter int LW         = (Lanes > 1) ? $clog2(Lanes) : 1
+) (
+  input  logic                     clk_i,
+  // accumulator A update (x in OP_STATS, dy in OP_BWD_SUMS)
+  input  logic                     a_we_i,
+  input  logic [GW-1:0]            a_grp_i,
+  input  logic                     a_init_i,     // first position of the pass: overwrite
+  input  logic [Lanes*W-1:0]       a_val_i,
+  // accumulator B update (dy * x_hat in OP_BWD_SUMS)
+  input  logic                     b_we_i,
+  input  logic [GW-1:0]            b_grp_i,
+  input  logic                     b_init_i,
+  input  logic [Lanes*W-1:0]       b_val_i,
+  // chunk max / min update (x in OP_STATS) and read of the arg-max / arg-min words
+  input  logic                     c_we_i,
+  input  logic [GW-1:0]            c_grp_i,
+  input  logic [KW-1:0]            c_chunk_i,
+  input  logic                     c_init_i,     // first position of the chunk: overwrite
+  input  logic [CountWidth-1:0]    c_pos_i,      // stream index of this beat
+  input  logic [Lanes*W-1:0]       c_val_i,
+  output logic [Lanes*CountWidth-1:0] c_amax_o,  // word (c_chunk_i, c_grp_i)
+  output logic [Lanes*CountWidth-1:0] c_amin_o,
+  // single-channel read for the finalize unit
+  input  logic [GW-1:0]            f_grp_i,
+  input  logic [LW-1:0]            f_lane_i,
+  input  logic [KW-1:0]            f_chunk_i,
+  output logic [AccWidth-1:0]      f_acc_a_o,
+  output logic [2:0]               f_flags_a_o,  // {nan, +inf, -inf} seen
+  output logic [AccWidth-1:0]      f_acc_b_o,
+  output logic [2:0]               f_flags_b_o,
+  output logic [W-1:0]             f_max_o,
+  output logic [W-1:0]             f_min_o,
+  // single-channel read for the statistics port
+  input  logic [GW-1:0]            s_grp_i,
+  input  logic [LW-1:0]            s_lane_i,
+  input  logic [KW-1:0]            s_chunk_i,
+  output logic [W-1:0]             s_max_o,
+  output logic [W-1:0]             s_min_o,
+  output logic [CountWidth-1:0]    s_amax_o,
+  output logic [CountWidth-1:0]    s_amin_o
+);
+
+  localparam int CW = CountWidth;
+  localparam int ChunkWords = NumChunks * MaxGroups;
+  localparam int CAW = (ChunkWords > 1) ? $clog2(ChunkWords) : 1;
+
+  // ---------------------------------------------------------------------------------------
+  // Storage (one word = one channel group)
+  // ---------------------------------------------------------------------------------------
+  logic [Lanes*AccWidth-1:0] acc_a_q   [MaxGroups];
+  logic [Lanes*3-1:0]        flags_a_q [MaxGroups];
+  logic [Lanes*AccWidth-1:0] acc_b_q   [MaxGroups];
+  logic [Lanes*3-1:0]        flags_b_q [MaxGroups];
+  logic [Lanes*W-1:0]        cmax_q    [ChunkWords];
+  logic [Lanes*W-1:0]        cmin_q    [ChunkWords];
+  logic [Lanes*CW-1:0]       amax_q    [ChunkWords];
+  logic [Lanes*CW-1:0]       amin_q    [ChunkWords];
+
+  // ---------------------------------------------------------------------------------------
+  // Helpers
+  // ---------------------------------------------------------------------------------------
+  function automatic logic is_nan(input logic [W-2:0] mag);  // magnitude bits {exp, frac}
+    is_nan = (&mag[W-2:ManBits]) && (|mag[ManBits-1:0]);
+  endfunction
+
+  // Ordering key of a non-NaN encoding: signed magnitude with -0 = +0.
+  function automatic logic signed [W-1:0] order_key(input logic [W-1:0] v);
+    logic signed [W-1:0] mag;
+    mag = {1'b0, v[W-2:0]};
+    order_key = v[W-1] ? -mag : mag;
+  endfunction
+
+  function automatic logic [CAW-1:0] chunk_addr(input logic [KW-1:0] k, input logic [GW-1:0] g);
+    chunk_addr = CAW'(k) * CAW'(MaxGroups) + CAW'(g);
+  endfunction
+
+  // ---------------------------------------------------------------------------------------
+  // Accumulators: element -> exact fixed point, then read-modify-write of one group word
+  // ---------------------------------------------------------------------------------------
+  // (Per-lane values stay in per-lane nets; only the RAM words are group wide.)
+  logic [Lanes*AccWidth-1:0] acc_a_d, acc_b_d, acc_a_rd, acc_b_rd;
+  logic [Lanes*3-1:0]        flags_a_d, flags_b_d, flags_a_rd, flags_b_rd;
+
+  assign acc_a_rd   = acc_a_q[a_grp_i];
+  assign flags_a_rd = flags_a_q[a_grp_i];
+  assign acc_b_rd   = acc_b_q[b_grp_i];
+  assign flags_b_rd = flags_b_q[b_grp_i];
+
+  for (genvar l = 0; l < Lanes; l++) begin : g_lane_acc
+    logic [AccWidth-1:0] fx_a, fx_b;
+    logic                nan_a, nan_b;
+    logic [1:0]          inf_a, inf_b;  // {-Inf, +Inf}
+    logic [2:0]          fl_a, fl_b;    // {nan, +inf, -inf}
+    lightnorm_fp_to_fixed #(
+      .ExpBits (ExpBits),
+      .ManBits (ManBits),
+      .AccWidth(AccWidth)
+    ) u_fx_a (
+      .a_i    (a_val_i[l*W +: W]),
+      .fixed_o(fx_a),
+      .nan_o  (nan_a),
+      .inf_o  (inf_a)
+    );
+    lightnorm_fp_to_fixed #(
+      .ExpBits (ExpBits),
+      .ManBits (ManBits),
+      .AccWidth(AccWidth)
+    ) u_fx_b (
+      .a_i    (b_val_i[l*W +: W]),
+      .fixed_o(fx_b),
+      .nan_o  (nan_b),
+      .inf_o  (inf_b)
+    );
+    assign fl_a = {nan_a, inf_a[0], inf_a[1]};
+    assign fl_b = {nan_b, inf_b[0], inf_b[1]};
+
+    assign acc_a_d[l*AccWidth +: AccWidth] = a_init_i ? fx_a
+                                           : acc_a_rd[l*AccWidth +: AccWidth] + fx_a;
+    assign flags_a_d[l*3 +: 3] = a_init_i ? fl_a : (flags_a_rd[l*3 +: 3] | fl_a);
+    assign acc_b_d[l*AccWidth +: AccWidth] = b_init_i ? fx_b
+                                           : acc_b_rd[l*AccWidth +: AccWidth] + fx_b;
+    assign flags_b_d[l*3 +: 3] = b_init_i ? fl_b : (flags_b_rd[l*3 +: 3] | fl_b);
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (a_we_i) begin
+      acc_a_q[a_grp_i]   <= acc_a_d;
+      flags_a_q[a_grp_i] <= flags_a_d;
+    end
+    if (b_we_i) begin
+      acc_b_q[b_grp_i]   <= acc_b_d;
+      flags_b_q[b_grp_i] <= flags_b_d;
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Chunk max / min with arg-max / arg-min (read-modify-write of one (chunk, group) word)
+  // ---------------------------------------------------------------------------------------
+  logic [CAW-1:0]      c_addr;
+  logic [Lanes*W-1:0]  cmax_rd, cmin_rd, cmax_d, cmin_d;
+  logic [Lanes*CW-1:0] amax_rd, amin_rd, amax_d, amin_d;
+
+  assign c_addr  = chunk_addr(c_chunk_i, c_grp_i);
+  assign cmax_rd = cmax_q[c_addr];
+  assign cmin_rd = cmin_q[c_addr];
+  assign amax_rd = amax_q[c_addr];
+  assign amin_rd = amin_q[c_addr];
+  assign c_amax_o = amax_rd;
+  assign c_amin_o = amin_rd;
+
+  for (genvar l = 0; l < Lanes; l++) begin : g_lane_cmp
+    logic [W-1:0] v, cur_max, cur_min;
+    logic         take_max, take_min;
+    assign v       = c_val_i[l*W +: W];
+    assign cur_max = cmax_rd[l*W +: W];
+    assign cur_min = cmin_rd[l*W +: W];
+    logic v_nan, max_nan, min_nan, v_gt, v_lt;
+    assign v_nan   = is_nan(v[W-2:0]);
+    assign max_nan = is_nan(cur_max[W-2:0]);
+    assign min_nan = is_nan(cur_min[W-2:0]);
+    assign v_gt    = order_key(v) > order_key(cur_max);
+    assign v_lt    = order_key(v) < order_key(cur_min);
+    // a NaN already in the chunk stays (the first NaN wins); a new NaN replaces a number
+    assign take_max = c_init_i || (!max_nan && (v_nan || v_gt));
+    assign take_min = c_init_i || (!min_nan && (v_nan || v_lt));
+    assign cmax_d[l*W +: W]   = take_max ? v : cur_max;
+    assign cmin_d[l*W +: W]   = take_min ? v : cur_min;
+    assign amax_d[l*CW +: CW] = take_max ? c_pos_i : amax_rd[l*CW +: CW];
+    assign amin_d[l*CW +: CW] = take_min ? c_pos_i : amin_rd[l*CW +: CW];
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (c_we_i) begin
+      cmax_q[c_addr] <= cmax_d;
+      cmin_q[c_addr] <= cmin_d;
+      amax_q[c_addr] <= amax_d;
+      amin_q[c_addr] <= amin_d;
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Read ports
+  // ---------------------------------------------------------------------------------------
+  logic [CAW-1:0] f_addr, s_addr;
+  logic [Lanes*AccWidth-1:0] f_acc_a_w, f_acc_b_w;
+  logic [Lanes*3-1:0]        f_fl_a_w, f_fl_b_w;
+  logic [Lanes*W-1:0]        f_max_w, f_min_w, s_max_w, s_min_w;
+  logic [Lanes*CW-1:0]       s_amax_w, s_amin_w;
+
+  assign f_addr    = chunk_addr(f_chunk_i, f_grp_i);
+  assign s_addr    = chunk_addr(s_chunk_i, s_grp_i);
+  assign f_acc_a_w = acc_a_q[f_grp_i];
+  assign f_acc_b_w = acc_b_q[f_grp_i];
+  assign f_fl_a_w  = flags_a_q[f_grp_i];
+  assign f_fl_b_w  = flags_b_q[f_grp_i];
+  assign f_max_w   = cmax_q[f_addr];
+  assign f_min_w   = cmin_q[f_addr];
+  assign s_max_w   = cmax_q[s_addr];
+  assign s_min_w   = cmin_q[s_addr];
+  assign s_amax_w  = amax_q[s_addr];
+  assign s_amin_w  = amin_q[s_addr];
+
+  assign f_acc_a_o   = f_acc_a_w[f_lane_i*AccWidth +: AccWidth];
+  assign f_acc_b_o   = f_acc_b_w[f_lane_i*AccWidth +: AccWidth];
+  assign f_flags_a_o = f_fl_a_w[f_lane_i*3 +: 3];
+  assign f_flags_b_o = f_fl_b_w[f_lane_i*3 +: 3];
+  assign f_max_o     = f_max_w[f_lane_i*W +: W];
+  assign f_min_o     = f_min_w[f_lane_i*W +: W];
+  assign s_max_o     = s_max_w[s_lane_i*W +: W];
+  assign s_min_o     = s_min_w[s_lane_i*W +: W];
+  assign s_amax_o    = s_amax_w[s_lane_i*CW +: CW];
+  assign s_amin_o    = s_amin_w[s_lane_i*CW +: CW];
+
+endmodule

@@ -1,0 +1,1234 @@
+# SPDX-License-Identifier: Apache-2.0
+"""LightNorm for PyTorch: drop-in replacements of nn.BatchNorm1d / nn.BatchNorm2d.
+
+:class:`LightNorm1d` and :class:`LightNorm2d` compute exactly what docs/spec.md specifies: the
+outputs, the input gradient, d_gamma / d_beta (``weight.grad`` / ``bias.grad``) and the running
+statistics are bit-identical to :mod:`lightnorm.reference` (the numpy oracle) for every
+configuration. They keep nn.BatchNorm's contract: constructor order and defaults, parameters,
+buffers (running_mean, running_var, num_batches_tracked), state_dict keys, momentum convention
+(momentum=None is a cumulative average), train/eval behaviour. LightNorm options are
+keyword-only (``config=``, ``backend=``). :func:`convert_batchnorm` / :func:`revert_batchnorm`
+swap modules explicitly; torch itself is never patched.
+
+How the numerics are implemented in torch ops (all device-agnostic, no numpy on the data path):
+
+- Values of every format FP(E <= 8, M <= 23) are exact float32 values; stored tensors (x, y,
+  dy, dx as read back from storage) are float32. Arithmetic runs in float64.
+- ``_quant`` is the one rounding step (spec section 2): with e = floor(log2|x|) read from the
+  float64 bit pattern, k = max(e, emin) - M, the result is 2^k * R(x * 2^-k), R = round half
+  even (rne) or trunc (rtz); both scalings are exact powers of two; then the overflow policy.
+- mul(a, b): the float64 product of two format values (<= 24 significant bits each) is exact,
+  rounded once by ``_quant``.
+- add/sub(a, b): when the operand formats span <= 53 bits (e.g. fp10_e5m4 with fp10_e5m4:
+  2^-18 ... 2^17) the float64 sum is exact and is rounded once. Otherwise the float64 sum s
+  and its exact error (TwoSum) are formed; where the error is nonzero and s is a rounding
+  breakpoint of the target (a value or a midpoint) s is moved one float64 ulp toward the exact
+  result before the rounding (as lightnorm.arith does; no other float64 lies in between).
+- recip(v): 1/v in float64 is correctly rounded and never lands on a breakpoint of a format
+  with <= 24-bit significands unless it is exact (|1 - v*t| >= 2^-49 for such t), so one
+  ``_quant`` of it is correctly rounded. rsqrt(v): 1/sqrt(v) in float64 (error < 2 ulp); when
+  it lies within 4 ulp of a breakpoint B, the side of B is decided exactly from the sign of
+  1 - B^2 v (Dekker product), then the same nudge.
+- Exact accumulators (spec section 4): a channel's n values of format f are integer multiples of
+  2^(emin - M) below 2^(emax + 1); when (emax + 1 - (emin - M)) + ceil(log2 n) <= 53 a float64
+  sum is exact in any order (fp10_e5m4: n <= 2^19), when <= 63 an int64 sum of the scaled
+  integers is (n <= 2^29); wider formats (fp32, fp10_e6m3) use the exact fallback: the values
+  are split into windows of 53 - ceil(log2 n) bits between the tensor's highest and lowest set
+  bit, each window is summed exactly in float64 and the windows are recombined as Python
+  integers. A sum is rounded once, ``round(c * sum)``, by an exact product (Dekker) and the
+  breakpoint nudge (or by lightnorm.arith.round_scaled_int for Python-integer sums).
+- BFP (spec section 5) groups ``group_size`` channels at one (n, h, w) position: rule max
+  (with group poisoning by NaN/Inf) and the authors' second_max rule.
+
+Execution: the element-wise passes are plain torch functions. With ``backend="auto"``
+(default) or ``"compile"`` they run through ``torch.compile`` (inductor, dynamic shapes, one
+compilation per pass and configuration, cached on disk by inductor); ``"eager"`` runs the same
+functions op by op. The environment variable LIGHTNORM_TORCH_BACKEND=eager|compile overrides
+``"auto"``. If compilation fails (e.g. no C++ compiler), "auto" warns once and falls back to
+eager. The per-channel steps (C values) always run eagerly. Both paths give the same bits.
+
+Scope beyond the spec: in eval mode with running statistics the module also has a backward
+(docs/spec.md defines none): with mu, s, a of section 8, dx = stored(mul(dy, a, gf)),
+d_gamma = round(sum(dy * x_hat)), d_beta = round(sum(dy)) (B1, B2, B5 of section 7).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _NormBase
+
+from lightnorm.arith import round_scaled_int
+from lightnorm.bfp import BFPFormat, SharedExpRule
+from lightnorm.config import GradMode, LightNormConfig, Statistics
+from lightnorm.formats import FloatFormat, Overflow, Rounding, as_overflow, as_rounding
+from lightnorm.reference import LayerConstants, layer_constants
+
+__all__ = [
+    "LightNorm1d",
+    "LightNorm2d",
+    "bfp_quantize",
+    "convert_batchnorm",
+    "quantize",
+    "revert_batchnorm",
+]
+
+_F64 = torch.float64
+_I64 = torch.int64
+_NO_EXP = -(1 << 20)  # exponent of zeros / non-finite values for the second_max rule
+_SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter for float64
+
+
+# --------------------------------------------------------------------------------------------
+# Static descriptions (hashable: they key the compiled passes)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Fmt:
+    """A float format plus the rounding and overflow policy of every operator rounding to it."""
+
+    man: int  # M
+    emin: int
+    emax: int
+    maxn: float
+    rne: bool
+    sat: bool
+    ff: FloatFormat
+
+    @property
+    def lsb(self) -> int:
+        """Exponent of the smallest subnormal: every value is a multiple of 2^lsb."""
+        return self.emin - self.man
+
+    @staticmethod
+    def of(ff: FloatFormat, rounding: Rounding, overflow: Overflow) -> _Fmt:
+        return _Fmt(
+            ff.man_bits, ff.emin, ff.emax, ff.max_normal,
+            rounding is Rounding.RNE, overflow is Overflow.SATURATE, ff,
+        )
+
+
+@dataclass(frozen=True)
+class _Bfp:
+    """A BFP storage format plus the rounding of its mantissas."""
+
+    mb: int  # man_bits
+    g: int  # group_size
+    emin: int
+    emax: int
+    second_max: bool
+    rne: bool
+
+    @staticmethod
+    def of(b: BFPFormat | None, rounding: Rounding) -> _Bfp | None:
+        if b is None:
+            return None
+        return _Bfp(
+            b.man_bits, b.group_size, b.exp_min, b.exp_max,
+            b.rule is SharedExpRule.SECOND_MAX, rounding is Rounding.RNE,
+        )
+
+
+def _ceil_log2(n: int) -> int:
+    return max(0, (n - 1).bit_length())
+
+
+def _sum_kind(f: _Fmt, n: int) -> str:
+    """How n values of f are summed exactly: 'f64', 'i64' or 'wide' (see module docstring)."""
+    bits = f.emax + 1 - f.lsb + _ceil_log2(n)
+    if bits <= 53:
+        return "f64"
+    if bits <= 63:
+        return "i64"
+    return "wide"
+
+
+def _exact_add(fa: _Fmt, fb: _Fmt) -> bool:
+    """True when a + b of a value of fa and a value of fb is exact in float64."""
+    return max(fa.emax, fb.emax) + 2 - min(fa.lsb, fb.lsb) <= 53
+
+
+# --------------------------------------------------------------------------------------------
+# Element-wise arithmetic (float64 tensors; traceable by torch.compile)
+# --------------------------------------------------------------------------------------------
+
+
+def _ilogb(x: Tensor) -> Tensor:
+    """floor(log2|x|) from the bit pattern of a normal float32/float64 x (0 and subnormals give
+    -127 / -1023, Inf/NaN 128 / 1024); int32 / int64."""
+    if x.dtype == torch.float32:
+        return ((x.view(torch.int32) >> 23) & 0xFF) - 127
+    return ((x.view(_I64) >> 52) & 0x7FF) - 1023
+
+
+def _pow2(k: Tensor, dtype: torch.dtype) -> Tensor:
+    """2.0**k of dtype, built from the bit pattern (k an int32/int64 tensor in the normal range)."""
+    if dtype == torch.float32:
+        return ((k.to(torch.int32) + 127) << 23).view(torch.float32)
+    return ((k.to(_I64) + 1023) << 52).view(_F64)
+
+
+def _f32_fmt(f: _Fmt) -> bool:
+    """float32 can hold every quantize step of f: 2^k and 2^-k (k in [lsb, emax + 1 - M]) and
+    results up to 2^(emax + 2) are normal float32 values (formats with E <= 7)."""
+    return f.lsb >= -126 and f.emax + 2 <= 126
+
+
+def _q_dtype(x: Tensor, f: _Fmt) -> torch.dtype:
+    return torch.float32 if x.dtype == torch.float32 and _f32_fmt(f) else _F64
+
+
+def _quant(x: Tensor, f: _Fmt) -> Tensor:
+    """quantize(x, f) (spec section 2): one rounding of the exact value x (float32 when x is
+    float32 and f fits, else float64; the result has that dtype).
+
+    k = clamp(floor(log2|x|), emin, emax + 1) - M; result = 2^k * R(x * 2^-k) with R = round
+    half even (rne) or trunc (rtz), both scalings exact; zeros keep their sign, NaN stays NaN.
+    Then |result| > max_normal: saturate -> +-max_normal (Inf inputs too); inf & rne -> +-Inf;
+    inf & rtz -> +-max_normal for finite x, Inf stays Inf.
+    """
+    x = x.to(_q_dtype(x, f))
+    k = _ilogb(x).clamp(f.emin, f.emax + 1) - f.man
+    scaled = x * _pow2(-k, x.dtype)
+    r = torch.round(scaled) if f.rne else torch.trunc(scaled)
+    out = r * _pow2(k, x.dtype)
+    big = out.abs() > f.maxn
+    if f.sat:
+        return torch.where(big, torch.copysign(torch.full_like(out, f.maxn), x), out)
+    if f.rne:
+        return torch.where(big, torch.copysign(torch.full_like(out, math.inf), x), out)
+    return torch.where(big & torch.isfinite(x), torch.copysign(torch.full_like(out, f.maxn), x), out)
+
+
+def _is_breakpoint(s: Tensor, f: _Fmt) -> Tensor:
+    """True where float64 s is a value of f or a midpoint between two (one more fraction bit)."""
+    k = _ilogb(s).clamp(f.emin, f.emax + 1) - (f.man + 1)
+    sc = s * _pow2(-k, _F64)
+    return torch.isfinite(s) & (s != 0) & (sc == torch.trunc(sc))
+
+
+def _round_with_error(s: Tensor, err: Tensor, f: _Fmt) -> Tensor:
+    """Round the exact value s + err (|err| below half a float64 ulp of s) once to f."""
+    nudge = _is_breakpoint(s, f) & (err != 0)
+    step = torch.where((err > 0) == (s > 0), 1, -1)  # away from / toward zero, in ulps
+    s = torch.where(nudge, (s.view(_I64) + step).view(_F64), s)
+    return _quant(s, f)
+
+
+def _add_f32(f: _Fmt, fa: _Fmt, fb: _Fmt) -> bool:
+    """a + b rounded to float32 and then to f is round(a + b): round-to-nearest double rounding
+    is innocuous when both operands have <= p bits (p = M + 1 of f) and float32 keeps
+    24 >= 2p + 2 bits (Figueroa 1995; checked exhaustively for fp10_e5m4 in the tests)."""
+    p = f.man + 1
+    return (
+        f.rne and 24 >= 2 * p + 2 and fa.man <= f.man and fb.man <= f.man
+        and all(_f32_fmt(g) for g in (f, fa, fb))
+    )
+
+
+def _add(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
+    """add(a, b, f) (spec section 3) of a value of fa and a value of fb: round(a + b) once.
+
+    float32 when _add_f32 holds; else float64: exact when the operand formats span <= 53 bits,
+    otherwise TwoSum and the breakpoint nudge. Exact zero sums follow IEEE (+0 except
+    (-0) + (-0)), as float addition does.
+    """
+    if _add_f32(f, fa, fb):
+        return _quant(a.to(torch.float32) + b.to(torch.float32), f)
+    a, b = a.to(_F64), b.to(_F64)
+    s = a + b
+    if _exact_add(fa, fb):
+        return _quant(s, f)
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)  # TwoSum: a + b = s + err exactly (finite s)
+    return _round_with_error(s, err, f)
+
+
+def _sub(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
+    """sub(a, b, f) = add(a, -b, f) (spec section 3)."""
+    return _add(a, -b, f, fa, fb)
+
+
+def _mul(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
+    """mul(a, b, f) of a value of fa and a value of fb: the product is exact in float64 (and in
+    float32 when the significands have <= 24 bits together and the range fits); rounded once."""
+    exact32 = (
+        fa.man + fb.man + 2 <= 24 and fa.lsb + fb.lsb >= -149 and fa.emax + fb.emax + 2 <= 126
+        and _f32_fmt(f)
+    )
+    dt = torch.float32 if exact32 else _F64
+    return _quant(a.to(dt) * b.to(dt), f)
+
+
+def _bfp_grouped(vg: Tensor, b: _Bfp, f: _Fmt | None) -> Tensor:
+    """Store grouped values vg (..., g, S), group axis -2, values of element format f, to BFP
+    and load them back (spec section 5); float32 when vg is float32 and f fits float32, else
+    float64 (f None: any float64 values).
+
+    Rule max: e = floor(log2(x_max)) of the group's largest magnitude x_max, plus one when
+    R(x_max / 2^(e - mb + 1)) carries out to 2^mb; E = clamp(e, Emin, Emax) (all-zero group:
+    Emin); mant = min(R(|v| / 2^(E - mb + 1)), 2^mb - 1); a group holding NaN/Inf is poisoned
+    (Inf elements stay +-Inf, the others become NaN). Rule second_max: E = the second-largest
+    element exponent of the group's finite nonzero elements (the largest if only one);
+    elements above E and non-finite elements pass through.
+    The clamp range is narrowed to [lsb, emax + 1] of f, which changes no result (nonzero
+    values of f have exponents in [lsb, emax], a carry adds one; an all-zero group decodes to
+    zeros for any E).
+    """
+    if f is None:
+        vg, e_lo, e_hi = vg.to(_F64), b.emin, b.emax
+    else:
+        vg = vg.to(_q_dtype(vg, f))
+        e_lo, e_hi = max(b.emin, f.lsb), min(b.emax, f.emax + 1)
+    a = vg.abs()
+    if b.second_max:
+        fin_nz = (a != 0) & torch.isfinite(a)
+        e = torch.where(fin_nz, _ilogb(a), _NO_EXP)
+        if b.g == 1:
+            shared = e
+        else:
+            top = e.topk(2, dim=-2).values
+            first, second = top.narrow(-2, 0, 1), top.narrow(-2, 1, 1)
+            shared = torch.where(second == _NO_EXP, first, second)
+        shared = torch.where(shared == _NO_EXP, e_lo, shared).clamp(e_lo, e_hi)
+    else:
+        gmax = a.amax(dim=-2, keepdim=True)
+        special = ~torch.isfinite(gmax)
+        top = _ilogb(gmax).clamp(e_lo, e_hi)  # all-zero group: -> the lowest exponent
+        lead = gmax * _pow2((b.mb - 1) - top, vg.dtype)
+        lead = torch.round(lead) if b.rne else torch.trunc(lead)
+        shared = torch.where(lead >= float(1 << b.mb), top + 1, top).clamp(e_lo, e_hi)
+    sh = shared - (b.mb - 1)
+    scaled = a * _pow2(-sh, vg.dtype)
+    mant = (torch.round(scaled) if b.rne else torch.trunc(scaled)).clamp_max(float((1 << b.mb) - 1))
+    val = torch.copysign(mant * _pow2(sh, vg.dtype), vg)
+    if b.second_max:
+        return torch.where((e > shared) | ~torch.isfinite(vg), vg, val)
+    poisoned = torch.where(torch.isinf(vg), vg, torch.full_like(vg, math.nan))
+    return torch.where(special, poisoned, val)
+
+
+def _storage(v: Tensor, f: _Fmt, b: _Bfp | None) -> Tensor:
+    """stored(v, f) (spec section 5) of grouped values v (..., g, S) (group axis -2, g = the BFP
+    group size): quantize, then BFP store/load and quantize again, if BFP is enabled."""
+    q = _quant(v, f)
+    if b is None:
+        return q
+    return _quant(_bfp_grouped(q, b, f), f)
+
+
+# --------------------------------------------------------------------------------------------
+# The element-wise passes (spec step names). External layout: tensors (N, C, S), per-channel
+# vectors (C,) float64; `p` is the static description. Inside, every pass works on one grouped
+# view (N, G, g, S) - g: the BFP group (1 without BFP), C padded with +0 lanes to G*g (zeros in,
+# zeros out, so padding never reaches a BFP exponent) - and reduces over S only (partials per
+# (n, c) row, combined exactly afterwards), so that inductor fuses the element chain and the
+# reductions of a pass into one loop nest. Stored tensors are returned as float32 (N, C, S).
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    g: int  # channels per group
+
+
+def _group(t: Tensor, lay: _Layout) -> Tensor:
+    """(N, C, S) -> (N, G, g, S), channels padded with +0."""
+    n, c, s = t.shape
+    pad = (-c) % lay.g
+    if pad:
+        t = F.pad(t, (0, 0, 0, pad))
+    return t.reshape(n, (c + pad) // lay.g, lay.g, s)
+
+
+def _ungroup(t: Tensor, c: int) -> Tensor:
+    """(N, G, g, S) -> (N, C, S) (padding lanes dropped)."""
+    n, gg, g, s = t.shape
+    t = t.reshape(n, gg * g, s)
+    return t[:, :c] if gg * g != c else t
+
+
+def _chan(v: Tensor, lay: _Layout) -> Tensor:
+    """A per-channel vector (C,) as (1, G, g, 1), padded with +0."""
+    pad = (-v.shape[0]) % lay.g
+    if pad:
+        v = F.pad(v, (0, pad))
+    return v.reshape(1, -1, lay.g, 1)
+
+
+def _rows(r: Tensor, c: int) -> Tensor:
+    """Row reductions (N, G, g) -> (N, C)."""
+    return r.reshape(r.shape[0], -1)[:, :c]
+
+
+def _sum_parts(v: Tensor, f: _Fmt, kind: str, c: int) -> tuple[Tensor, ...]:
+    """Exact row sums (N, C) over S of grouped values v of f: ('f64',) float64, or ('i64',)
+    int64 in units of 2^lsb and the NaN/Inf sums float64. The rows add up exactly."""
+    v = v.to(_F64)
+    if kind == "f64":
+        return (_rows(v.sum(dim=-1), c),)
+    fin = torch.isfinite(v)
+    ints = (torch.where(fin, v, 0.0) * float(2.0 ** -f.lsb)).to(_I64)
+    special = torch.where(fin, 0.0, v).sum(dim=-1)
+    return _rows(ints.sum(dim=-1), c), _rows(special, c)
+
+
+@dataclass(frozen=True)
+class _PStore:
+    """F1 / B1 (+ F2 sums and range chunk extrema): stored(v, f) and its statistics."""
+
+    f: _Fmt
+    bfp: _Bfp | None
+    lay: _Layout
+    kind: str | None  # exact-sum kind of the stored values, None: no sums ('wide': outside)
+    extrema: bool  # row max/min (N, C) (range statistics with chunks of whole samples)
+
+
+def _pass_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
+    c = v.shape[1]
+    vc = _storage(_group(v, p.lay), p.f, p.bfp)
+    out: tuple[Tensor, ...] = (_ungroup(vc.to(torch.float32), c),)
+    if p.kind is not None and p.kind != "wide":
+        out += _sum_parts(vc, p.f, p.kind, c)
+    if p.extrema:
+        out += (_rows(vc.amax(dim=-1), c), _rows(vc.amin(dim=-1), c))
+    return out
+
+
+@dataclass(frozen=True)
+class _PVar:
+    """F2 variance: d = sub(x, mu, cf); q = mul(d, d, cf); sum(q)."""
+
+    cf: _Fmt
+    st: _Fmt
+    lay: _Layout
+    kind: str
+
+
+def _pass_var(x_c: Tensor, mean: Tensor, *, p: _PVar) -> tuple[Tensor, ...]:
+    c = x_c.shape[1]
+    d = _sub(_group(x_c, p.lay), _chan(mean, p.lay), p.cf, p.cf, p.st)
+    q = _mul(d, d, p.cf, p.cf, p.cf)
+    if p.kind == "wide":
+        return (_ungroup(q.to(torch.float32), c),)
+    return _sum_parts(q, p.cf, p.kind, c)
+
+
+@dataclass(frozen=True)
+class _PNorm:
+    """F4 + F5 (and I3): y = stored(add(mul(sub(x, mu, cf), a, cf), beta, cf), cf)."""
+
+    cf: _Fmt
+    st: _Fmt
+    bfp: _Bfp | None
+    lay: _Layout
+    store_input: bool  # the input is raw (inference: F1 first)
+
+
+def _pass_norm(x: Tensor, mean: Tensor, coeff: Tensor, beta: Tensor, *, p: _PNorm) -> Tensor:
+    c, lay = x.shape[1], p.lay
+    xg = _group(x, lay)
+    if p.store_input:
+        xg = _storage(xg, p.cf, p.bfp)
+    d = _sub(xg, _chan(mean, lay), p.cf, p.cf, p.st)
+    y = _add(_mul(d, _chan(coeff, lay), p.cf, p.cf, p.st), _chan(beta, lay), p.cf, p.cf, p.st)
+    return _ungroup(_storage(y, p.cf, p.bfp).to(torch.float32), c)
+
+
+@dataclass(frozen=True)
+class _PBwd1:
+    """B1 + B2: dy_c = stored(dy, gf); x_hat = mul(sub(x, mu, cf), s, cf); p = mul(dy, x_hat, gf);
+    sums of dy and p."""
+
+    cf: _Fmt
+    gf: _Fmt
+    st: _Fmt
+    bfp: _Bfp | None
+    lay: _Layout
+    kind: str
+
+
+def _pass_bwd1(dy: Tensor, x_c: Tensor, mean: Tensor, scale: Tensor, *, p: _PBwd1) -> tuple[Tensor, ...]:
+    c, lay = x_c.shape[1], p.lay
+    dyc = _storage(_group(dy, lay), p.gf, p.bfp)
+    d = _sub(_group(x_c, lay), _chan(mean, lay), p.cf, p.cf, p.st)
+    x_hat = _mul(d, _chan(scale, lay), p.cf, p.cf, p.st)
+    prod = _mul(dyc, x_hat, p.gf, p.gf, p.cf)
+    out: tuple[Tensor, ...] = (_ungroup(dyc.to(torch.float32), c),)
+    if p.kind == "wide":
+        return out + (_ungroup(prod.to(torch.float32), c),)
+    return out + _sum_parts(dyc, p.gf, p.kind, c) + _sum_parts(prod, p.gf, p.kind, c)
+
+
+@dataclass(frozen=True)
+class _PBwd2:
+    """B4 + B5: dx = stored(dx_c, gf); dx_c per grad mode (spec section 7), or mul(dy, a) (eval)."""
+
+    cf: _Fmt
+    gf: _Fmt
+    st: _Fmt
+    bfp: _Bfp | None
+    lay: _Layout
+    mode: str  # 'bn' | 'range_exact' | 'eval'
+
+
+def _pass_bwd2(
+    dy_c: Tensor, x_c: Tensor, mean: Tensor, scale: Tensor, k_beta: Tensor, k_gamma: Tensor,
+    coeff: Tensor, corr: Tensor, marker: Tensor, *, p: _PBwd2,
+) -> Tensor:
+    c, lay = x_c.shape[1], p.lay
+    dy = _group(dy_c, lay)
+    a = _chan(coeff, lay)
+    if p.mode == "eval":
+        dx = _mul(dy, a, p.gf, p.gf, p.st)
+    elif p.mode == "bn":
+        d = _sub(_group(x_c, lay), _chan(mean, lay), p.cf, p.cf, p.st)
+        x_hat = _mul(d, _chan(scale, lay), p.cf, p.cf, p.st)
+        centered = _sub(dy, _chan(k_beta, lay), p.gf, p.gf, p.st)
+        inner = _sub(centered, _mul(x_hat, _chan(k_gamma, lay), p.gf, p.cf, p.st), p.gf, p.gf, p.gf)
+        dx = _mul(inner, a, p.gf, p.gf, p.st)
+    else:  # range_exact: t everywhere, t -+ corr at each chunk's arg-max / arg-min
+        t = _mul(_sub(dy, _chan(k_beta, lay), p.gf, p.gf, p.st), a, p.gf, p.gf, p.st)
+        cr = _chan(corr, lay)
+        mk = _group(marker, lay)
+        dx = torch.where(
+            mk == 1, _sub(t, cr, p.gf, p.gf, p.st),
+            torch.where(mk == 2, _add(t, cr, p.gf, p.gf, p.st), t),
+        )
+    return _ungroup(_storage(dx, p.gf, p.bfp).to(torch.float32), c)
+
+
+# --------------------------------------------------------------------------------------------
+# Running the passes: eager or torch.compile
+# --------------------------------------------------------------------------------------------
+
+_BACKENDS = ("auto", "compile", "eager")
+# "auto" compiles the passes of tensors with at least this many elements; smaller ones run
+# eagerly (a few ms per step), which spares a short run or a test the compilation (tens of s).
+AUTO_COMPILE_MIN_NUMEL = 1 << 16
+_compile_lock = threading.Lock()
+_compiled: dict[tuple[str, Any], Callable[..., Any]] = {}
+_compile_broken: list[str] = []  # set once when "auto" had to fall back to eager
+
+
+def _resolve_backend(backend: str, numel: int | None = None) -> str:
+    """'compile', 'try-compile' (auto) or 'eager'; 'auto' itself when numel is None (validation)."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {list(_BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        env = os.environ.get("LIGHTNORM_TORCH_BACKEND", "auto")
+        if env not in _BACKENDS:
+            raise ValueError(f"LIGHTNORM_TORCH_BACKEND must be one of {list(_BACKENDS)}, got {env!r}")
+        backend = env
+    if backend == "auto" and numel is not None:  # compile, falling back to eager on failure
+        return "try-compile" if numel >= AUTO_COMPILE_MIN_NUMEL else "eager"
+    return backend
+
+
+# Recompute the element chain of a pass rather than write it out and read it back (the chains
+# are long but cheap next to a memory round trip on CPU).
+_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 300}
+
+
+def _compiled_pass(fn: Callable[..., Any], p: Any) -> Callable[..., Any]:
+    """torch.compile(fn with p bound), dynamic shapes. Each (pass, p) gets its own code object so
+    that dynamo's per-code recompile limit never mixes configurations."""
+    key = (fn.__name__, p)
+    with _compile_lock:
+        cached = _compiled.get(key)
+        if cached is None:
+
+            def entry(*args: Any) -> Any:
+                return fn(*args, p=p)
+
+            code = entry.__code__.replace(co_name=f"lightnorm{fn.__name__}_{len(_compiled)}")
+            bound = types.FunctionType(code, entry.__globals__, code.co_name, None, entry.__closure__)
+            cached = torch.compile(bound, dynamic=None, options=_INDUCTOR_OPTIONS)
+            _compiled[key] = cached
+    return cached
+
+
+def _run(backend: str, fn: Callable[..., Any], p: Any, *args: Any) -> Any:
+    """Run pass fn(*args, p=p) on the resolved backend ('auto' may fall back to eager)."""
+    if (
+        backend == "eager"
+        or (backend == "try-compile" and _compile_broken)
+        or torch.compiler.is_compiling()
+    ):
+        return fn(*args, p=p)
+    try:
+        return _compiled_pass(fn, p)(*args)
+    except Exception as exc:  # e.g. no C++ compiler for inductor
+        if backend == "compile":
+            raise
+        _compile_broken.append(repr(exc))
+        warnings.warn(
+            f"lightnorm.torch: torch.compile failed ({exc!r}); using the eager path", stacklevel=3
+        )
+        return fn(*args, p=p)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-channel steps (eager; C values)
+# --------------------------------------------------------------------------------------------
+
+
+def _split(a: Tensor) -> tuple[Tensor, Tensor]:
+    c = a * _SPLIT
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod_err(a: Tensor, b: Tensor, p: Tensor) -> Tensor:
+    """Dekker: the exact error a*b - p of p = fl(a*b) (finite, no overflow)."""
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _recip(v: Tensor, f: _Fmt) -> Tensor:
+    """recip(v, f): round(1 / v) once (float64 division). 1/+-0 = +-Inf (also under
+    saturation, as lightnorm.arith.recip), 1/+-Inf = +-0."""
+    out = _quant(torch.ones_like(v) / v, f)
+    return torch.where(v == 0, torch.copysign(torch.full_like(v, math.inf), v), out)
+
+
+def _rsqrt(v: Tensor, f: _Fmt) -> Tensor:
+    """rsqrt(v, f): round(1 / sqrt(v)) once; rsqrt(+-0) = +Inf (also under saturation),
+    rsqrt(+Inf) = +0, v < 0 -> NaN."""
+    r = torch.ones_like(v) / torch.sqrt(v)
+    ok = torch.isfinite(r) & (r > 0)
+    rs = torch.where(ok, r, torch.ones_like(r))
+    k = _ilogb(rs).clamp(f.emin, f.emax + 1) - (f.man + 1)
+    bp = torch.round(rs * _pow2(-k, _F64)) * _pow2(k, _F64)  # nearest value/midpoint of f
+    b2 = bp * bp  # exact (<= 25-bit significand)
+    vs = torch.where(ok, v, torch.ones_like(v))
+    prod = b2 * vs
+    t = (prod - 1.0) + _two_prod_err(b2, vs, prod)  # sign of B^2 v - 1, exactly
+    near = ok & ((rs - bp).abs() <= rs * 2.0**-50)
+    step = torch.where(t < 0, 1, -1)  # truth above B: one ulp up, else down
+    nudged = torch.where(t == 0, bp, (bp.view(_I64) + step).view(_F64))
+    out = _quant(torch.where(near, nudged, r), f)
+    return torch.where(v == 0, torch.full_like(out, math.inf), out)  # as lightnorm.arith.rsqrt
+
+
+@dataclass
+class _Acc:
+    """Exact per-channel sums: float64 values (exact), or Python ints in units of 2^lsb with
+    NaN/Inf per channel in ``special`` (0 elsewhere)."""
+
+    f64: Tensor | None = None
+    ints: list[int] | None = None
+    lsb: int = 0
+    special: Tensor | None = None
+    bits: int = 53  # the float64 sums are integer multiples of 2^lsb below 2^(lsb + bits)
+
+    @staticmethod
+    def from_parts(parts: tuple[Tensor, ...], f: _Fmt, count: int) -> _Acc:
+        """From the row sums (rows, C) of a pass over count values per channel (their sum is
+        exact as well)."""
+        if len(parts) == 1:
+            s = parts[0].sum(dim=0)
+            bits = f.emax + 1 - f.lsb + _ceil_log2(count)
+            return _Acc(f64=torch.where(s == 0, torch.zeros_like(s), s), bits=bits)  # +0
+        ints = parts[0].sum(dim=0)
+        return _Acc(ints=[int(t) for t in ints.tolist()], lsb=f.lsb, special=parts[1].sum(dim=0))
+
+    @staticmethod
+    def of_rows(t: Tensor, f: _Fmt) -> _Acc:
+        """Exact sums of the rows of a small (C, m) tensor of values of f."""
+        kind = _sum_kind(f, t.shape[1])
+        if kind == "wide":
+            return _exact_sum_wide(t.unsqueeze(0), f)
+        parts = _sum_parts(t.reshape(1, t.shape[0], 1, t.shape[1]), f, kind, t.shape[0])
+        return _Acc.from_parts(parts, f, t.shape[1])
+
+
+def _exact_sum_wide(v: Tensor, f: _Fmt) -> _Acc:
+    """Exact sums over dims (0, 2) of v (A, C, B), values of f, in any width (windows)."""
+    vd = v.to(_F64)
+    fin = torch.isfinite(vd)
+    special = torch.where(fin, 0.0, vd).sum(dim=(0, 2))
+    vd = torch.where(fin, vd, 0.0)
+    mag = vd.abs()
+    top = float(mag.max())
+    chans = v.shape[1]
+    if top == 0.0:
+        return _Acc(ints=[0] * chans, lsb=0, special=special)
+    low = float(torch.where(mag > 0, mag, math.inf).min())
+    hi_exp = math.frexp(top)[1]  # top < 2^hi_exp
+    lsb = max(f.lsb, math.frexp(low)[1] - 1 - f.man)
+    width = 53 - _ceil_log2(v.shape[0] * v.shape[2])
+    totals = [0] * chans
+    rest, bound = vd, hi_exp
+    while True:
+        nxt = bound - width
+        if nxt <= lsb:
+            part = rest
+        else:
+            part = torch.floor(rest * 2.0**-nxt) * 2.0**nxt
+            rest = rest - part
+        for ch, val in enumerate(part.sum(dim=(0, 2)).tolist()):
+            totals[ch] += int(math.ldexp(val, -lsb))
+        if nxt <= lsb:
+            break
+        bound = nxt
+    return _Acc(ints=totals, lsb=lsb, special=special)
+
+
+def _sig_bits(c: float) -> int:
+    """Number of significant bits of the finite nonzero float c."""
+    m = int(math.ldexp(abs(math.frexp(c)[0]), 53))
+    return 54 - (m & -m).bit_length()
+
+
+def _round_acc(acc: _Acc, c: float, f: _Fmt) -> Tensor:
+    """acc.round(f, scale=c): round(c * sum) once (spec section 4); NaN/Inf sums give sum * c."""
+    if acc.f64 is not None:
+        s = acc.f64
+        if c == 0.0:
+            return torch.where(torch.isfinite(s), torch.zeros_like(s), _quant(s * c, f))
+        prod = s * c
+        if acc.bits + _sig_bits(c) <= 53:  # the float64 product is exact
+            return _quant(prod, f)
+        cs = torch.full_like(s, c)
+        fin = torch.isfinite(prod)
+        err = torch.where(fin, _two_prod_err(torch.where(fin, s, 0.0), cs, torch.where(fin, prod, 0.0)), 0.0)
+        out = _round_with_error(prod, err, f)
+        return torch.where(torch.isfinite(s), out, _quant(prod, f))
+    assert acc.ints is not None and acc.special is not None
+    frac, exp = math.frexp(c)
+    c_int, exp = int(math.ldexp(frac, 53)), exp - 53
+    rnd = Rounding.RNE if f.rne else Rounding.RTZ
+    ovf = Overflow.SATURATE if f.sat else Overflow.INF
+    vals = [round_scaled_int(t * c_int, acc.lsb + exp, f.ff, rnd, ovf) for t in acc.ints]
+    out = torch.tensor(vals, dtype=_F64, device=acc.special.device)
+    return torch.where(acc.special != 0, _quant(acc.special * c, f), out)
+
+
+def _scalar(v: float, like: Tensor) -> Tensor:
+    return torch.full((1,), v, dtype=_F64, device=like.device)
+
+
+# --------------------------------------------------------------------------------------------
+# The engine: one per configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _FwdState:
+    """What the backward keeps from the forward (spec section 7)."""
+
+    mean: Tensor
+    scale: Tensor
+    coeff: Tensor
+    consts: LayerConstants | None
+    argmax: Tensor | None = None  # (C, K) stream indices (range_exact)
+    argmin: Tensor | None = None
+
+
+@dataclass
+class _FwdOut:
+    y: Tensor
+    x_c: Tensor
+    state: _FwdState
+    batch_var: Tensor  # F6 v_b, running_format (range: sigma^2; variance: unbiased)
+
+
+class _Engine:
+    """LightNorm numerics for one LightNormConfig, on torch tensors."""
+
+    def __init__(self, cfg: LightNormConfig) -> None:
+        self.cfg = cfg
+        rnd, ovf = cfg.rounding, cfg.overflow
+        self.cf = _Fmt.of(cfg.compute_format, rnd, ovf)
+        self.gf = _Fmt.of(cfg.grad_format, rnd, ovf)
+        # Spec section 2: per-channel results (stat_format, running_format) always saturate.
+        self.st = _Fmt.of(cfg.stat_format, rnd, Overflow.SATURATE)
+        self.rf = _Fmt.of(cfg.running_format, rnd, Overflow.SATURATE)
+        self.bfp = _Bfp.of(cfg.bfp, rnd)
+        self.range = cfg.statistics is Statistics.RANGE
+        self.range_exact = cfg.grad_mode is GradMode.RANGE_EXACT
+        self.k = cfg.num_chunks
+        self.g = 1 if cfg.bfp is None else cfg.bfp.group_size
+        self._consts: dict[tuple[int, float], LayerConstants] = {}
+
+    def constants(self, count: int, eps: float) -> LayerConstants:
+        key = (count, float(eps))
+        c = self._consts.get(key)
+        if c is None:
+            c = layer_constants(count, self.cfg, eps)  # raises ValueError for a bad n / eps
+            self._consts[key] = c
+        return c
+
+    # ---- F1..F6 -----------------------------------------------------------------------------
+
+    def forward_train(self, x: Tensor, gamma: Tensor, beta: Tensor, eps: float, backend: str) -> _FwdOut:
+        st, cf, rf = self.st, self.cf, self.rf
+        n_, ch, s_ = x.shape
+        count = n_ * s_
+        k = self.constants(count, eps)
+        kind = _sum_kind(cf, count)
+        aligned = self.range and n_ % self.k == 0
+        lay = _Layout(self.g)
+        outs = _run(backend, _pass_store, _PStore(cf, self.bfp, lay, kind, aligned), x)
+        x_c = outs[0]
+        nsum = {"f64": 1, "i64": 2, "wide": 0}[kind]
+        acc_x = _exact_sum_wide(x_c, cf) if kind == "wide" else _Acc.from_parts(outs[1 : 1 + nsum], cf, count)
+        mean = _round_acc(acc_x, k.inv_count, st)
+        amax = amin = None
+        if self.range:
+            if aligned:  # chunk k = samples [k N/K, (k+1) N/K): reduce the row extrema
+                cmax = outs[-2].reshape(self.k, -1, ch).amax(dim=1).t().to(_F64)
+                cmin = outs[-1].reshape(self.k, -1, ch).amin(dim=1).t().to(_F64)
+            else:
+                cmax, cmin = self.chunk_extrema(x_c)
+            if self.range_exact:
+                amax, amin = self.chunk_args(x_c)
+            acc_r = _Acc.of_rows(torch.cat([cmax, -cmin], dim=1).to(_F64), cf)  # (C, 2K)
+            rmean = _round_acc(acc_r, 1.0 / self.k, st)
+            sigma = _mul(rmean, _scalar(k.range_const, rmean), st, st, st)
+            scale = _recip(_add(sigma, _scalar(k.eps, sigma), st, st, st), st)
+            batch_var = _mul(sigma, sigma, rf, st, st)
+        else:
+            vouts = _run(backend, _pass_var, _PVar(cf, st, _Layout(self.g), kind), x_c, mean)
+            acc_q = _exact_sum_wide(vouts[0], cf) if kind == "wide" else _Acc.from_parts(vouts, cf, count)
+            var = _round_acc(acc_q, k.inv_count, st)
+            scale = _rsqrt(_add(var, _scalar(k.eps, var), st, st, st), st)
+            batch_var = _round_acc(acc_q, k.inv_count_unbiased, rf)
+        g = _quant(gamma.to(_F64), st)
+        b = _quant(beta.to(_F64), st)
+        coeff = _mul(g, scale, st, st, st)
+        y = _run(backend, _pass_norm, _PNorm(cf, st, self.bfp, _Layout(self.g), False), x_c, mean, coeff, b)
+        state = _FwdState(mean, scale, coeff, k, amax, amin)
+        return _FwdOut(y, x_c, state, batch_var)
+
+    def _stream_chunks(self, x_c: Tensor) -> tuple[Tensor, Tensor]:
+        """The stream (C, n) split into the first K-1 chunks (C, K-1, m) and the last chunk."""
+        n_, ch, s_ = x_c.shape
+        count = n_ * s_
+        m = count // self.k
+        xs = x_c.permute(1, 0, 2).reshape(ch, count)
+        return xs[:, : (self.k - 1) * m].reshape(ch, self.k - 1, m), xs[:, (self.k - 1) * m :]
+
+    def chunk_extrema(self, x_c: Tensor) -> tuple[Tensor, Tensor]:
+        """F2 range: the max and min (C, K) of each chunk of the stream (any n)."""
+        head, tail = self._stream_chunks(x_c)
+        cmax = torch.cat([head.amax(dim=2), tail.amax(dim=1, keepdim=True)], dim=1)
+        cmin = torch.cat([head.amin(dim=2), tail.amin(dim=1, keepdim=True)], dim=1)
+        return cmax.to(_F64), cmin.to(_F64)
+
+    def chunk_args(self, x_c: Tensor) -> tuple[Tensor, Tensor]:
+        """Stream indices (C, K) of each chunk's first maximum and first minimum (torch.argmax /
+        argmin return the first occurrence; -0 == +0; a NaN is both, the first NaN wins)."""
+        head, tail = self._stream_chunks(x_c)
+        base = torch.arange(self.k, device=x_c.device) * (x_c.shape[0] * x_c.shape[2] // self.k)
+        imax = torch.cat([head.argmax(dim=2), tail.argmax(dim=1, keepdim=True)], dim=1) + base
+        imin = torch.cat([head.argmin(dim=2), tail.argmin(dim=1, keepdim=True)], dim=1) + base
+        return imax, imin
+
+    def update_running(
+        self, running_mean: Tensor, running_var: Tensor, mean: Tensor, batch_var: Tensor,
+        momentum: float,
+    ) -> None:
+        """F6, in place: running <- add(mul(round(running), keep, rf), mul(batch, mom, rf), rf)
+        with mom = round(m), keep = round(1 - m) (1 - m in float64), batch = mu or v_b."""
+        rf = self.rf
+        mom = _quant(_scalar(momentum, mean), rf)
+        keep = _quant(_scalar(1.0 - momentum, mean), rf)
+        for buf, batch, fb in ((running_mean, mean, self.st), (running_var, batch_var, rf)):
+            old = _quant(buf.detach().to(_F64), rf)
+            new = _add(_mul(old, keep, rf, rf, rf), _mul(batch, mom, rf, fb, rf), rf, rf, rf)
+            buf.copy_(new.to(buf.dtype))
+
+    # ---- I1..I3 -----------------------------------------------------------------------------
+
+    def forward_infer(
+        self, x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Tensor, running_var: Tensor,
+        eps: float, backend: str, keep_input: bool,
+    ) -> tuple[Tensor, Tensor | None, _FwdState]:
+        st, cf = self.st, self.cf
+        eps_q = _quant(_scalar(float(eps), x), st)
+        mean = _quant(running_mean.to(_F64), st)
+        var = _quant(running_var.to(_F64), st)
+        scale = _rsqrt(_add(var, eps_q, st, st, st), st)
+        coeff = _mul(_quant(gamma.to(_F64), st), scale, st, st, st)
+        b = _quant(beta.to(_F64), st)
+        state = _FwdState(mean, scale, coeff, None)
+        lay = _Layout(self.g)
+        if not keep_input:
+            y = _run(backend, _pass_norm, _PNorm(cf, st, self.bfp, lay, True), x, mean, coeff, b)
+            return y, None, state
+        x_c = _run(backend, _pass_store, _PStore(cf, self.bfp, lay, None, False), x)[0]
+        y = _run(backend, _pass_norm, _PNorm(cf, st, self.bfp, lay, False), x_c, mean, coeff, b)
+        return y, x_c, state
+
+    # ---- B1..B5 -----------------------------------------------------------------------------
+
+    def backward(
+        self, dy: Tensor, x_c: Tensor, state: _FwdState, backend: str, need_dx: bool
+    ) -> tuple[Tensor | None, Tensor, Tensor]:
+        st, cf, gf = self.st, self.cf, self.gf
+        n_, ch, s_ = x_c.shape
+        count = n_ * s_
+        kind = _sum_kind(gf, count)
+        lay = _Layout(self.g)
+        outs = _run(backend, _pass_bwd1, _PBwd1(cf, gf, st, self.bfp, lay, kind), dy, x_c, state.mean, state.scale)
+        dy_c = outs[0]
+        if kind == "wide":
+            acc_dy, acc_p = _exact_sum_wide(dy_c, gf), _exact_sum_wide(outs[1], gf)
+        else:
+            w = 1 if kind == "f64" else 2
+            acc_dy = _Acc.from_parts(outs[1 : 1 + w], gf, count)
+            acc_p = _Acc.from_parts(outs[1 + w : 1 + 2 * w], gf, count)
+        d_beta = _round_acc(acc_dy, 1.0, st)
+        d_gamma = _round_acc(acc_p, 1.0, st)
+        if not need_dx:
+            return None, d_gamma, d_beta
+        zero = torch.zeros_like(state.mean)
+        marker = torch.zeros((1,), dtype=torch.int8, device=x_c.device)
+        corr = zero
+        if state.consts is None:
+            mode, k_beta, k_gamma = "eval", zero, zero
+        else:
+            k = state.consts
+            k_beta = _round_acc(acc_dy, k.inv_count, st)
+            k_gamma = _round_acc(acc_p, k.inv_count, st)
+            mode = "range_exact" if self.range_exact else "bn"
+            if self.range_exact:
+                assert state.argmax is not None and state.argmin is not None
+                corr = _mul(_mul(state.coeff, d_gamma, st, st, st), _scalar(k.range_const_per_chunk, zero), st, st, st)
+                marker = self._marker(x_c.shape, state.argmax, state.argmin)
+        dx = _run(
+            backend, _pass_bwd2, _PBwd2(cf, gf, st, self.bfp, lay, mode),
+            dy_c, x_c, state.mean, state.scale, k_beta, k_gamma, state.coeff, corr, marker,
+        )
+        return dx, d_gamma, d_beta
+
+    @staticmethod
+    def _marker(shape: torch.Size, amax: Tensor, amin: Tensor) -> Tensor:
+        """int8 (N, C, S): 1 at each chunk's arg-max, 2 at its arg-min, where they differ."""
+        n_, ch, s_ = shape
+        chan = torch.arange(ch, device=amax.device).view(ch, 1)
+        distinct = amax != amin
+
+        def flat(i: Tensor) -> Tensor:
+            return (i // s_) * (ch * s_) + chan * s_ + i % s_
+
+        marker = torch.zeros(n_ * ch * s_, dtype=torch.int8, device=amax.device)
+        marker[flat(amax)[distinct]] = 1
+        marker[flat(amin)[distinct]] = 2
+        return marker.view(n_, ch, s_)
+
+
+_engines: dict[LightNormConfig, _Engine] = {}
+
+
+def _engine(cfg: LightNormConfig) -> _Engine:
+    eng = _engines.get(cfg)
+    if eng is None:
+        eng = _engines.setdefault(cfg, _Engine(cfg))
+    return eng
+
+
+def _as_config(config: LightNormConfig | str) -> LightNormConfig:
+    if isinstance(config, LightNormConfig):
+        return config
+    if isinstance(config, str):
+        return LightNormConfig.from_preset(config)  # ValueError naming an unknown preset
+    raise ValueError(f"config must be a LightNormConfig or a preset name, got {config!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Autograd
+# --------------------------------------------------------------------------------------------
+
+
+class _LightNormFunction(torch.autograd.Function):
+    """y = LightNorm(x; gamma, beta). Forward: spec section 6 (batch statistics) or section 8
+    (running statistics); backward: spec section 7 (never autograd through the quantizers).
+    Extra outputs (non-differentiable): mu and v_b for the running statistics."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, eng: _Engine,
+        eps: float, backend: str, running: tuple[Tensor, Tensor] | None, keep: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        shape, dtype = x.shape, x.dtype
+        xs = x.detach().contiguous().reshape(shape[0], shape[1], -1)
+        chans = shape[1]
+        ones = torch.ones(chans, dtype=_F64, device=x.device)
+        gamma = ones if weight is None else weight.detach()
+        beta = torch.zeros_like(ones) if bias is None else bias.detach()
+        if running is None:
+            out = eng.forward_train(xs, gamma, beta, eps, backend)
+            x_c, state, y = out.x_c, out.state, out.y
+            stats = (state.mean, out.batch_var)
+        else:
+            y, x_in, state = eng.forward_infer(xs, gamma, beta, *running, eps, backend, keep_input=keep)
+            x_c = xs if x_in is None else x_in
+            stats = (state.mean, state.mean)
+        ctx.eng, ctx.state, ctx.backend = eng, state, backend
+        ctx.meta = (shape, dtype)
+        ctx.param_dtype = weight.dtype if weight is not None else bias.dtype if bias is not None else dtype
+        ctx.save_for_backward(x_c)
+        ctx.mark_non_differentiable(*stats)
+        return y.to(dtype).reshape(shape), stats[0], stats[1]
+
+    @staticmethod
+    def backward(ctx: Any, dy: Tensor, *_: Any) -> tuple[Any, ...]:  # type: ignore[override]
+        (x_c,) = ctx.saved_tensors
+        shape, dtype = ctx.meta
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dys = dy.reshape(x_c.shape)
+        dx, d_gamma, d_beta = ctx.eng.backward(dys, x_c, ctx.state, ctx.backend, need_dx=need_x)
+        gx = dx.to(dtype).reshape(shape) if dx is not None else None
+        gw = d_gamma.to(ctx.param_dtype) if need_w else None
+        gb = d_beta.to(ctx.param_dtype) if need_b else None
+        return gx, gw, gb, None, None, None, None, None
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------
+
+
+class _LightNorm(_NormBase):
+    """Common base of LightNorm1d / LightNorm2d (nn.BatchNorm's parameters, buffers and state_dict)."""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+        config: LightNormConfig | str = "lightnorm",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias
+        )
+        self.config = _as_config(config)
+        _resolve_backend(backend)  # validate now
+        self.backend = backend
+
+    def extra_repr(self) -> str:
+        name = next((k for k, v in _presets().items() if v == self.config), None)
+        cfg = repr(name) if name is not None else repr(self.config)
+        return f"{super().extra_repr()}, config={cfg}"
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
+        if not input.is_floating_point():
+            raise ValueError(f"input must be a floating-point tensor, got dtype {input.dtype}")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
+        for name in ("weight", "bias"):
+            p = getattr(self, name)
+            if p is not None and not bool(torch.isfinite(p).all()):
+                raise ValueError(f"{name} (gamma/beta) must be finite")
+        eng = _engine(self.config)
+        backend = _resolve_backend(self.backend, input.numel())
+        running = None
+        if not use_batch:
+            assert self.running_mean is not None and self.running_var is not None
+            rm, rv = self.running_mean.detach(), self.running_var.detach()
+            if not bool(torch.isfinite(rm).all() & torch.isfinite(rv).all()):
+                raise ValueError("running_mean and running_var must be finite")
+            if bool((rv < 0).any()):
+                raise ValueError("running_var must be >= 0")
+            running = (rm, rv)
+        params = [p for p in (self.weight, self.bias) if p is not None]
+        keep = torch.is_grad_enabled() and (input.requires_grad or any(p.requires_grad for p in params))
+        y, mean, batch_var = _LightNormFunction.apply(
+            input, self.weight, self.bias, eng, self.eps, backend, running, keep
+        )
+        if use_batch and self.training and self.track_running_stats:
+            assert self.running_mean is not None and self.running_var is not None
+            with torch.no_grad():
+                eng.update_running(self.running_mean, self.running_var, mean, batch_var, factor)
+        return y
+
+
+class LightNorm1d(_LightNorm):
+    """LightNorm over a 2D (N, C) or 3D (N, C, L) input: drop-in for nn.BatchNorm1d.
+
+    Args (as nn.BatchNorm1d): num_features, eps=1e-5, momentum=0.1 (None: cumulative average),
+    affine=True, track_running_stats=True, device=None, dtype=None; keyword-only: bias=True (as
+    torch), config (a LightNormConfig or a preset name, default "lightnorm"), backend ("auto",
+    "compile" or "eager"). Numerics: docs/spec.md (n = N * L values per channel).
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() != 2 and input.dim() != 3:
+            raise ValueError(f"expected 2D or 3D input (got {input.dim()}D input)")
+
+
+class LightNorm2d(_LightNorm):
+    """LightNorm over a 4D (N, C, H, W) input: drop-in for nn.BatchNorm2d.
+
+    Args (as nn.BatchNorm2d): num_features, eps=1e-5, momentum=0.1 (None: cumulative average),
+    affine=True, track_running_stats=True, device=None, dtype=None; keyword-only: bias=True (as
+    torch), config (a LightNormConfig or a preset name, default "lightnorm"), backend ("auto",
+    "compile" or "eager"). Numerics: docs/spec.md (n = N * H * W values per channel).
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() != 4:
+            raise ValueError(f"expected 4D input (got {input.dim()}D input)")
+
+
+def _presets() -> dict[str, LightNormConfig]:
+    from lightnorm.config import PRESETS
+
+    return PRESETS
+
+
+_PAIRS: tuple[tuple[type[nn.Module], type[_LightNorm]], ...] = (
+    (nn.BatchNorm1d, LightNorm1d),
+    (nn.BatchNorm2d, LightNorm2d),
+)
+
+
+def _swap(
+    model: nn.Module, pick: Callable[[str, nn.Module], type[nn.Module] | None],
+    build: Callable[[nn.Module, type[nn.Module]], nn.Module],
+) -> nn.Module:
+    found = [(name, mod, pick(name, mod)) for name, mod in model.named_modules()]
+    root = None
+    for name, mod, target in found:
+        if target is None:
+            continue
+        new = build(mod, target)
+        new.train(mod.training)
+        if name == "":
+            root = new
+            continue
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, new)
+    return model if root is None else root
+
+
+def _move_state(src: nn.Module, dst: nn.Module) -> None:
+    """dst takes src's parameters and buffers: the same tensor objects (no copy), so optimizers
+    and references created before the swap stay valid."""
+    for name in ("weight", "bias"):
+        setattr(dst, name, getattr(src, name))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        dst.register_buffer(name, getattr(src, name))
+
+
+def convert_batchnorm(
+    model: nn.Module,
+    config: LightNormConfig | str = "lightnorm",
+    module_filter: Callable[[str, nn.Module], bool] | None = None,
+    *,
+    backend: str = "auto",
+) -> nn.Module:
+    """Replace every nn.BatchNorm1d / nn.BatchNorm2d of ``model`` by LightNorm1d / LightNorm2d.
+
+    Only modules whose type is exactly nn.BatchNorm1d/2d are converted (subclasses such as
+    fused norm+activation layers add behaviour LightNorm would drop); ``module_filter(name,
+    module) -> bool`` further selects (name as in ``model.named_modules()``). The new modules
+    take the old modules' parameters and buffers (the same tensor objects), hyper-parameters and
+    train/eval mode. The conversion is in place: ``model`` is modified and returned; if
+    ``model`` itself is a BatchNorm, the new module is returned. torch is not patched.
+    """
+    cfg = _as_config(config)
+    _resolve_backend(backend)
+    table = dict(_PAIRS)
+
+    def pick(name: str, mod: nn.Module) -> type[nn.Module] | None:
+        target = table.get(type(mod))
+        if target is None or (module_filter is not None and not module_filter(name, mod)):
+            return None
+        return target
+
+    def build(mod: nn.Module, target: type[nn.Module]) -> nn.Module:
+        assert isinstance(mod, nn.modules.batchnorm._BatchNorm)
+        new = target(
+            mod.num_features, mod.eps, mod.momentum, mod.affine, mod.track_running_stats,
+            device="meta", config=cfg, backend=backend,
+        )
+        _move_state(mod, new)
+        return new
+
+    return _swap(model, pick, build)
+
+
+def revert_batchnorm(
+    model: nn.Module, module_filter: Callable[[str, nn.Module], bool] | None = None
+) -> nn.Module:
+    """Replace every LightNorm1d / LightNorm2d of ``model`` by a plain nn.BatchNorm1d / 2d with
+    the same parameters and buffers (the same tensor objects) and hyper-parameters; in place,
+    like :func:`convert_batchnorm` (returns ``model``, or the new module if ``model`` is one)."""
+    table = {light: bn for bn, light in _PAIRS}
+
+    def pick(name: str, mod: nn.Module) -> type[nn.Module] | None:
+        target = table.get(type(mod))  # type: ignore[arg-type]
+        if target is None or (module_filter is not None and not module_filter(name, mod)):
+            return None
+        return target
+
+    def build(mod: nn.Module, target: type[nn.Module]) -> nn.Module:
+        assert isinstance(mod, _LightNorm)
+        new = target(
+            mod.num_features, mod.eps, mod.momentum, mod.affine, mod.track_running_stats,
+            device="meta",
+        )
+        _move_state(mod, new)
+        return new
+
+    return _swap(model, pick, build)
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor-level helpers (the same element functions as the module)
+# --------------------------------------------------------------------------------------------
+
+
+def quantize(
+    x: Tensor, fmt: FloatFormat | str, rounding: Rounding | str = "rne", overflow: Overflow | str = "inf"
+) -> Tensor:
+    """lightnorm.formats.quantize for torch tensors: round every element of x once to fmt.
+
+    Returns a tensor of x's dtype (float32 or float64) holding values of fmt.
+    """
+    ff = FloatFormat.from_name(fmt) if isinstance(fmt, str) else fmt
+    f = _Fmt.of(ff, as_rounding(rounding), as_overflow(overflow))
+    if x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"x must be float32 or float64, got {x.dtype}")
+    return _quant(x.to(_F64), f).to(x.dtype)
+
+
+def bfp_quantize(x: Tensor, fmt: BFPFormat, axis: int = 1, rounding: Rounding | str = "rne") -> Tensor:
+    """lightnorm.bfp.bfp_quantize for torch tensors: store x to BFP (groups along ``axis``)
+    and load it back; float64 result of x's shape."""
+    b = _Bfp.of(fmt, as_rounding(rounding))
+    assert b is not None
+    xm = x.to(_F64).movedim(axis, 1)
+    shp = xm.shape
+    x3 = xm.reshape(shp[0], shp[1], -1)
+    lay = _Layout(b.g)
+    out = _ungroup(_bfp_grouped(_group(x3, lay), b, None), shp[1]).reshape(shp)
+    return out.movedim(1, axis)
+

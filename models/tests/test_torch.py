@@ -1,0 +1,682 @@
+"""lightnorm.torch: the torch modules against the numpy reference model and nn.BatchNorm.
+
+1. Building blocks bit for bit against the model: quantize (every format, both roundings and
+   overflow policies, edge-value tables), BFP (both rules, padding, NaN/Inf groups), recip /
+   rsqrt (every positive value of small formats, random fp32), add/sub of mixed wide formats
+   (near-tie cases), the rounded exact accumulator.
+2. LightNorm1d/2d == lightnorm.reference bit for bit (output, input gradient, weight/bias
+   gradients, running statistics, eval output) in every preset and variant, on shapes that are
+   / are not multiples of K and of the BFP group, on the eager path; on the default path
+   (torch.compile for large tensors) for "lightnorm" (both grad modes) at a size that uses it.
+   LIGHTNORM_SLOW_TESTS=1 adds the compiled path for every preset.
+3. "fp32-bn" against nn.BatchNorm2d / 1d within FP32 rounding (tolerances below).
+4. gradcheck (float64) of range batch norm, and the spec's range_exact formula against autograd.
+5. The nn.BatchNorm contract: signature, state_dict both ways, momentum=None, train/eval,
+   track_running_stats=False, convert/revert with a filter, errors naming the field.
+
+Seeds are fixed (SEED); no timing assertions (speed: python -m lightnorm.bench_torch).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lightnorm import arith
+from lightnorm import reference as ref
+from lightnorm.bfp import BFPFormat, SharedExpRule, bfp_quantize
+from lightnorm.config import PRESETS, LightNormConfig
+from lightnorm.formats import FORMATS, FloatFormat, decode
+from lightnorm.formats import quantize as np_quantize
+from lightnorm.torch import (
+    LightNorm1d,
+    LightNorm2d,
+    convert_batchnorm,
+    quantize,
+    revert_batchnorm,
+)
+from lightnorm.torch import _Acc, _add, _Fmt, _rsqrt, _recip, _round_acc, _sub
+from lightnorm.torch import bfp_quantize as t_bfp_quantize
+
+SEED = 20261126
+print(f"[test_torch] SEED={SEED}")
+SLOW = os.environ.get("LIGHTNORM_SLOW_TESTS") == "1"
+MODES = [(r, o) for r in ("rne", "rtz") for o in ("inf", "saturate")]
+
+
+def rng_for(tag: int) -> np.random.Generator:
+    return np.random.default_rng([SEED, tag])
+
+
+def assert_bits(got, exp, what: str) -> None:
+    """Equal values, equal signs of zero, NaN where NaN (any payload)."""
+    g = np.asarray(torch.as_tensor(got).detach().to(torch.float64).cpu(), dtype=np.float64).ravel()
+    e = np.asarray(exp, dtype=np.float64).ravel()
+    assert g.shape == e.shape, f"{what}: shape {g.shape} != {e.shape}"
+    same = ((g == e) & (np.signbit(g) == np.signbit(e))) | (np.isnan(g) & np.isnan(e))
+    if not np.all(same):
+        i = int(np.argmin(same))
+        raise AssertionError(
+            f"{what}: {int((~same).sum())} mismatches, first at flat index {i}: got {g[i]!r}, expected {e[i]!r}"
+        )
+
+
+def edge_values(fmt: FloatFormat) -> np.ndarray:
+    """Zeros, subnormals, normals, max, ties and their neighbours, overflow thresholds, specials."""
+    m, emin, emax = fmt.man_bits, fmt.emin, fmt.emax
+    ulp_min = 2.0 ** (emin - m)
+    base = [
+        0.0, ulp_min, ulp_min / 2, ulp_min * 1.5, ulp_min * 0.75, ulp_min * 0.25,
+        2.0**emin, 2.0**emin - ulp_min, 2.0**emin - ulp_min / 2, fmt.max_normal,
+        fmt.max_normal + 2.0 ** (emax - m - 1), fmt.max_normal + 2.0 ** (emax - m - 2),
+        2.0 ** (emax + 1), 2.0 ** (emax + 3), 1.0, 1.0 + 2.0**-m, 1.0 + 2.0 ** (-m - 1),
+        1.0 + 3 * 2.0 ** (-m - 1), 1.0 + 2.0 ** (-m - 2), 3.0 - 2.0 ** (-m), math.pi, 1e-30, 1e30,
+        math.inf, math.nan,
+    ]
+    vals = np.array(base, dtype=np.float64)
+    vals = np.concatenate([vals, np.nextafter(vals, np.inf), np.nextafter(vals, -np.inf)])
+    return np.concatenate([vals, -vals])
+
+
+# ------------------------------------------------------------------------------------------
+# 1. Building blocks
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_quantize_matches_model(name, rounding, overflow):
+    fmt = FORMATS[name]
+    rng = rng_for(1)
+    rand = rng.standard_normal(4000) * np.exp2(rng.integers(-160, 140, 4000))
+    with np.errstate(over="ignore"):
+        x = np.concatenate([edge_values(fmt), rand, rand.astype(np.float32).astype(np.float64)])
+    exp = np_quantize(x, fmt, rounding, overflow)
+    assert_bits(quantize(torch.from_numpy(x), fmt, rounding, overflow), exp, f"{name} float64")
+    x32 = x.astype(np.float32)
+    got32 = quantize(torch.from_numpy(x32), fmt, rounding, overflow)
+    assert got32.dtype == torch.float32
+    assert_bits(got32, np_quantize(x32, fmt, rounding, overflow), f"{name} float32")
+
+
+BFPS = [
+    BFPFormat(),
+    BFPFormat(man_bits=5, group_size=32, rule=SharedExpRule.SECOND_MAX),
+    BFPFormat(man_bits=4, group_size=1),
+    BFPFormat(man_bits=3, group_size=1, rule=SharedExpRule.SECOND_MAX),
+    BFPFormat(man_bits=8, group_size=4, exp_bits=5),
+]
+
+
+@pytest.mark.parametrize("rounding", ["rne", "rtz"])
+@pytest.mark.parametrize("fmt", BFPS, ids=[b.name for b in BFPS])
+def test_bfp_matches_model(fmt, rounding):
+    rng = rng_for(2)
+    x = rng.standard_normal((3, 37, 2, 3)) * np.exp2(rng.integers(-30, 30, (3, 37, 2, 3)))
+    x[0, :16, 0, 0] = 0.0  # an all-zero group
+    x[1, 3, 1, 1] = -0.0
+    x[2, 5, 0, 2] = np.nan  # poisons its group under rule max
+    x[2, 20, 1, 0] = -np.inf
+    x[0, 33, 0, 1] = 1.0e-45  # below the shared-exponent range of exp_bits=5
+    x[1, 34, 0, 0] = 2.0**40
+    x[0, 7, 1, 2] = 31.75  # carries out of 5 mantissa bits
+    got = t_bfp_quantize(torch.from_numpy(x), fmt, axis=1, rounding=rounding)
+    assert_bits(got, bfp_quantize(x, fmt, axis=1, rounding=rounding), fmt.name)
+
+
+def _all_finite_positive(fmt: FloatFormat) -> np.ndarray:
+    bits = np.arange(1, (1 << (fmt.exp_bits + fmt.man_bits)) - (1 << fmt.man_bits))
+    return decode(bits, fmt)
+
+
+def _tf(fmt: FloatFormat, rounding: str = "rne", overflow: str = "inf") -> _Fmt:
+    from lightnorm.formats import Overflow, Rounding
+
+    return _Fmt.of(fmt, Rounding(rounding), Overflow(overflow))
+
+
+@pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
+@pytest.mark.parametrize("name", ["fp10_e5m4", "fp10_e6m3", "fp8_e5m2", "fp12_e5m6"])
+def test_recip_rsqrt_every_value(name, rounding, overflow):
+    fmt = FORMATS[name]
+    v = np.concatenate([_all_finite_positive(fmt), [0.0, -0.0, np.inf, -1.0, np.nan]])
+    for out_name in (name, "fp32_e8m23", "fp10_e5m4"):
+        out = FORMATS[out_name]
+        f = _tf(out, rounding, overflow)
+        t = torch.from_numpy(v)
+        assert_bits(_recip(t, f), arith.recip(v, out, rounding, overflow), f"recip {name}->{out_name}")
+        assert_bits(_rsqrt(t, f), arith.rsqrt(v, out, rounding, overflow), f"rsqrt {name}->{out_name}")
+
+
+@pytest.mark.parametrize("rounding", ["rne", "rtz"])
+def test_recip_rsqrt_fp32_random_and_near_ties(rounding):
+    fmt = FORMATS["fp32_e8m23"]
+    rng = rng_for(3)
+    v = np_quantize(np.abs(rng.standard_normal(3000)) * np.exp2(rng.integers(-140, 120, 3000)), fmt)
+    # exact squares and near-squares: 1/sqrt lands on or next to a breakpoint
+    s = np_quantize(rng.uniform(1, 2, 500), FORMATS["fp12_e5m6"])
+    v = np.concatenate([v, np_quantize(1 / (s * s), fmt), np.nextafter(np_quantize(1 / (s * s), fmt), 0)])
+    for out_name in ("fp32_e8m23", "fp10_e5m4", "fp16_e8m7"):
+        out = FORMATS[out_name]
+        f = _tf(out, rounding)
+        t = torch.from_numpy(v)
+        assert_bits(_recip(t, f), arith.recip(v, out, rounding), f"recip fp32->{out_name}")
+        assert_bits(_rsqrt(t, f), arith.rsqrt(v, out, rounding), f"rsqrt fp32->{out_name}")
+
+
+PAIRS = [
+    ("fp10_e6m3", "fp32_e8m23", "fp10_e6m3"),
+    ("fp32_e8m23", "fp32_e8m23", "fp32_e8m23"),
+    ("fp10_e5m4", "fp32_e8m23", "fp10_e5m4"),
+    ("fp10_e6m3", "fp10_e6m3", "fp10_e6m3"),
+    ("fp10_e5m4", "fp10_e5m4", "fp10_e5m4"),
+]
+
+
+@pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
+@pytest.mark.parametrize(("fa", "fb", "fo"), PAIRS, ids=["+".join(p) for p in PAIRS])
+def test_add_sub_mixed_formats(fa, fb, fo, rounding, overflow):
+    ffa, ffb, ffo = FORMATS[fa], FORMATS[fb], FORMATS[fo]
+    rng = rng_for(4)
+    n = 3000
+    a = np_quantize(rng.standard_normal(n) * np.exp2(rng.integers(ffa.emin - 3, ffa.emax, n)), ffa)
+    b = np_quantize(rng.standard_normal(n) * np.exp2(rng.integers(ffb.emin - 3, ffb.emax, n)), ffb)
+    # adversarial: b is a breakpoint of fo (a midpoint), a is tiny -> float64 rounding hides a
+    mids = np_quantize(rng.uniform(1, 2, 200), ffo) * np.exp2(rng.integers(-8, 8, 200))
+    mids = np_quantize(mids + np.exp2(np.floor(np.log2(mids)) - ffo.man_bits - 1), ffb)
+    tiny = np_quantize(np.exp2(rng.integers(ffa.emin - ffa.man_bits, ffa.emin, 200)) * rng.choice([-1, 1], 200), ffa)
+    a = np.concatenate([a, tiny, [0.0, -0.0, 0.0, np.inf, np.nan, 1.0]])
+    b = np.concatenate([b, mids, [-0.0, -0.0, 0.0, -np.inf, 1.0, -1.0]])
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    to, tfa, tfb = _tf(ffo, rounding, overflow), _tf(ffa), _tf(ffb)
+    assert_bits(_add(ta, tb, to, tfa, tfb), arith.add(a, b, ffo, rounding, overflow), "add")
+    assert_bits(_sub(ta, tb, to, tfa, tfb), arith.sub(a, b, ffo, rounding, overflow), "sub")
+
+
+@pytest.mark.parametrize("name", ["fp10_e5m4", "fp8_e5m2", "fp12_e5m6", "fp16_e5m10"])
+def test_float32_add_double_rounding_is_exact(name):
+    """The float32 path of add (round to float32, then to the format: RNE, p <= 11 bits) equals
+    the correctly rounded sum: every pair of values for fp10_e5m4 / fp8_e5m2 (both signs,
+    subnormals, overflow), 200000 random pairs for the wider formats."""
+    fmt = FORMATS[name]
+    f = _tf(fmt)
+    vals = np.concatenate([_all_finite_positive(fmt), [0.0]])
+    vals = np.concatenate([vals, -vals])
+    if vals.size <= 4096:
+        a, b = (v.ravel() for v in np.meshgrid(vals, vals))
+    else:
+        rng = rng_for(6)
+        a, b = rng.choice(vals, 200_000), rng.choice(vals, 200_000)
+    ta, tb = torch.from_numpy(a.astype(np.float32)), torch.from_numpy(b.astype(np.float32))
+    got = _add(ta, tb, f, f, f)
+    assert got.dtype == torch.float32  # the float32 path
+    assert_bits(got, arith.add(a, b, fmt), f"add {name}")
+
+
+@pytest.mark.parametrize("name", ["fp32_e8m23", "fp10_e5m4", "fp12_e6m5"])
+def test_rounded_accumulator_matches_model(name):
+    fmt = FORMATS[name]
+    rng = rng_for(5)
+    vals = np_quantize(rng.standard_normal((6, 50)) * np.exp2(rng.integers(-20, 10, (6, 50))), FORMATS["fp10_e5m4"])
+    vals[0] = 0.0
+    vals[1, :25], vals[1, 25:] = 3.0, -3.0  # exact cancellation -> +0
+    exact = arith.exact_sum(vals, axis=-1)
+    sums = torch.from_numpy(vals.sum(axis=-1))  # exact: fp10 values, 50 terms
+    for c in (1.0, 1.0 / 3, 0.1, 2.0**-20, float(np_quantize(1 / 1568, fmt)), 0.0):
+        for rnd in ("rne", "rtz"):
+            f = _tf(fmt, rnd)
+            exp = exact.round(fmt, rnd, "inf", scale=c)
+            assert_bits(_round_acc(_Acc.from_parts((sums[None],), f, 50), c, f), exp, f"f64 sum * {c}")
+            ints = _Acc(ints=[int(t) for t in (vals * 2.0**18).sum(axis=-1)], lsb=-18,
+                        special=torch.zeros(6, dtype=torch.float64))
+            assert_bits(_round_acc(ints, c, f), exp, f"int sum * {c}")
+
+
+# ------------------------------------------------------------------------------------------
+# 2. Modules == reference, bit for bit
+# ------------------------------------------------------------------------------------------
+
+VARIANTS = [
+    ("lightnorm", {}),
+    ("lightnorm", {"grad_mode": "range_exact"}),
+    ("lightnorm", {"rounding": "rtz"}),
+    ("lightnorm", {"overflow": "saturate"}),
+    ("lightnorm", {"range_constant": "gauss", "num_chunks": 4}),
+    ("lightnorm", {"compute_format": "fp12_e6m5", "grad_format": "fp12_e6m5", "stat_format": "fp12_e5m6"}),
+    ("fp32-bn", {}),
+    ("range-fp32", {}),
+    ("range-fp32", {"grad_mode": "range_exact"}),
+    ("fp10-bn", {}),
+    ("bfp-bn", {}),
+    ("authors", {}),
+    ("authors", {"grad_mode": "range_exact", "overflow": "saturate"}),
+]
+VARIANT_IDS = [p + "".join(f"-{v}" for v in o.values()) for p, o in VARIANTS]
+SHAPES = [(16, 32, 4, 4), (6, 20, 3, 5), (64, 24), (8, 24, 5)]
+
+
+def make_inputs(shape, tag, special=True):
+    rng = rng_for(tag)
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    if special:
+        flat_x, flat_dy = x.reshape(-1), dy.reshape(-1)
+        flat_x[::7] = 0.0
+        flat_x[3::11] = -0.0
+        flat_x[5::13] = 1.25  # repeated values: ties for the chunk max/min
+        flat_x[6::29] = 4.0e3  # beyond fp10 precision
+        flat_dy[::5] = -0.0
+        flat_dy[2::9] = 0.0
+    c = shape[1]
+    gamma = rng.uniform(0.5, 1.5, c).astype(np.float32)
+    beta = rng.uniform(-0.5, 0.5, c).astype(np.float32)
+    gamma[0], beta[1] = -0.75, -0.0
+    return x, dy, gamma, beta
+
+
+def stored_np(v, fmt, cfg):
+    """stored(v, fmt) of spec section 5 with the model's public functions."""
+    q = np_quantize(np.asarray(v, dtype=np.float64), fmt, cfg.rounding, cfg.overflow)
+    if cfg.bfp is None:
+        return q
+    return np_quantize(bfp_quantize(q, cfg.bfp, 1, cfg.rounding), fmt, cfg.rounding, cfg.overflow)
+
+
+def run_module_vs_reference(cfg, shape, backend, tag=0, momentum=0.1, eps=1e-5, special=True):
+    x, dy, gamma, beta = make_inputs(shape, tag, special)
+    c = shape[1]
+    cls = LightNorm2d if len(shape) == 4 else LightNorm1d
+    m = cls(c, eps=eps, momentum=momentum, config=cfg, backend=backend)
+    rm0 = rng_for(tag + 1).standard_normal(c).astype(np.float32)
+    rv0 = rng_for(tag + 2).uniform(0.5, 2.0, c).astype(np.float32)
+    with torch.no_grad():
+        m.weight.copy_(torch.from_numpy(gamma))
+        m.bias.copy_(torch.from_numpy(beta))
+        m.running_mean.copy_(torch.from_numpy(rm0))
+        m.running_var.copy_(torch.from_numpy(rv0))
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    y = m(xt)
+    y.backward(torch.from_numpy(dy))
+    fwd = ref.forward_train(x, gamma, beta, cfg, rm0, rv0, eps=eps, momentum=momentum)
+    bwd = ref.backward(dy, fwd, cfg)
+    what = f"{shape}"
+    assert y.dtype == torch.float32 and y.shape == x.shape
+    assert_bits(y, fwd.y, f"{what} y")
+    assert_bits(xt.grad, bwd.dx, f"{what} dx")
+    assert_bits(m.weight.grad, bwd.d_gamma, f"{what} d_gamma")
+    assert_bits(m.bias.grad, bwd.d_beta, f"{what} d_beta")
+    assert_bits(m.running_mean, fwd.running_mean, f"{what} running_mean")
+    assert_bits(m.running_var, fwd.running_var, f"{what} running_var")
+    assert int(m.num_batches_tracked) == 1
+    m.eval()
+    xe = torch.from_numpy(x.copy()).requires_grad_()
+    ye = m(xe)
+    inf = ref.forward_infer(x, gamma, beta, fwd.running_mean, fwd.running_var, cfg, eps=eps)
+    assert_bits(ye, inf.y, f"{what} eval y")
+    ye.backward(torch.from_numpy(dy))  # eval backward: dx = stored(mul(dy, a, gf))
+    # eval backward (an extension, module docstring): dx = stored(mul(stored(dy), a, gf))
+    a_eval = inf.coeff.reshape((1, c) + (1,) * (x.ndim - 2))
+    dx_c = arith.mul(stored_np(dy, cfg.grad_format, cfg), a_eval, cfg.grad_format, cfg.rounding, cfg.overflow)
+    dx_eval = stored_np(dx_c, cfg.grad_format, cfg)
+    assert_bits(xe.grad, dx_eval, f"{what} eval dx")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
+@pytest.mark.parametrize(("preset", "overrides"), VARIANTS, ids=VARIANT_IDS)
+def test_module_matches_reference_eager(preset, overrides, shape):
+    cfg = LightNormConfig.from_preset(preset, **overrides)
+    run_module_vs_reference(cfg, shape, "eager", tag=hash((preset, shape)) % 1000)
+
+
+def test_int64_accumulator_path_matches_reference():
+    """fp16_e5m10 elements, n = 8448: sums need 54 bits, so they are int64 sums (not float64)."""
+    cfg = LightNormConfig.from_preset(
+        "fp10-bn", compute_format="fp16_e5m10", grad_format="fp16_e5m10", stat_format="fp16_e5m10"
+    )
+    run_module_vs_reference(cfg, (8, 2, 32, 33), "eager", tag=11)
+
+
+def test_module_momentum_none_and_eps_match_reference():
+    cfg = PRESETS["lightnorm"]
+    x, dy, gamma, beta = make_inputs((16, 8, 3, 3), 7)
+    m = LightNorm2d(8, eps=1e-3, momentum=None, config=cfg, backend="eager")
+    rm, rv = np.zeros(8, np.float32), np.ones(8, np.float32)
+    for step in range(1, 4):
+        xs = x * step
+        m(torch.from_numpy(xs))
+        fwd = ref.forward_train(xs, np.ones(8), np.zeros(8), cfg, rm, rv, eps=1e-3, momentum=1.0 / step)
+        rm, rv = fwd.running_mean, fwd.running_var
+        assert_bits(m.running_mean, rm, f"step {step} running_mean")
+        assert_bits(m.running_var, rv, f"step {step} running_var")
+    assert int(m.num_batches_tracked) == 3
+
+
+def test_nonfinite_input_propagates_like_reference():
+    cfg = PRESETS["lightnorm"]
+    x, dy, gamma, beta = make_inputs((16, 20, 2, 2), 8, special=False)
+    x[3, 2, 1, 0] = np.nan
+    x[5, 17, 0, 1] = np.inf
+    m = LightNorm2d(20, config=cfg, backend="eager")
+    with torch.no_grad():
+        m.weight.copy_(torch.from_numpy(gamma))
+        m.bias.copy_(torch.from_numpy(beta))
+    xt = torch.from_numpy(x).requires_grad_()
+    y = m(xt)
+    y.backward(torch.from_numpy(dy))
+    fwd = ref.forward_train(x, gamma, beta, cfg, np.zeros(20), np.ones(20))
+    bwd = ref.backward(dy, fwd, cfg)
+    assert_bits(y, fwd.y, "y")
+    assert_bits(xt.grad, bwd.dx, "dx")
+    assert_bits(m.running_mean, fwd.running_mean, "running_mean")
+
+
+DEFAULT_PATH = [("lightnorm", {}), ("lightnorm", {"grad_mode": "range_exact"})]
+
+
+@pytest.mark.parametrize(("preset", "overrides"), DEFAULT_PATH, ids=["lightnorm", "lightnorm-range_exact"])
+def test_default_path_matches_reference(preset, overrides):
+    """What users get by default (backend "auto": torch.compile for tensors this large)."""
+    cfg = LightNormConfig.from_preset(preset, **overrides)
+    run_module_vs_reference(cfg, (16, 64, 16, 16), "auto", tag=9)
+
+
+@pytest.mark.skipif(not SLOW, reason="compiles every preset (minutes): set LIGHTNORM_SLOW_TESTS=1")
+@pytest.mark.parametrize(("preset", "overrides"), VARIANTS, ids=VARIANT_IDS)
+def test_compiled_path_matches_reference_every_preset(preset, overrides):
+    cfg = LightNormConfig.from_preset(preset, **overrides)
+    for shape in ((16, 32, 4, 4), (6, 20, 3, 5)):
+        run_module_vs_reference(cfg, shape, "compile", tag=10)
+
+
+# ------------------------------------------------------------------------------------------
+# 3. fp32-bn == nn.BatchNorm within FP32 rounding
+# ------------------------------------------------------------------------------------------
+
+# Documented tolerance: "fp32-bn" rounds every operator to FP32 and sums exactly; torch rounds
+# in its own order (and computes 1/sqrt differently). On unit-scale data each output differs by
+# a few FP32 ulps: |diff| <= 2e-5 * (1 + |ref|) for y and dx, 1e-4 relative for the sums
+# (d_gamma, d_beta, running statistics) - far below any effect on training.
+TOL = {"y": 2e-5, "dx": 2e-5, "sum": 1e-4}
+
+
+def close(got, exp, tol, what):
+    got = got.detach().to(torch.float64)
+    exp = exp.detach().to(torch.float64)
+    err = ((got - exp).abs() / (1 + exp.abs())).max().item()
+    assert err <= tol, f"{what}: max scaled error {err:.3g} > {tol}"
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
+@pytest.mark.parametrize("eps", [1e-5, 1e-3])
+@pytest.mark.parametrize("shape", [(8, 16, 5, 5), (3, 7, 4, 2), (32, 8), (4, 12, 9)], ids=str)
+def test_fp32_bn_matches_torch_batchnorm(shape, eps, momentum):
+    torch.manual_seed(hash((shape, eps, momentum)) % 2**31)
+    c = shape[1]
+    ours = (LightNorm2d if len(shape) == 4 else LightNorm1d)(c, eps, momentum, config="fp32-bn")
+    theirs = (nn.BatchNorm2d if len(shape) == 4 else nn.BatchNorm1d)(c, eps, momentum)
+    with torch.no_grad():
+        for m in (ours, theirs):
+            m.weight.copy_(torch.linspace(0.5, 1.5, c))
+            m.bias.copy_(torch.linspace(-0.5, 0.5, c))
+    for step in range(3):
+        x = torch.randn(shape) * (1 + step) + step
+        dy = torch.randn(shape)
+        outs = []
+        for m in (ours, theirs):
+            xt = x.clone().requires_grad_()
+            for p in m.parameters():
+                p.grad = None
+            y = m(xt)
+            y.backward(dy)
+            outs.append((y, xt.grad, m.weight.grad, m.bias.grad))
+        (y0, dx0, g0, b0), (y1, dx1, g1, b1) = outs
+        close(y0, y1, TOL["y"], "y")
+        close(dx0, dx1, TOL["dx"], "dx")
+        close(g0, g1, TOL["sum"], "weight.grad")
+        close(b0, b1, TOL["sum"], "bias.grad")
+        close(ours.running_mean, theirs.running_mean, TOL["sum"], "running_mean")
+        close(ours.running_var, theirs.running_var, TOL["sum"], "running_var")
+    assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked) == 3
+    ours.eval()
+    theirs.eval()
+    x = torch.randn(shape) * 2 + 1
+    close(ours(x), theirs(x), TOL["y"], "eval y")
+
+
+# ------------------------------------------------------------------------------------------
+# 4. Range batch norm: gradcheck and the exact-gradient formula
+# ------------------------------------------------------------------------------------------
+
+
+def range_bn64(x, gamma, beta, k, c_m, eps):
+    """Float64 range BN (spec section 6 without rounding): x (N, C, S), stream chunks of N."""
+    n_, ch, s_ = x.shape
+    xs = x.permute(1, 0, 2).reshape(ch, n_ * s_)
+    m = xs.shape[1] // k
+    mx = torch.stack([xs[:, i * m : (i + 1) * m if i < k - 1 else None].amax(dim=1) for i in range(k)], 1)
+    mn = torch.stack([xs[:, i * m : (i + 1) * m if i < k - 1 else None].amin(dim=1) for i in range(k)], 1)
+    mu = xs.mean(dim=1)
+    sigma = c_m / k * (mx - mn).sum(dim=1)
+    s = 1.0 / (sigma + eps)
+    y = (x - mu.view(1, -1, 1)) * (gamma * s).view(1, -1, 1) + beta.view(1, -1, 1)
+    return y
+
+
+def range_exact_formula64(x, dy, gamma, k, c_m, eps):
+    """Spec section 7, range_exact, in float64: dx = a (dy - mean dy) everywhere, -+ a d_gamma C/K
+    at each chunk's arg-max / arg-min."""
+    n_, ch, s_ = x.shape
+    xs = x.permute(1, 0, 2).reshape(ch, -1)
+    dys = dy.permute(1, 0, 2).reshape(ch, -1)
+    m = xs.shape[1] // k
+    bounds = [(i * m, (i + 1) * m if i < k - 1 else xs.shape[1]) for i in range(k)]
+    mu = xs.mean(dim=1, keepdim=True)
+    sigma = c_m / k * sum(xs[:, a:b].amax(1) - xs[:, a:b].amin(1) for a, b in bounds)
+    s = (1.0 / (sigma + eps)).unsqueeze(1)
+    a_ = gamma.unsqueeze(1) * s
+    x_hat = (xs - mu) * s
+    d_gamma = (dys * x_hat).sum(1, keepdim=True)
+    dx = a_ * (dys - dys.mean(1, keepdim=True))
+    corr = a_ * d_gamma * c_m / k
+    rows = torch.arange(ch)
+    for a, b in bounds:
+        dx[rows, xs[:, a:b].argmax(1) + a] -= corr[:, 0]
+        dx[rows, xs[:, a:b].argmin(1) + a] += corr[:, 0]
+    return dx.reshape(ch, n_, s_).permute(1, 0, 2), d_gamma[:, 0], dys.sum(1)
+
+
+def test_range_bn_gradcheck_and_exact_formula():
+    torch.manual_seed(SEED % 2**31)
+    k, eps, shape = 4, 1e-3, (8, 3, 5)
+    c_m = 1 / math.sqrt(2 * math.log(8 * 5 // k))
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    gamma = (torch.rand(3, dtype=torch.float64) + 0.5).requires_grad_()
+    beta = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *a: range_bn64(*a, k, c_m, eps), (x, gamma, beta))
+    dy = torch.randn(shape, dtype=torch.float64)
+    range_bn64(x, gamma, beta, k, c_m, eps).backward(dy)
+    dx, d_gamma, d_beta = range_exact_formula64(x.detach(), dy, gamma.detach(), k, c_m, eps)
+    torch.testing.assert_close(dx, x.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(d_gamma, gamma.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(d_beta, beta.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_range_exact_module_matches_float64_autograd():
+    """range-fp32 + range_exact: the module's custom backward == autograd of float64 range BN,
+    within FP32 rounding (same constant C(m) rounded to FP32 in both)."""
+    cfg = LightNormConfig.from_preset("range-fp32", grad_mode="range_exact")
+    torch.manual_seed(3)
+    shape = (16, 6, 3, 3)
+    x = torch.randn(shape)
+    dy = torch.randn(shape)
+    m = LightNorm2d(6, eps=1e-3, config=cfg)
+    with torch.no_grad():
+        m.weight.copy_(torch.linspace(0.5, 1.5, 6))
+    xt = x.clone().requires_grad_()
+    m(xt).backward(dy)
+    consts = ref.layer_constants(16 * 9, cfg, 1e-3)
+    x64 = x.double().reshape(16, 6, 9).requires_grad_()
+    g64 = m.weight.detach().double().requires_grad_()
+    b64 = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+    range_bn64(x64, g64, b64, cfg.num_chunks, consts.range_const, consts.eps).backward(dy.double().reshape(16, 6, 9))
+    close(xt.grad.reshape(16, 6, 9), x64.grad, 1e-4, "dx")
+    close(m.weight.grad, g64.grad, 1e-4, "d_gamma")
+    close(m.bias.grad, b64.grad, 1e-4, "d_beta")
+
+
+# ------------------------------------------------------------------------------------------
+# 5. The nn.BatchNorm contract
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(LightNorm1d, nn.BatchNorm1d), (LightNorm2d, nn.BatchNorm2d)])
+def test_signature_buffers_and_state_dict_keys(ours, theirs):
+    sig_o = inspect.signature(ours.__init__).parameters
+    sig_t = inspect.signature(theirs.__init__).parameters
+    assert list(sig_o)[: len(sig_t)] == list(sig_t)
+    for name, par in sig_t.items():
+        assert sig_o[name].default == par.default and sig_o[name].kind == par.kind, name
+    assert sig_o["config"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert sig_o["config"].default == "lightnorm"
+    for kwargs in ({}, {"affine": False}, {"track_running_stats": False}, {"bias": False}):
+        a, b = ours(5, **kwargs), theirs(5, **kwargs)
+        assert list(a.state_dict()) == list(b.state_dict())
+        assert [n for n, _ in a.named_buffers()] == [n for n, _ in b.named_buffers()]
+        assert [n for n, _ in a.named_parameters()] == [n for n, _ in b.named_parameters()]
+
+
+def test_state_dict_round_trip_with_batchnorm2d():
+    torch.manual_seed(4)
+    bn = nn.BatchNorm2d(6, momentum=0.3)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    for _ in range(3):
+        bn(torch.randn(4, 6, 3, 3) * 2 + 1)
+    ln = LightNorm2d(6, momentum=0.3)
+    ln.load_state_dict(bn.state_dict())  # strict
+    for key, val in bn.state_dict().items():
+        assert torch.equal(ln.state_dict()[key], val), key
+    ln.train()
+    ln(torch.randn(16, 6, 3, 3))
+    back = nn.BatchNorm2d(6, momentum=0.3)
+    back.load_state_dict(ln.state_dict())
+    for key, val in ln.state_dict().items():
+        assert torch.equal(back.state_dict()[key], val), key
+    assert int(back.num_batches_tracked) == 4
+    # a pre-1.2 checkpoint (no num_batches_tracked, state_dict version 1) loads like into torch
+    old = bn.state_dict()
+    del old["num_batches_tracked"]
+    old._metadata = {"": {"version": 1}}
+    ln2 = LightNorm2d(6)
+    ln2.load_state_dict(old)
+    assert int(ln2.num_batches_tracked) == 0
+
+
+def test_train_eval_semantics_like_torch():
+    torch.manual_seed(5)
+    x = torch.randn(16, 4, 3, 3)
+    # eval without running statistics uses the batch statistics (as torch)
+    m = LightNorm2d(4, track_running_stats=False, config="lightnorm")
+    assert m.running_mean is None and m.num_batches_tracked is None
+    m.eval()
+    y_eval = m(x)
+    m.train()
+    assert torch.equal(y_eval, m(x))
+    # eval with running statistics does not touch them
+    m = LightNorm2d(4)
+    m(x)
+    snap = copy.deepcopy(m.state_dict())
+    m.eval()
+    m(x)
+    for key, val in snap.items():
+        assert torch.equal(m.state_dict()[key], val), key
+    # affine=False: gamma = 1, beta = 0; no parameters
+    plain = LightNorm2d(4, affine=False)
+    ref_m = LightNorm2d(4)
+    assert torch.equal(plain(x), ref_m(x))
+    assert list(plain.parameters()) == []
+    # bias=False (torch 2.13 keyword): beta = 0, weight still learnable
+    nb = LightNorm2d(4, bias=False)
+    xt = x.clone().requires_grad_()
+    nb(xt).sum().backward()
+    assert nb.bias is None and nb.weight.grad is not None and xt.grad is not None
+
+
+def test_convert_and_revert_with_filter():
+    torch.manual_seed(6)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8, momentum=None)),
+        nn.Flatten(),
+        nn.Linear(8 * 16, 10),
+        nn.BatchNorm1d(10, eps=1e-3),
+    )
+    model.train()
+    for _ in range(2):
+        model(torch.randn(16, 3, 4, 4))
+    model.eval()
+    x = torch.randn(16, 3, 4, 4)
+    y_before = model(x)
+    params = {n: p for n, p in model.named_parameters()}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    out = convert_batchnorm(model, config="fp32-bn", module_filter=lambda name, mod: name != "3.1")
+    assert out is model  # in place
+    assert type(model[1]) is LightNorm2d and type(model[3][1]) is nn.BatchNorm2d
+    assert type(model[6]) is LightNorm1d and model[6].eps == 1e-3 and not model[6].training
+    assert model[1].config == PRESETS["fp32-bn"]
+    for n, p in model.named_parameters():
+        assert p is params[n], n  # the same Parameter objects: optimizers keep working
+    for n, b in model.named_buffers():
+        assert torch.equal(b, buffers[n]), n
+    close(model(x), y_before, 1e-4, "converted fp32-bn eval output")
+    assert revert_batchnorm(model) is model
+    assert type(model[1]) is nn.BatchNorm2d and type(model[6]) is nn.BatchNorm1d
+    assert model[3][1].momentum is None
+    for n, p in model.named_parameters():
+        assert p is params[n], n
+    for n, b in model.named_buffers():
+        assert torch.equal(b, buffers[n]), n
+    assert torch.equal(model(x), y_before)
+    single = convert_batchnorm(nn.BatchNorm2d(3))
+    assert type(single) is LightNorm2d and type(revert_batchnorm(single)) is nn.BatchNorm2d
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: LightNorm2d(4, config=LightNormConfig(num_chunks=3)), "num_chunks"),
+        (lambda: LightNorm2d(4, config="no-such-preset"), "preset"),
+        (lambda: LightNorm2d(4, config=42), "config"),
+        (lambda: LightNorm2d(4, config=LightNormConfig(statistics="variance", grad_mode="range_exact")), "grad_mode"),
+        (lambda: LightNorm2d(4, config=LightNormConfig(compute_format=FloatFormat(9, 4))), "exp_bits"),
+        (lambda: LightNorm2d(4, backend="cuda-graphs"), "backend"),
+        (lambda: convert_batchnorm(nn.BatchNorm2d(4), config="nope"), "preset"),
+    ],
+)
+def test_bad_config_raises_value_error_naming_field(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_bad_inputs_raise_value_error():
+    m = LightNorm2d(4)
+    with pytest.raises(ValueError, match="n \\(values per channel\\)"):
+        m(torch.randn(1, 4, 2, 2))  # n = 4 < 2K = 16
+    with pytest.raises(ValueError, match="4D"):
+        m(torch.randn(8, 4))
+    with pytest.raises(ValueError, match="eps"):
+        LightNorm2d(4, eps=-1.0)(torch.randn(8, 4, 2, 2))
+    with torch.no_grad():
+        m.weight[0] = math.nan
+    with pytest.raises(ValueError, match="weight"):
+        m(torch.randn(8, 4, 2, 2))

@@ -1,0 +1,266 @@
+"""lightnorm.train and lightnorm.study: the --norm parser, a LightNorm training smoke test on
+real Fashion-MNIST (the loss must decrease), the CLI outputs, and the study's resumable,
+parallel-safe bookkeeping and report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from lightnorm import study as S
+from lightnorm.bfp import BFPFormat, SharedExpRule
+from lightnorm.config import GradMode, LightNormConfig, RangeConstant
+from lightnorm.data import FASHION_MNIST_DEFAULT_DIR, load_fashion_mnist, write_idx
+from lightnorm.train import TrainSettings, main, parse_norm, run
+
+SEED = 20251125
+print(f"[test_train] SEED={SEED}")
+
+HAVE_FASHION = (FASHION_MNIST_DEFAULT_DIR / "train-images-idx3-ubyte.gz").is_file()
+needs_fashion = pytest.mark.skipif(
+    not HAVE_FASHION,
+    reason="Debian package dataset-fashion-mnist not installed (make tools installs it)",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# --norm parser
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_norm_presets_and_overrides():
+    assert parse_norm("bn") is None
+    assert parse_norm("lightnorm") == LightNormConfig.from_preset("lightnorm")
+    assert parse_norm("authors") == LightNormConfig.from_preset("authors")
+    cfg = parse_norm("lightnorm:grad_mode=range_exact")
+    assert cfg == LightNormConfig.from_preset("lightnorm", grad_mode="range_exact")
+    assert cfg.grad_mode is GradMode.RANGE_EXACT
+    cfg = parse_norm("lightnorm:range_constant=banner, num_chunks=16")
+    assert cfg.range_constant is RangeConstant.BANNER and cfg.num_chunks == 16
+    assert parse_norm("lightnorm:bfp=none").bfp is None
+    assert parse_norm("fp32-bn:bfp=bfp_m4_g32").bfp == BFPFormat(man_bits=4, group_size=32)
+    assert parse_norm("lightnorm:bfp=bfp_m6_g8_e6_second_max").bfp == BFPFormat(
+        6, 8, 6, SharedExpRule.SECOND_MAX
+    )
+    assert parse_norm("lightnorm:compute_format=fp12_e5m6").compute_format.man_bits == 6
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("batchnorm", "unknown preset 'batchnorm'"),
+        ("lightnorm:foo=1", "unknown LightNormConfig field 'foo'"),
+        ("lightnorm:grad_mode", "not key=value"),
+        ("lightnorm:grad_mode=", "not key=value"),
+        ("lightnorm:grad_mode=sideways", "grad_mode"),
+        ("lightnorm:num_chunks=eight", "num_chunks must be an integer"),
+        ("lightnorm:num_chunks=6", "num_chunks"),
+        ("lightnorm:bfp=bfp16", "bfp must be 'none'"),
+        ("lightnorm:grad_mode=bn,grad_mode=range_exact", "given twice"),
+        ("fp32-bn:grad_mode=range_exact", "range_exact"),
+    ],
+)
+def test_parse_norm_errors_name_the_problem(spec, match):
+    with pytest.raises(ValueError, match=match):
+        parse_norm(spec)
+
+
+def test_cli_rejects_bad_norm(capsys):
+    assert main(["--norm", "lightnorm:nope=1", "--epochs", "1"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return load_fashion_mnist().subset(1024, 256)
+
+
+@needs_fashion
+def test_lightnorm_training_smoke_loss_decreases(fashion):
+    pytest.importorskip("lightnorm.torch", reason="lightnorm.torch (the torch module) not present")
+    settings = TrainSettings(
+        model="resnet8",
+        width=8,
+        norm="lightnorm",
+        epochs=1,
+        seed=0,
+        batch_size=64,
+        limit_train=1024,
+        limit_test=256,
+        max_steps=10,
+    )
+    result = run(settings, data=fashion, progress=False, log=None)
+    losses = result["step_losses"]
+    assert len(losses) == 10 and np.isfinite(losses).all() and not result["diverged"]
+    assert result["model_info"]["norm_layers_converted"] == 9
+    assert result["norm_config"]["statistics"] == "range"
+    assert np.mean(losses[-3:]) < losses[0] - 0.1, losses
+
+
+@needs_fashion
+def test_bn_training_is_reproducible(fashion):
+    settings = TrainSettings(
+        model="resnet8", width=4, norm="bn", epochs=1, seed=3, batch_size=64, max_steps=4
+    )
+    a = run(settings, data=fashion, progress=False, log=None)
+    b = run(settings, data=fashion, progress=False, log=None)
+    assert a["step_losses"] == b["step_losses"] and a["final_test_acc"] == b["final_test_acc"]
+
+
+def _fake_fashion(folder, n_train=192, n_test=64):
+    rng = np.random.default_rng(SEED)
+    folder.mkdir()
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(
+            folder / f"{split}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+
+
+def test_cli_writes_csv_json_png(tmp_path, capsys):
+    _fake_fashion(tmp_path / "fm")
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "--model",
+            "resnet8",
+            "--width",
+            "4",
+            "--norm",
+            "bn",
+            "--epochs",
+            "2",
+            "--seed",
+            "1",
+            "--batch-size",
+            "32",
+            "--limit-train",
+            "128",
+            "--data-dir",
+            str(tmp_path / "fm"),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    assert "final test accuracy" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    result = json.loads((out / "result.json").read_text())
+    assert result["settings"]["norm"] == "bn" and result["norm_config"] is None
+    assert result["data"]["n_train"] == 128 and result["data"]["steps_per_epoch"] == 4
+    assert len(result["history"]) == 2 and 0 <= result["final_test_acc"] <= 100
+    assert result["environment"]["torch_threads"] == 2
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_too_small_training_set_is_an_error(tmp_path):
+    _fake_fashion(tmp_path / "fm", n_train=10)
+    with pytest.raises(ValueError, match="no full batch"):
+        run(
+            TrainSettings(
+                model="resnet8", width=4, norm="bn", epochs=1, data_dir=str(tmp_path / "fm")
+            ),
+            progress=False,
+            log=None,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# study bookkeeping and report (no training: results are written by hand)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_study_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
+    lock = tmp_path / "a" / ".lock"
+    assert S._try_lock(lock)
+    assert not S._try_lock(lock)  # held by this (live) process
+    lock.unlink()
+    import socket
+
+    lock.write_text(f"999999999 {socket.gethostname()}")  # a pid that does not exist
+    assert S._try_lock(lock)
+    assert lock.read_text().split()[0] == str(os.getpid())
+
+
+def _fake_result(path, acc, seed, epochs=3):
+    path.mkdir(parents=True)
+    hist = [{"epoch": e + 1, "test_acc": acc - (epochs - 1 - e)} for e in range(epochs)]
+    path.joinpath("result.json").write_text(
+        json.dumps(
+            {
+                "settings": {"epochs": epochs, "seed": seed},
+                "final_test_acc": acc,
+                "train_time_per_epoch_s": 2.0,
+                "history": hist,
+                "diverged": False,
+                "wall_time_s": 7.0,
+            }
+        )
+    )
+
+
+def test_study_report_target_and_costliest_ablation(tmp_path):
+    plan = S.Plan(
+        name="t",
+        models=(
+            S.ModelSpec("ResNet", "resnet8", 16),
+            S.ModelSpec("MobileNetV2", "mobilenetv2s", 0.5),
+        ),
+        seeds=(0, 1, 2),
+        epochs=3,
+        limit_train=100,
+        limit_test=None,
+    )
+    accs = {"fp32-bn": 90.0, "range-fp32": 89.5, "fp10-bn": 87.0, "bfp-bn": 89.9, "lightnorm": 88.0}
+    variants = [v for v in S.VARIANTS if v.label in accs]
+    for model in plan.models:
+        for v in variants:
+            for seed in plan.seeds:
+                _fake_result(
+                    S.run_dir(tmp_path, plan, model, v, seed), accs[v.label] + 0.1 * seed, seed
+                )
+    report = S.summarize(plan, variants, tmp_path, tmp_path / "out")
+    r = report["results"]["resnet8"]["variants"]["lightnorm"]
+    assert r["mean_acc"] == pytest.approx(88.1) and r["std_acc"] == pytest.approx(0.1)
+    assert r["seeds"] == [0, 1, 2] and r["epochs"] == 3
+    t = report["target"]
+    assert not t["reached"] and t["per_model"]["resnet8"]["gap_pp"] == pytest.approx(2.0)
+    assert t["per_model"]["mobilenetv2s"]["costliest_ablation"] == "fp10-bn"
+    md = (tmp_path / "out" / "accuracy_t.md").read_text()
+    assert "88.10 ± 0.10" in md and "Target not reached" in md and "costliest: `fp10-bn`" in md
+    saved = json.loads((tmp_path / "out" / "accuracy_t.json").read_text())
+    assert saved["results"]["mobilenetv2s"]["variants"]["fp32-bn"]["mean_acc"] == pytest.approx(
+        90.1
+    )
+
+
+def test_study_plans_cover_the_required_variants():
+    labels = {v.label for v in S.VARIANTS}
+    assert {
+        "fp32-bn",
+        "range-fp32",
+        "fp10-bn",
+        "bfp-bn",
+        "lightnorm",
+        "authors",
+        "lightnorm/dx=range_exact",
+        "lightnorm/C=banner",
+        "lightnorm/C=gauss",
+    } <= labels
+    for variant in S.VARIANTS:
+        parse_norm(variant.norm)
+    for plan in S.PLANS.values():
+        assert len(plan.seeds) >= 3
+        assert {m.family for m in plan.models} == {"ResNet", "MobileNetV2"}

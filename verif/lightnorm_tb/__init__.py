@@ -1,0 +1,3 @@
+# SPDX-License-Identifier: Apache-2.0
+"""LightNorm cocotb testbench package: runner (build + run one cocotb test per case) and the
+shared verification components."""

@@ -1,0 +1,503 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Harness of lightnorm_core: clock/reset, configuration driver, parameter and statistics
+ports, command runner with stream driver + monitor, and the scoreboarded flows (training
+step, inference) used by verif/test_core.py and verif/sim_main.py.
+
+Port map and encodings: docs/hardware.md (opcodes OPS, statistics selects SEL, parameter
+selects PAR, error codes ERR below mirror the localparams of hdl/lightnorm_core.sv).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+from lightnorm.formats import Overflow, encode, quantize
+
+from . import coverage
+from .layers import CoreParams, Expected, Layer
+from .scoreboard import Scoreboard
+from .streams import BeatArray, BeatDriver, BeatMonitor, StallGen, sig_int, sig_int_or_x
+
+__all__ = ["ERR", "OPS", "PAR", "SEL", "CmdResult", "CoreTB", "PhaseTiming"]
+
+OPS = {
+    "STATS": 0,
+    "FINALIZE": 1,
+    "NORM": 2,
+    "BWD_SUMS": 3,
+    "BWD_FINALIZE": 4,
+    "BWD_DX": 5,
+    "INFER_PREP": 6,
+}
+SEL = {
+    "sum_x": 0,
+    "mean": 1,
+    "range_mean": 2,
+    "sigma": 3,
+    "scale": 4,
+    "coeff": 5,
+    "gamma": 6,
+    "beta": 7,
+    "d_gamma": 8,
+    "d_beta": 9,
+    "k_beta": 10,
+    "k_gamma": 11,
+    "correction": 12,
+    "running_mean": 13,
+    "running_var": 14,
+    "chunk_max": 16,
+    "chunk_min": 17,
+    "chunk_argmax": 18,
+    "chunk_argmin": 19,
+}
+PAR = {"gamma": 0, "beta": 1, "running_mean": 2, "running_var": 3}
+ERR = {
+    0: "none",
+    1: "no_channels",
+    2: "too_many_channels",
+    3: "count_small",
+    4: "count_large",
+    5: "bad_op",
+}
+
+PERIOD_NS = 10
+SAT = Overflow.SATURATE
+STREAM_OPS = ("STATS", "NORM", "BWD_SUMS", "BWD_DX")
+#: cycles after the last accepted beat until a streaming command's work is done (S0..S7)
+PIPE_FILL = {"STATS": 2, "NORM": 8, "BWD_SUMS": 5, "BWD_DX": 8}
+
+
+@dataclass
+class CmdResult:
+    op: str
+    error: bool
+    code: int
+    cycles: int
+    beats_in: int
+    out: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class PhaseTiming:
+    """Cycles of one command against its ideal (beats for streaming phases)."""
+
+    layer: str
+    op: str
+    cycles: int
+    ideal: int
+    stall: str
+    wall_s: float = 0.0  # simulator wall time of the command
+
+    @property
+    def overhead(self) -> int:
+        return self.cycles - self.ideal
+
+
+class CoreTB:
+    """Drives one lightnorm_core instance."""
+
+    def __init__(self, dut: Any, rng: random.Random | None = None) -> None:
+        self.dut = dut
+        self.p = CoreParams.from_dut(dut)
+        self.rng = rng or random.Random(cocotb.RANDOM_SEED)
+        self.log = dut._log
+        self.timings: list[PhaseTiming] = []
+        self.driver = BeatDriver(
+            dut.clk_i,
+            dut.in_valid_i,
+            dut.in_ready_o,
+            {
+                "exp": dut.in_exp_i,
+                "sign": dut.in_sign_i,
+                "mant": dut.in_mant_i,
+                "dy_exp": dut.in_dy_exp_i,
+                "dy_sign": dut.in_dy_sign_i,
+                "dy_mant": dut.in_dy_mant_i,
+            },
+        )
+        self.monitor = BeatMonitor(
+            dut.clk_i,
+            dut.out_valid_o,
+            dut.out_ready_i,
+            {"exp": dut.out_exp_o, "sign": dut.out_sign_o, "mant": dut.out_mant_o},
+        )
+        self._clock_started = False
+
+    # -- clock, reset ---------------------------------------------------------------------
+    async def start(self) -> None:
+        d = self.dut
+        for name in (
+            "cmd_valid_i",
+            "cmd_op_i",
+            "par_we_i",
+            "par_addr_i",
+            "par_sel_i",
+            "par_wdata_i",
+            "stat_addr_i",
+            "stat_sel_i",
+            "stat_chunk_i",
+            "in_valid_i",
+            "in_exp_i",
+            "in_sign_i",
+            "in_mant_i",
+            "in_dy_exp_i",
+            "in_dy_sign_i",
+            "in_dy_mant_i",
+            "out_ready_i",
+            "cfg_channels_i",
+            "cfg_count_i",
+            "cfg_inv_count_i",
+            "cfg_range_const_i",
+            "cfg_range_const_per_chunk_i",
+            "cfg_eps_i",
+            "cfg_inv_count_unbiased_i",
+            "cfg_momentum_i",
+            "cfg_keep_i",
+            "cfg_rnd_i",
+            "cfg_sat_i",
+            "cfg_grad_mode_i",
+        ):
+            getattr(d, name).value = 0
+        if not self._clock_started:
+            Clock(d.clk_i, PERIOD_NS, unit="ns").start()
+            self._clock_started = True
+        await self.reset()
+
+    async def reset(self, cycles: int = 3) -> None:
+        d = self.dut
+        d.rst_ni.value = 0
+        d.in_valid_i.value = 0
+        d.cmd_valid_i.value = 0
+        d.out_ready_i.value = 0
+        await ClockCycles(d.clk_i, cycles)
+        d.rst_ni.value = 1
+        await RisingEdge(d.clk_i)
+
+    def cycle(self) -> int:
+        return int(get_sim_time(unit="ns")) // PERIOD_NS
+
+    # -- configuration ----------------------------------------------------------------------
+    def configure(
+        self, layer: Layer, channels: int | None = None, count: int | None = None
+    ) -> None:
+        """Drive the cfg_* inputs for ``layer`` (optionally overriding C and n)."""
+        d, cfg = self.dut, layer.cfg
+        st, rf = cfg.stat_format, cfg.running_format
+        k = layer_constants_of(layer)
+        rnd, ovf = cfg.rounding, cfg.overflow
+        d.cfg_channels_i.value = layer.channels if channels is None else channels
+        d.cfg_count_i.value = layer.count if count is None else count
+        d.cfg_inv_count_i.value = int(encode(k.inv_count, st))
+        d.cfg_range_const_i.value = int(encode(k.range_const, st))
+        d.cfg_range_const_per_chunk_i.value = int(encode(k.range_const_per_chunk, st))
+        d.cfg_eps_i.value = int(encode(k.eps, st))
+        d.cfg_inv_count_unbiased_i.value = int(encode(k.inv_count_unbiased, rf))
+        # per-channel values and constants always saturate (spec section 2)
+        mom = quantize(np.float64(layer.momentum), rf, rnd, SAT)
+        keep = quantize(np.float64(1.0 - layer.momentum), rf, rnd, SAT)
+        d.cfg_momentum_i.value = int(encode(mom, rf))
+        d.cfg_keep_i.value = int(encode(keep, rf))
+        d.cfg_rnd_i.value = int(rnd.value == "rtz")
+        d.cfg_sat_i.value = int(ovf.value == "saturate")
+        d.cfg_grad_mode_i.value = int(cfg.grad_mode.value == "range_exact")
+
+    async def write_par(self, sel: str, channel: int, bits: int) -> None:
+        d = self.dut
+        d.par_we_i.value = 1
+        d.par_sel_i.value = PAR[sel]
+        d.par_addr_i.value = channel
+        d.par_wdata_i.value = bits
+        await RisingEdge(d.clk_i)
+        d.par_we_i.value = 0
+
+    async def write_params(self, layer: Layer, running_mean: Any, running_var: Any) -> None:
+        """gamma, beta (stat format), running statistics (running format) of every channel."""
+        cfg = layer.cfg
+        st, rf, rnd = cfg.stat_format, cfg.running_format, cfg.rounding
+        # the host rounds the per-channel parameters like the model (saturating, spec section 2)
+        g = encode(quantize(layer.gamma, st, rnd, SAT), st)
+        b = encode(quantize(layer.beta, st, rnd, SAT), st)
+        rm = encode(quantize(np.asarray(running_mean, dtype=np.float64), rf, rnd, SAT), rf)
+        rv = encode(quantize(np.asarray(running_var, dtype=np.float64), rf, rnd, SAT), rf)
+        for c in range(layer.channels):
+            await self.write_par("gamma", c, int(g[c]))
+            await self.write_par("beta", c, int(b[c]))
+            await self.write_par("running_mean", c, int(rm[c]))
+            await self.write_par("running_var", c, int(rv[c]))
+
+    async def read_stat(self, sel: str, channel: int, chunk: int = 0) -> int:
+        d = self.dut
+        d.stat_sel_i.value = SEL[sel]
+        d.stat_addr_i.value = channel
+        d.stat_chunk_i.value = chunk
+        await ReadOnly()
+        v = sig_int_or_x(d.stat_rdata_o)
+        await RisingEdge(d.clk_i)
+        return v
+
+    # -- commands ---------------------------------------------------------------------------
+    async def command(
+        self,
+        op: str | int,
+        x: BeatArray | None = None,
+        dy: BeatArray | None = None,
+        stall: str = "none",
+        timeout: int = 200_000,
+        layer_name: str = "",
+        ideal: int | None = None,
+    ) -> CmdResult:
+        """Issue one command, stream its input beats and collect its output beats."""
+        d = self.dut
+        t0 = time.perf_counter()
+        code = OPS[op] if isinstance(op, str) else op
+        name = op if isinstance(op, str) else f"op{op}"
+        mon_task = cocotb.start_soon(self.monitor.run(StallGen(stall, self.rng)))
+        drv_task = None
+        if x is not None:
+            drv_task = cocotb.start_soon(
+                self.driver.send(
+                    x.beats(), StallGen(stall, self.rng), dy.beats() if dy is not None else None
+                )
+            )
+        # wait until the core takes commands, then hand this one over
+        while True:
+            await ReadOnly()
+            if sig_int(d.cmd_ready_o):
+                break
+            await RisingEdge(d.clk_i)
+        await RisingEdge(d.clk_i)
+        d.cmd_valid_i.value = 1
+        d.cmd_op_i.value = code
+        await RisingEdge(d.clk_i)  # cmd_ready_o is 1 while idle: taken at this edge
+        d.cmd_valid_i.value = 0
+        start = self.cycle()
+        while True:
+            await ReadOnly()
+            if sig_int(d.done_o):
+                break
+            if self.cycle() - start > timeout:
+                raise TimeoutError(f"{name}: no done_o within {timeout} cycles")
+            await RisingEdge(d.clk_i)
+        cycles = self.cycle() - start
+        error = bool(sig_int(d.error_o))
+        err_code = sig_int(d.err_code_o)
+        await ClockCycles(d.clk_i, 3)  # an extra output beat after done would be recorded
+        self.monitor.stop()
+        await mon_task
+        beats_in = self.driver.sent if drv_task is not None else 0
+        if drv_task is not None and not drv_task.done():
+            drv_task.cancel()
+            self.driver.idle()
+        self.log.info(
+            "%s %s: %d cycles%s, %d beats in, %d out (%.1f s)",
+            layer_name,
+            name,
+            cycles,
+            f" (ideal {ideal})" if ideal is not None else "",
+            beats_in,
+            len(self.monitor.beats),
+            time.perf_counter() - t0,
+        )
+        if ideal is not None and not error:
+            self.timings.append(
+                PhaseTiming(layer_name, name, cycles, ideal, stall, time.perf_counter() - t0)
+            )
+        if not error and name in coverage.OPS:
+            coverage.sample_command(name, stall if name in STREAM_OPS else "none")
+        return CmdResult(name, error, err_code, cycles, beats_in, list(self.monitor.beats))
+
+
+def layer_constants_of(layer: Layer) -> Any:
+    from lightnorm.reference import layer_constants
+
+    return layer_constants(max(layer.count, layer.cfg.min_count()), layer.cfg, layer.eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoreboarded flows
+# ---------------------------------------------------------------------------------------------
+async def check_forward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> None:
+    """F2, F3 and F6 per channel through the statistics port."""
+    cfg, f = layer.cfg, exp.fwd
+    assert f is not None
+    st, rf = cfg.stat_format, cfg.running_format
+    k = tb.p.num_chunks
+    for c in range(layer.channels):
+        sb.stat_bits("F2", "sum_x", c, await tb.read_stat("sum_x", c), f.sum_x[c], st)
+        sb.stat_bits("F2", "mean", c, await tb.read_stat("mean", c), f.mean[c], st)
+        assert f.chunk_max is not None and f.chunk_min is not None
+        assert f.chunk_argmax is not None and f.chunk_argmin is not None
+        for j in range(k):
+            el = f"chunk {j}"
+            sb.stat_value(
+                "F2",
+                "chunk_max",
+                c,
+                await tb.read_stat("chunk_max", c, j),
+                f.chunk_max[c, j],
+                st,
+                el,
+            )
+            sb.stat_value(
+                "F2",
+                "chunk_min",
+                c,
+                await tb.read_stat("chunk_min", c, j),
+                f.chunk_min[c, j],
+                st,
+                el,
+            )
+            sb.stat_int(
+                "F2",
+                "chunk_argmax",
+                c,
+                await tb.read_stat("chunk_argmax", c, j),
+                f.chunk_argmax[c, j],
+                el,
+            )
+            sb.stat_int(
+                "F2",
+                "chunk_argmin",
+                c,
+                await tb.read_stat("chunk_argmin", c, j),
+                f.chunk_argmin[c, j],
+                el,
+            )
+        assert f.range_mean is not None and f.sigma is not None
+        sb.stat_bits(
+            "F2", "range_mean", c, await tb.read_stat("range_mean", c), f.range_mean[c], st
+        )
+        sb.stat_bits("F2", "sigma", c, await tb.read_stat("sigma", c), f.sigma[c], st)
+        sb.stat_bits("F2", "scale", c, await tb.read_stat("scale", c), f.scale[c], st)
+        sb.stat_bits("F3", "gamma", c, await tb.read_stat("gamma", c), f.gamma[c], st)
+        sb.stat_bits("F3", "beta", c, await tb.read_stat("beta", c), f.beta[c], st)
+        sb.stat_bits("F3", "coeff", c, await tb.read_stat("coeff", c), f.coeff[c], st)
+        assert f.running_mean is not None and f.running_var is not None
+        sb.stat_bits(
+            "F6", "running_mean", c, await tb.read_stat("running_mean", c), f.running_mean[c], rf
+        )
+        sb.stat_bits(
+            "F6", "running_var", c, await tb.read_stat("running_var", c), f.running_var[c], rf
+        )
+
+
+async def check_backward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> None:
+    """B2 and B3 per channel."""
+    st = layer.cfg.stat_format
+    b = exp.bwd
+    assert b is not None
+    for c in range(layer.channels):
+        sb.stat_bits("B2", "d_beta", c, await tb.read_stat("d_beta", c), b.d_beta[c], st)
+        sb.stat_bits("B2", "d_gamma", c, await tb.read_stat("d_gamma", c), b.d_gamma[c], st)
+        sb.stat_bits("B3", "k_beta", c, await tb.read_stat("k_beta", c), b.k_beta[c], st)
+        sb.stat_bits("B3", "k_gamma", c, await tb.read_stat("k_gamma", c), b.k_gamma[c], st)
+        if b.correction is not None:
+            sb.stat_bits(
+                "B3", "correction", c, await tb.read_stat("correction", c), b.correction[c], st
+            )
+
+
+def _expect_ok(sb: Scoreboard, r: CmdResult, step: str, n_in: int) -> None:
+    """The command was accepted and consumed exactly its n_in input beats."""
+    if r.error:
+        sb.record(step, f"{r.op} refused", "accepted", f"error code {r.code}")
+    if r.beats_in != n_in:
+        sb.record(step, f"{r.op} input beats consumed", str(n_in), str(r.beats_in))
+
+
+async def training_step(
+    tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected, check_stats: bool = True
+) -> None:
+    """STATS, FINALIZE, NORM, BWD_SUMS, BWD_FINALIZE, BWD_DX of one layer, all scoreboarded."""
+    p = tb.p
+    assert exp.fwd is not None and exp.y_beats is not None and exp.dx_beats is not None
+    sb.layer = layer.name
+    shape = layer.shape
+    beats = layer.count * p.groups(layer.channels)
+    tb.configure(layer)
+    await tb.write_params(layer, layer.running_mean, layer.running_var)
+    st, ln = layer.stall, layer.name
+    fin_ideal = layer.channels * (p.num_chunks + 7)
+    bfin_ideal = layer.channels * 5
+
+    r = await tb.command(
+        "STATS", exp.x_beats, stall=st, layer_name=ln, ideal=beats + PIPE_FILL["STATS"]
+    )
+    _expect_ok(sb, r, "F1", beats)
+    sb.beats("F1", "x pass-through", r.out, exp.x_beats, layer.channels, shape, p.bfp_exp_bits)
+    r = await tb.command("FINALIZE", layer_name=ln, ideal=fin_ideal)
+    _expect_ok(sb, r, "F2", 0)
+    if check_stats:
+        await check_forward_stats(tb, sb, layer, exp)
+    r = await tb.command(
+        "NORM", exp.x_beats, stall=st, layer_name=ln, ideal=beats + PIPE_FILL["NORM"]
+    )
+    _expect_ok(sb, r, "F4", beats)
+    sb.beats(
+        "F5",
+        "y (F4 normalize, F5 BFP store)",
+        r.out,
+        exp.y_beats,
+        layer.channels,
+        shape,
+        p.bfp_exp_bits,
+    )
+    r = await tb.command(
+        "BWD_SUMS",
+        exp.x_beats,
+        exp.dy_beats,
+        stall=st,
+        layer_name=ln,
+        ideal=beats + PIPE_FILL["BWD_SUMS"],
+    )
+    _expect_ok(sb, r, "B2", beats)
+    r = await tb.command("BWD_FINALIZE", layer_name=ln, ideal=bfin_ideal)
+    _expect_ok(sb, r, "B3", 0)
+    if check_stats:
+        await check_backward_stats(tb, sb, layer, exp)
+    r = await tb.command(
+        "BWD_DX",
+        exp.x_beats,
+        exp.dy_beats,
+        stall=st,
+        layer_name=ln,
+        ideal=beats + PIPE_FILL["BWD_DX"],
+    )
+    _expect_ok(sb, r, "B4", beats)
+    sb.beats(
+        "B5", "dx (B4, B5 BFP store)", r.out, exp.dx_beats, layer.channels, shape, p.bfp_exp_bits
+    )
+
+
+async def inference(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> None:
+    """INFER_PREP + NORM with the layer's inference running statistics."""
+    p = tb.p
+    sb.layer = layer.name
+    st = layer.cfg.stat_format
+    beats = layer.count * p.groups(layer.channels)
+    tb.configure(layer)
+    await tb.write_params(layer, layer.infer_mean, layer.infer_var)
+    r = await tb.command("INFER_PREP", layer_name=layer.name, ideal=layer.channels * 5)
+    _expect_ok(sb, r, "I1", 0)
+    for c in range(layer.channels):
+        sb.stat_bits("I1", "mean", c, await tb.read_stat("mean", c), exp.inf.mean[c], st)
+        sb.stat_bits("I2", "scale", c, await tb.read_stat("scale", c), exp.inf.scale[c], st)
+        sb.stat_bits("I2", "coeff", c, await tb.read_stat("coeff", c), exp.inf.coeff[c], st)
+    r = await tb.command(
+        "NORM",
+        exp.x_beats,
+        stall=layer.stall,
+        layer_name=layer.name,
+        ideal=beats + PIPE_FILL["NORM"],
+    )
+    _expect_ok(sb, r, "I3", beats)
+    sb.beats("I3", "inference y", r.out, exp.yi_beats, layer.channels, layer.shape, p.bfp_exp_bits)

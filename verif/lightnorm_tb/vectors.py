@@ -1,0 +1,368 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Helpers of the arithmetic-block testbenches: drive vectors through a combinational DUT,
+compare bit patterns with the model's, read parameters from the DUT, knobs from the environment.
+
+Expected results are computed up front with numpy from the reference model (lightnorm.formats,
+lightnorm.arith, lightnorm.bfp); the simulation loop only applies inputs, waits 1 ns and reads
+the outputs. Comparisons are exact equality of bit patterns, never a tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lightnorm.formats import FloatFormat, decode
+
+__all__ = [
+    "n_vectors",
+    "under_icarus",
+    "stress_patterns",
+    "MODES",
+    "by_mode",
+    "spec_saturate",
+    "full_sweeps",
+    "all_pairs",
+    "corner_pairs",
+    "random_pairs",
+    "run_vectors_wide",
+    "Mismatch",
+    "all_patterns",
+    "check_bits",
+    "dut_param",
+    "env_int",
+    "exhaustive_enabled",
+    "fmt_corners",
+    "random_patterns",
+    "rng_for",
+    "run_vectors",
+]
+
+#: Modes (rnd_i, sat_i) as the model spells them.
+RND = {0: "rne", 1: "rtz"}
+OVF = {0: "inf", 1: "saturate"}
+
+
+def env_int(name: str, default: int) -> int:
+    """Integer knob from the environment (e.g. LN_VECTORS), ``default`` when unset or empty."""
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def full_sweeps(sim: str) -> str:
+    """LN_EXHAUSTIVE value for a simulation: exhaustive sweeps always run under Verilator and
+    under Icarus only when LN_FULL_ICARUS=1 (Icarus evaluates ~40-100 us per vector)."""
+    return "1" if sim == "verilator" or os.environ.get("LN_FULL_ICARUS") == "1" else "0"
+
+
+def under_icarus() -> bool:
+    """True inside an Icarus simulation (about 10x slower per vector than Verilator here)."""
+    import cocotb  # deferred: only inside a simulation
+
+    return "icarus" in str(cocotb.SIM_NAME).lower()
+
+
+def n_vectors(verilator: int, icarus: int) -> int:
+    """Number of random vectors: LN_VECTORS if set, else the default of the running simulator."""
+    return env_int("LN_VECTORS", icarus if under_icarus() else verilator)
+
+
+def exhaustive_enabled() -> bool:
+    """True when the test should sweep every input (LN_EXHAUSTIVE=1, set by the pytest wrapper)."""
+    return os.environ.get("LN_EXHAUSTIVE", "1").strip() not in ("0", "", "false", "no")
+
+
+def dut_param(dut: Any, name: str, default: int | None = None) -> int:
+    """Value of the toplevel parameter ``name`` read through the simulator (VPI).
+
+    Falls back to the environment variable LN_PARAM_<name> (set by the pytest wrapper) and then
+    to ``default`` for simulators that do not expose parameters.
+    """
+    try:
+        return int(getattr(dut, name).value)
+    except (AttributeError, TypeError, ValueError):
+        env = os.environ.get(f"LN_PARAM_{name}")
+        if env is not None:
+            return int(env)
+        if default is None:
+            raise
+        return default
+
+
+def rng_for(tag: str) -> np.random.Generator:
+    """A numpy generator seeded from cocotb's random seed (SEED, COCOTB_RANDOM_SEED) and ``tag``."""
+    import cocotb  # deferred: only inside a simulation
+
+    seed = int(cocotb.RANDOM_SEED)
+    return np.random.default_rng([seed, *tag.encode()])
+
+
+def all_patterns(fmt: FloatFormat) -> np.ndarray:
+    """Every bit pattern of ``fmt`` (0 .. 2^(1+E+M) - 1), uint64."""
+    return np.arange(1 << fmt.total_bits, dtype=np.uint64)
+
+
+def fmt_corners(fmt: FloatFormat) -> np.ndarray:
+    """Edge patterns of ``fmt``: +-0, min/max subnormal, min/max normal, 1.0, Inf, NaNs and
+    their neighbours."""
+    m, e = fmt.man_bits, fmt.exp_bits
+    ones = (1 << e) - 1
+    pos = [
+        0,
+        1,
+        2,
+        (1 << m) - 1,  # max subnormal
+        1 << m,  # min normal
+        (1 << m) + 1,
+        (fmt.bias << m),  # 1.0
+        (fmt.bias << m) + 1,
+        ((fmt.bias << m) - 1),
+        (ones - 1) << m,  # 2^emax
+        (ones << m) - 1,  # max normal
+        ((ones << m) - 2),
+        ones << m,  # Inf
+        (ones << m) | 1,  # NaN
+        (ones << m) | (1 << (m - 1)),  # canonical NaN
+    ]
+    sign = 1 << (e + m)
+    return np.array(sorted(set(pos + [p | sign for p in pos])), dtype=np.uint64)
+
+
+def random_patterns(rng: np.random.Generator, fmt: FloatFormat, n: int) -> np.ndarray:
+    """``n`` random bit patterns of ``fmt``, uint64 (uniform over patterns)."""
+    return rng.integers(0, 1 << fmt.total_bits, n, dtype=np.uint64)
+
+
+class Mismatch(AssertionError):
+    """A DUT output differs from the model's (first failing vector in the message)."""
+
+
+def check_bits(
+    name: str,
+    got: np.ndarray,
+    exp: np.ndarray,
+    inputs: Mapping[str, np.ndarray],
+    fmt: FloatFormat | None = None,
+    log: Any = None,
+) -> int:
+    """Assert got == exp elementwise (bit patterns); report the first mismatches with inputs."""
+    got = np.asarray(got, dtype=np.uint64)
+    exp = np.asarray(exp, dtype=np.uint64)
+    bad = np.flatnonzero(got != exp)
+    if bad.size:
+        lines = [f"{name}: {bad.size} of {got.size} vectors differ; first ones:"]
+        for i in bad[:8]:
+            ins = ", ".join(f"{k}=0x{int(v[i]):x}" for k, v in inputs.items())
+            line = f"  [{i}] {ins}: dut 0x{int(got[i]):x} model 0x{int(exp[i]):x}"
+            if fmt is not None:
+                line += f" ({decode(int(got[i]), fmt)!r} vs {decode(int(exp[i]), fmt)!r})"
+            lines.append(line)
+        raise Mismatch("\n".join(lines))
+    if log is not None:
+        log.info("%s: %d vectors, all bit-exact", name, got.size)
+    return int(got.size)
+
+
+def _setter(handle: Any) -> Any:
+    """A fast deposit function for ``handle`` (cocotb's GPI object when available).
+
+    The public ``handle.value = v`` path costs ~15 us per write (range checks, LogicArray
+    conversions, write scheduling); the combinational sweeps write millions of vectors, so they
+    deposit through the simulator object directly (cocotb 2.1's sim_obj API; action 0 =
+    deposit). LN_SLOW_IO=1 forces the public path.
+    """
+    gpi = getattr(handle, "_handle", None)
+    width = len(handle)
+    if os.environ.get("LN_SLOW_IO") == "1" or gpi is None:
+        return lambda v: setattr(handle, "value", v)
+    if width <= 32:
+        return lambda v: gpi.set_signal_val_int(0, v)
+    return lambda v: gpi.set_signal_val_binstr(0, format(v, f"0{width}b"))
+
+
+def _getter(handle: Any) -> Any:
+    """A fast unsigned read of ``handle`` (see :func:`_setter`); X/Z raise ValueError."""
+    gpi = getattr(handle, "_handle", None)
+    width = len(handle)
+    if os.environ.get("LN_SLOW_IO") == "1" or gpi is None:
+        return lambda: handle.value.to_unsigned()  # noqa: PLW0108 (re-reads the signal)
+    if width <= 32:
+        # get_signal_val_long returns a signed C long view of the bits: mask to the width
+        mask = (1 << width) - 1
+        return lambda: gpi.get_signal_val_long() & mask
+    return lambda: int(gpi.get_signal_val_binstr(), 2)
+
+
+async def run_vectors(
+    dut: Any,
+    inputs: Mapping[str, np.ndarray | int],
+    outputs: Sequence[str],
+    log: Any = None,
+) -> dict[str, np.ndarray]:
+    """Apply the input vectors one per ns to a combinational DUT and sample ``outputs``.
+
+    ``inputs`` maps port names to integer arrays (one element per vector) or to a constant int
+    (set once). Returns {output port: uint64 array}; outputs must be at most 64 bits wide
+    (wider ones: :func:`run_vectors_wide`).
+    """
+    got = await run_vectors_wide(dut, inputs, outputs, log)
+    return {k: np.asarray(v, dtype=np.uint64) for k, v in got.items()}
+
+
+async def run_vectors_wide(
+    dut: Any,
+    inputs: Mapping[str, Any],
+    outputs: Sequence[str],
+    log: Any = None,
+) -> dict[str, list[int]]:
+    """:func:`run_vectors` for ports of any width: inputs and outputs as Python int lists."""
+    from cocotb.triggers import Timer  # deferred: only inside a simulation
+
+    arrays = {
+        k: list(np.asarray(v, dtype=object).tolist()) if not isinstance(v, list) else v
+        for k, v in inputs.items()
+        if isinstance(v, list) or np.ndim(v) > 0
+    }
+    consts = {k: int(v) for k, v in inputs.items() if k not in arrays}
+    n = len(next(iter(arrays.values()))) if arrays else 1
+    for k, v in arrays.items():
+        if len(v) != n:
+            raise ValueError(f"input {k}: {len(v)} vectors, expected {n}")
+    for k, c in consts.items():
+        getattr(dut, k).value = c
+    setters = [(_setter(getattr(dut, k)), [int(x) for x in v]) for k, v in arrays.items()]
+    getters = [_getter(getattr(dut, k)) for k in outputs]
+    results: list[list[int]] = [[0] * n for _ in outputs]
+    settle = Timer(1, "ns")
+    await settle  # constant inputs take effect
+    t0 = time.perf_counter()
+    if len(setters) == 2 and len(getters) == 1:  # the common case (two operands), unrolled
+        (set_a, va), (set_b, vb) = setters
+        get, res = getters[0], results[0]
+        for i in range(n):
+            set_a(va[i])
+            set_b(vb[i])
+            await settle
+            res[i] = get()
+    else:
+        for i in range(n):
+            for set_in, values in setters:
+                set_in(values[i])
+            await settle
+            for j, get in enumerate(getters):
+                results[j][i] = get()
+    dt = time.perf_counter() - t0
+    if log is not None:
+        log.info("%d vectors in %.2f s (%.1f us/vector)", n, dt, 1e6 * dt / max(n, 1))
+    return dict(zip(outputs, results, strict=True))
+
+
+def random_pairs(
+    rng: np.random.Generator, fmt: FloatFormat, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` operand pairs of ``fmt`` stressing add/mul: a quarter uniform bit patterns, the rest
+    with nearby exponents (alignment shifts of 0..M+4, cancellation, carries), near-opposite
+    values (b = -a +- a few ulps), and edge patterns against random ones. uint64 arrays."""
+    e, m = fmt.exp_bits, fmt.man_bits
+    sign_bit = np.uint64(1 << (e + m))
+    a = random_patterns(rng, fmt, n)
+    b = random_patterns(rng, fmt, n)
+    kind = rng.integers(0, 4, n)
+    # nearby exponents: b's field = a's field + small delta (clipped to the finite range)
+    fa = (a >> np.uint64(m)) & np.uint64((1 << e) - 1)
+    delta = rng.integers(-(m + 4), m + 5, n)
+    fb = np.clip(fa.astype(np.int64) + delta, 0, (1 << e) - 2).astype(np.uint64)
+    near = (b & ~np.uint64(((1 << e) - 1) << m)) | (fb << np.uint64(m))
+    b = np.where(kind == 1, near, b)
+    # near-opposite / near-equal: b = a +- k (pattern arithmetic moves by ulps), random sign
+    k = rng.integers(-3, 4, n).astype(np.int64)
+    mag = (a & ~sign_bit).astype(np.int64) + k
+    mag = np.clip(mag, 0, ((1 << e) - 1) << m).astype(np.uint64)
+    b = np.where(kind == 2, mag | (rng.integers(0, 2, n).astype(np.uint64) * sign_bit), b)
+    # edge patterns against random operands
+    corners = fmt_corners(fmt)
+    b = np.where(kind == 3, corners[rng.integers(0, len(corners), n)], b)
+    swap = rng.random(n) < 0.5
+    return np.where(swap, b, a), np.where(swap, a, b)
+
+
+def corner_pairs(fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of edge patterns of ``fmt`` (fmt_corners x fmt_corners)."""
+    c = fmt_corners(fmt)
+    a, b = np.meshgrid(c, c, indexing="ij")
+    return a.ravel(), b.ravel()
+
+
+def all_pairs(fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Every operand pair of ``fmt`` (2^(2 * total_bits) pairs), a outer, b inner."""
+    p = all_patterns(fmt)
+    return np.repeat(p, p.size), np.tile(p, p.size)
+
+
+def spec_saturate(values: np.ndarray, fmt: FloatFormat, rnd: Any, sat: Any) -> np.ndarray:
+    """Apply docs/spec.md section 2's overflow rule to model results: under ``saturate`` an
+    infinite result becomes +-max_normal (identity for everything else, and for every result
+    under ``inf``). lightnorm.arith.recip(+-0), rsqrt(+-0) and ExactSum.round of a sum holding
+    an Inf return Inf even under saturate (reported as a model discrepancy); the RTL follows
+    the spec, and this makes the comparison independent of that model detail."""
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    sat = np.broadcast_to(np.asarray(sat), (n,)).reshape(v.shape)
+    maxv = np.copysign(fmt.max_normal, v)
+    return np.where((sat == 1) & np.isinf(v), maxv, v)
+
+
+def float_modes(n: int, rnd: Any, sat: Any) -> tuple[np.ndarray, np.ndarray]:
+    """rnd/sat broadcast to ``n`` vectors (int arrays)."""
+    return (
+        np.broadcast_to(np.asarray(rnd), (n,)).astype(np.int64),
+        np.broadcast_to(np.asarray(sat), (n,)).astype(np.int64),
+    )
+
+
+def by_mode(fn: Any, n: int, rnd: Any, sat: Any) -> np.ndarray:
+    """Evaluate ``fn(sel, rounding, overflow) -> values`` per (rnd, sat) group; float64 array."""
+    rnd_a, sat_a = float_modes(n, rnd, sat)
+    out = np.zeros(n, dtype=np.float64)
+    for r in (0, 1):
+        for o in (0, 1):
+            sel = (rnd_a == r) & (sat_a == o)
+            if np.any(sel):
+                with np.errstate(all="ignore"):
+                    out[sel] = fn(sel, RND[r], OVF[o])
+    return out
+
+
+MODES = [(0, 0), (1, 0), (0, 1), (1, 1)]
+"""The four (rnd_i, sat_i) combinations."""
+
+
+def stress_patterns(
+    rng: np.random.Generator, fin: FloatFormat, fout: FloatFormat, n: int
+) -> np.ndarray:
+    """``n`` bit patterns of ``fin`` that stress rounding to ``fout``: exponents from below
+    fout's smallest subnormal to beyond its overflow threshold, fractions with exact ties and
+    near ties at random cut positions, plus uniform patterns and edge patterns of ``fin``."""
+    e, m = fin.exp_bits, fin.man_bits
+    lo = max(fout.emin - fout.man_bits - 3 + fin.bias, 0)
+    hi = min(fout.emax + 2 + fin.bias, (1 << e) - 2)
+    field = rng.integers(lo, hi + 1, n).astype(np.uint64)
+    frac = rng.integers(0, 1 << m, n, dtype=np.uint64)
+    cut = rng.integers(1, m + 1, n).astype(np.uint64)
+    below = (np.uint64(1) << cut) - np.uint64(1)
+    half = np.uint64(1) << (cut - np.uint64(1))
+    kind = rng.integers(0, 5, n)
+    frac = np.where(kind == 1, (frac & ~below) | half, frac)  # exact tie
+    frac = np.where(kind == 2, (frac & ~below) | (half - np.uint64(1)), frac)  # just below
+    frac = np.where(kind == 3, (frac & ~below) | half | np.uint64(1), frac)  # just above
+    sign = rng.integers(0, 2, n).astype(np.uint64) << np.uint64(e + m)
+    pats = sign | (field << np.uint64(m)) | frac
+    uniform = random_patterns(rng, fin, n)
+    corners = fmt_corners(fin)
+    pick = rng.random(n)
+    pats = np.where(pick < 0.15, uniform, pats)
+    return np.where(pick > 0.97, corners[rng.integers(0, len(corners), n)], pats)

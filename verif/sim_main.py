@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`make sim`: one scoreboarded training step of a realistic BN layer on lightnorm_core.
+
+The layer is N=8, C=40 (not a multiple of the 16 lanes), H=W=8 (n = 512 values per channel),
+conv-like activations (per-channel offsets and scales) and output gradients, the "lightnorm"
+configuration (FP10 E5M4, range BN K=8, BFP m5 g16, RNE). The core runs OP_STATS, OP_FINALIZE,
+OP_NORM, OP_BWD_SUMS, OP_BWD_FINALIZE and OP_BWD_DX; every output bit (x pass-through, y, dx)
+and every exposed statistic is compared with lightnorm.reference. The script prints a readable
+summary (per-phase cycles against the ideal) and, last, exactly one line
+
+    values checked: <N>  mismatches: <M>  cycles: <C>  ideal: <I>
+
+where cycles counts from each command's acceptance to its done_o pulse (summed over the six
+commands) and ideal is the sum of the per-phase ideals: beats + pipeline fill for the
+streaming phases (beats = n * ceil(C / Lanes)), the sequential unit's schedule for the
+per-channel phases (C * (K + 7) and C * 5). The exit code is non-zero on any mismatch or
+simulation failure.
+
+Environment: SIM=icarus|verilator (default icarus), SEED=<int> (replay), WAVES=1 (FST waves in
+the build directory), STALL=none|light|heavy|bursty (random valid/ready stalls on the streams;
+default none, so that the cycle count measures the core, not the testbench).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+VERIF_DIR = Path(__file__).resolve().parent
+if str(VERIF_DIR) not in sys.path:
+    sys.path.insert(0, str(VERIF_DIR))
+
+try:
+    import cocotb
+except ImportError:  # pragma: no cover
+    cocotb = None
+
+SHAPE = (8, 40, 8, 8)
+
+
+if cocotb is not None and cocotb.is_simulation:
+    import random
+
+    import numpy as np
+    from lightnorm_tb.core_tb import CoreTB, training_step
+    from lightnorm_tb.layers import Layer, core_config, expected
+    from lightnorm_tb.scoreboard import Scoreboard
+
+    def realistic_layer(seed: int, p, stall: str) -> Layer:
+        """Conv-like activations: per-channel offset and scale, a few outliers; BN parameters."""
+        rng = np.random.default_rng([seed, 7])
+        n, c, h, w = SHAPE
+        off = rng.normal(0.0, 1.0, c)
+        sc = 2.0 ** rng.uniform(-2, 2, c)
+        x = rng.normal(0.0, 1.0, SHAPE) * sc[None, :, None, None] + off[None, :, None, None]
+        x = np.where(rng.random(SHAPE) < 0.002, x * 8.0, x)
+        dy = rng.normal(0.0, 0.05, SHAPE)
+        return Layer(
+            name="sim_main",
+            shape=SHAPE,
+            cfg=core_config(p),
+            x=x,
+            dy=dy,
+            gamma=rng.normal(1.0, 0.2, c),
+            beta=rng.normal(0.0, 0.2, c),
+            running_mean=rng.normal(0.0, 0.5, c),
+            running_var=np.abs(rng.normal(1.0, 0.3, c)),
+            infer_mean=np.zeros(c),
+            infer_var=np.ones(c),
+            dist_x="conv_like",
+            dist_dy="normal",
+            stall=stall,
+        )
+
+    @cocotb.test()
+    async def sim_main_step(dut):
+        """One training step of the realistic layer, scoreboarded; summary to LN_SIM_SUMMARY."""
+        seed = int(cocotb.RANDOM_SEED)
+        stall = os.environ.get("LN_STALL", "none") or "none"
+        tb = CoreTB(dut, random.Random(seed))
+        sb = Scoreboard(tb.log)
+        await tb.start()
+        layer = realistic_layer(seed, tb.p, stall)
+        tb.log.info("%s", layer.describe())
+        exp = expected(layer)
+        await training_step(tb, sb, layer, exp)
+        tb.log.info("%s", sb.summary())
+        first = sb.first()
+        summary = {
+            "seed": seed,
+            "layer": layer.describe(),
+            "lanes": tb.p.lanes,
+            "num_chunks": tb.p.num_chunks,
+            "checked": sb.checked,
+            "mismatches": len(sb.mismatches),
+            "first_mismatch": str(first) if first else None,
+            "phases": [
+                {"op": t.op, "cycles": t.cycles, "ideal": t.ideal, "stall": t.stall}
+                for t in tb.timings
+            ],
+        }
+        out = os.environ.get("LN_SIM_SUMMARY")
+        if out:
+            Path(out).write_text(json.dumps(summary, indent=1) + "\n")
+        assert not sb.mismatches, sb.summary()
+
+
+def main() -> int:
+    from cocotb_tools.check_results import get_results
+    from lightnorm_tb.buildenv import verilator_make_fix
+    from lightnorm_tb.runner import BUILD_ROOT, run_cocotb, sim_name
+
+    sim = sim_name()
+    stall = os.environ.get("STALL", "none") or "none"
+    summary_file = BUILD_ROOT / f"sim_main_{sim}.json"
+    summary_file.parent.mkdir(parents=True, exist_ok=True)
+    summary_file.unlink(missing_ok=True)
+    failed = 1
+    results = None
+    try:
+        with verilator_make_fix(sim):
+            results = run_cocotb(
+                "lightnorm_core",
+                "sim_main",
+                {},
+                sim=sim,
+                extra_env={"LN_SIM_SUMMARY": str(summary_file), "LN_STALL": stall},
+                testcase="sim_main_step",
+            )
+        _, failed = get_results(Path(results))
+    except Exception as e:  # build or simulator failure: still print the final line
+        print(f"sim_main: simulation failed: {e}", file=sys.stderr)
+
+    if not summary_file.exists():
+        print(f"sim_main: no summary written by the simulation ({summary_file})")
+        print("values checked: 0  mismatches: 1  cycles: 0  ideal: 0")
+        return 1
+    s = json.loads(summary_file.read_text())
+    cycles = sum(ph["cycles"] for ph in s["phases"])
+    ideal = sum(ph["ideal"] for ph in s["phases"])
+    print()
+    print(f"LightNorm core simulation ({sim}, SEED={s['seed']}, stalls: {stall})")
+    print(f"  {s['layer']}")
+    print(f"  core: {s['lanes']} lanes, K = {s['num_chunks']}")
+    print(f"  {'phase':<14}{'cycles':>8}{'ideal':>8}{'overhead':>10}{'efficiency':>12}")
+    for ph in s["phases"]:
+        eff = 100.0 * ph["ideal"] / max(ph["cycles"], 1)
+        over = ph["cycles"] - ph["ideal"]
+        print(f"  {ph['op']:<14}{ph['cycles']:>8}{ph['ideal']:>8}{over:>10}{eff:>11.1f}%")
+    eff = 100.0 * ideal / max(cycles, 1)
+    print(f"  {'total':<14}{cycles:>8}{ideal:>8}{cycles - ideal:>10}{eff:>11.1f}%")
+    if s["first_mismatch"]:
+        print(f"  first mismatch: {s['first_mismatch']}")
+    if results is not None and os.environ.get("WAVES", "") in ("1", "true", "yes"):
+        for f in sorted(Path(results).parent.glob("*.fst")):
+            print(f"  waves: {f}")
+    checked, bad = s["checked"], s["mismatches"]
+    print(f"values checked: {checked}  mismatches: {bad}  cycles: {cycles}  ideal: {ideal}")
+    return 1 if (s["mismatches"] or failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,399 @@
+# SPDX-License-Identifier: Apache-2.0
+"""lightnorm_core against the reference model (lightnorm.reference), bit-exact.
+
+cocotb tests (run inside the simulator):
+  core_smoke   two layers (C not a multiple of Lanes with n not a multiple of K; C < Lanes
+               with the minimal n = 2K) through a full training step and inference, with
+               random valid/ready stalls; every output bit and every exposed statistic checked.
+  core_errors  every illegal configuration is refused (error_o / err_code_o, done_o, no input
+               beat consumed) and a legal command afterwards runs clean.
+  core_reset   reset in the middle of OP_STATS, OP_NORM and OP_BWD_DX, each followed by a
+               clean, fully checked layer.
+  core_random  LN_CORE_CASES constrained-random layers (shapes, distributions, modes, stalls),
+               functional coverage printed at the end.
+pytest entry points: test_core_smoke runs core_smoke + core_errors on BOTH simulators and
+core_reset on Verilator (the `make test` part); test_core_regress (LIGHTNORM_REGRESS=1,
+`make regress`) runs core_errors, core_reset and core_random on both simulators and two
+parameter sets, then test_core_regress_coverage prints the merged coverage.
+SEED=<int> replays a run (the seed is printed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+
+import pytest
+
+try:  # the cocotb part only exists inside a simulation
+    import cocotb
+    from cocotb.triggers import ReadOnly, RisingEdge
+except ImportError:  # pragma: no cover
+    cocotb = None
+
+REGRESS = os.environ.get("LIGHTNORM_REGRESS", "").strip() in ("1", "true", "yes")
+
+#: The parameter sets of the regression: the product configuration and a small, odd one
+#: (8 lanes, K = 4, 3 channel groups, FP10 E6M3 with BFP m4/e6).
+PARAM_SETS = {
+    "default": {},
+    "l8k4e6m3": {
+        "Lanes": 8,
+        "NumChunks": 4,
+        "MaxChannels": 24,
+        "ExpBits": 6,
+        "ManBits": 3,
+        "BfpManBits": 4,
+        "BfpExpBits": 6,
+        "CountWidth": 16,
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# cocotb tests
+# ---------------------------------------------------------------------------------------------
+if cocotb is not None and cocotb.is_simulation:
+    import numpy as np
+    from lightnorm_tb import coverage
+    from lightnorm_tb.core_tb import ERR, CoreTB, inference, training_step
+    from lightnorm_tb.layers import DISTRIBUTIONS, expected, random_layer
+    from lightnorm_tb.scoreboard import Scoreboard
+    from lightnorm_tb.streams import StallGen, sig_int
+
+    def _rng(tag: str) -> np.random.Generator:
+        seed = int(cocotb.RANDOM_SEED)
+        return np.random.default_rng([seed, *tag.encode()])
+
+    def _finish(tb: CoreTB, sb: Scoreboard) -> None:
+        tb.log.info("%s", sb.summary())
+        for t in tb.timings:
+            tb.log.info(
+                "timing %-10s %-13s stall=%-6s cycles=%6d ideal=%6d overhead=%4d wall=%.2fs",
+                t.layer,
+                t.op,
+                t.stall,
+                t.cycles,
+                t.ideal,
+                t.overhead,
+                t.wall_s,
+            )
+        tb.log.info("replay with SEED=%d", cocotb.RANDOM_SEED)
+        assert not sb.mismatches, sb.summary()
+
+    @cocotb.test()
+    async def core_smoke(dut):
+        """Two layers, full training step and inference, random stalls."""
+        tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
+        sb = Scoreboard(tb.log)
+        await tb.start()
+        p = tb.p
+        rng = _rng("smoke")
+        k = p.num_chunks
+        layers = [
+            # C not a multiple of Lanes, n = 2 * 2 * 5 = 20 not a multiple of K
+            random_layer(
+                rng,
+                p,
+                "smoke_a",
+                shape=(2, p.lanes + p.lanes // 4, 2, 5),
+                dist_x="normal_offset",
+                dist_dy="normal",
+                stall="light",
+                rounding="rne",
+                overflow="inf",
+                grad_mode="bn",
+            ),
+            # C < Lanes, minimal n = 2K, the other modes
+            random_layer(
+                rng,
+                p,
+                "smoke_b",
+                shape=(2, p.lanes // 2 - 1, 1, k),
+                dist_x="all_equal_channel",
+                dist_dy="heavy_tail",
+                stall="heavy",
+                rounding="rtz",
+                overflow="saturate",
+                grad_mode="range_exact",
+            ),
+        ]
+        for layer in layers:
+            tb.log.info("%s", layer.describe())
+            exp = expected(layer)
+            await training_step(tb, sb, layer, exp)
+            await inference(tb, sb, layer, exp)
+        # inference alone accepts any n >= 1 (here n = 3 < 2K)
+        small = random_layer(
+            rng, p, "smoke_infer", shape=(3, p.lanes + 1, 1, 1), dist_x="uniform", stall="light"
+        )
+        tb.log.info("%s (inference only)", small.describe())
+        await inference(tb, sb, small, expected(small))
+        _finish(tb, sb)
+
+    @cocotb.test()
+    async def core_errors(dut):
+        """Illegal configurations are refused without consuming data."""
+        tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
+        sb = Scoreboard(tb.log)
+        await tb.start()
+        p = tb.p
+        rng = _rng("errors")
+        k = p.num_chunks
+        layer = random_layer(rng, p, "err", shape=(1, 3, 2, k), dist_x="normal", stall="none")
+        exp = expected(layer)
+        cases = [
+            ("STATS", 0, layer.count, 1, "no_channels"),
+            ("FINALIZE", p.max_channels + 1, layer.count, 2, "too_many_channels"),
+            ("NORM", 0xFFFF, layer.count, 2, "too_many_channels"),
+            ("STATS", 3, 2 * k - 1, 3, "count_small"),
+            ("BWD_SUMS", 3, 1, 3, "count_small"),
+            ("NORM", 3, 0, 3, "count_small"),
+            ("STATS", 3, 1 << p.count_width, 4, "count_large"),
+            ("BWD_DX", 3, 0xFFFFFFFF, 4, "count_large"),
+            (7, 3, layer.count, 5, "bad_op"),
+        ]
+        for op, channels, count, code, name in cases:
+            tb.configure(layer, channels=channels, count=count)
+            r = await tb.command(op, exp.x_beats, exp.dy_beats, stall="none", layer_name="err")
+            sb.checked += 1
+            ok = r.error and r.code == code and r.beats_in == 0 and not r.out
+            tb.log.info(
+                "%s C=%d n=%d -> error=%d code=%d (%s) beats_in=%d",
+                op,
+                channels,
+                count,
+                r.error,
+                r.code,
+                ERR.get(r.code, "?"),
+                r.beats_in,
+            )
+            if not ok:
+                sb.record(
+                    "F1",
+                    f"illegal config {name}",
+                    f"refused with code {code}",
+                    f"error={r.error} code={r.code} beats_in={r.beats_in} out={len(r.out)}",
+                )
+            else:
+                coverage.sample_error(name)
+        # a legal layer afterwards runs clean and clears error_o
+        await training_step(tb, sb, layer, exp)
+        await ReadOnly()
+        if sig_int(dut.error_o):
+            sb.record("F1", "error_o after a legal command", "0", "1")
+        await RisingEdge(dut.clk_i)
+        _finish(tb, sb)
+
+    async def _abort_after(tb: CoreTB, op: str, beats, dy_beats, n_beats: int, cycles: int) -> None:
+        """Start ``op``; reset the core after n_beats input beats (streams) or ``cycles`` cycles."""
+        from lightnorm_tb.core_tb import OPS
+
+        d = tb.dut
+        mon = cocotb.start_soon(tb.monitor.run(StallGen("light", tb.rng)))
+        drv = None
+        if beats is not None:
+            drv = cocotb.start_soon(
+                tb.driver.send(
+                    beats.beats(),
+                    StallGen("light", tb.rng),
+                    dy_beats.beats() if dy_beats is not None else None,
+                )
+            )
+        await RisingEdge(d.clk_i)
+        d.cmd_valid_i.value = 1
+        d.cmd_op_i.value = OPS[op]
+        await RisingEdge(d.clk_i)
+        d.cmd_valid_i.value = 0
+        for i in range(10 * max(n_beats, cycles) + 100):
+            await RisingEdge(d.clk_i)
+            if (drv is not None and tb.driver.sent >= n_beats) or (drv is None and i >= cycles):
+                break
+        await ReadOnly()
+        busy = sig_int(d.busy_o)
+        await RisingEdge(d.clk_i)
+        assert busy == 1, f"{op}: core not busy when the reset comes"
+        if drv is not None:
+            drv.cancel()
+        tb.monitor.stop()
+        await RisingEdge(d.clk_i)
+        mon.cancel()
+        await tb.reset()
+        await ReadOnly()
+        busy = sig_int(d.busy_o)
+        outv = sig_int(d.out_valid_o)
+        await RisingEdge(d.clk_i)
+        assert busy == 0 and outv == 0, "core not idle after reset"
+
+    @cocotb.test()
+    async def core_reset(dut):
+        """Reset in the middle of STATS, FINALIZE, NORM and BWD_DX, each followed by a clean,
+        fully checked layer (training step; inference after the last one)."""
+        tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
+        sb = Scoreboard(tb.log)
+        await tb.start()
+        p = tb.p
+        rng = _rng("reset")
+        k = p.num_chunks
+        aborts = [
+            ("STATS", "mid_stats"),
+            ("FINALIZE", "mid_finalize"),
+            ("NORM", "mid_norm"),
+            ("BWD_DX", "mid_bwd"),
+        ]
+        for i, (op, where) in enumerate(aborts):
+            junk = random_layer(
+                rng, p, f"junk{i}", shape=(2, p.lanes + 3, 2, k), dist_x="heavy_tail", stall="light"
+            )
+            jexp = expected(junk)
+            tb.configure(junk)
+            if op == "FINALIZE":
+                await _abort_after(tb, op, None, None, 0, 2 * (k + 7) + 3)
+            else:
+                await _abort_after(tb, op, jexp.x_beats, jexp.dy_beats, len(jexp.x_beats) // 2, 0)
+            coverage.sample_reset(where)
+            clean = random_layer(
+                rng,
+                p,
+                f"after_reset{i}",
+                channels=int(rng.integers(1, 2 * p.lanes + 1)),
+                count=int(rng.choice([2 * k, 3 * k + 1])),
+                stall="light",
+            )
+            tb.log.info("reset during %s, then %s", op, clean.describe())
+            exp = expected(clean)
+            await training_step(tb, sb, clean, exp)
+            if i == len(aborts) - 1:
+                await inference(tb, sb, clean, exp)
+        _finish(tb, sb)
+
+    @cocotb.test()
+    async def core_random(dut):
+        """Constrained-random layers with coverage (LN_CORE_CASES, default 12)."""
+        tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
+        sb = Scoreboard(tb.log)
+        await tb.start()
+        p = tb.p
+        rng = _rng("random")
+        cases = int(os.environ.get("LN_CORE_CASES", "12"))
+        max_count = int(os.environ.get("LN_CORE_MAX_COUNT", "96"))
+        # x distributions and (grad, rounding, overflow) combinations are cycled so that every
+        # one is hit (9 and 8 are coprime: all pairs within 72 layers); the rest is random.
+        modes = list(itertools.product(("bn", "range_exact"), ("rne", "rtz"), ("inf", "saturate")))
+        for i in range(cases):
+            gm, rnd, ovf = modes[i % len(modes)]
+            layer = random_layer(
+                rng,
+                p,
+                f"rand{i}",
+                max_count=max_count,
+                dist_x=DISTRIBUTIONS[i % len(DISTRIBUTIONS)],
+                grad_mode=gm,
+                rounding=rnd,
+                overflow=ovf,
+            )
+            tb.log.info("%s", layer.describe())
+            exp = expected(layer)
+            before = len(sb.mismatches)
+            await training_step(tb, sb, layer, exp)
+            await inference(tb, sb, layer, exp)
+            coverage.sample_layer(layer, exp, p)
+            if len(sb.mismatches) > before:
+                tb.log.error("layer %s failed: %s", layer.name, layer.describe())
+        pct = coverage.report(tb.log)
+        out = os.environ.get("LN_COVERAGE_FILE")
+        if out:
+            coverage.export(out)
+        tb.log.info("coverage %.1f %%", pct)
+        _finish(tb, sb)
+
+
+# ---------------------------------------------------------------------------------------------
+# pytest entry points
+# ---------------------------------------------------------------------------------------------
+def _run(sim: str, params: dict, testcase: str, extra_env: dict | None = None) -> None:
+    from lightnorm_tb.buildenv import verilator_make_fix
+    from lightnorm_tb.runner import run_cocotb
+
+    env = {f"LN_PARAM_{k}": v for k, v in params.items()}
+    env.update(extra_env or {})
+    with verilator_make_fix(sim):
+        run_cocotb("lightnorm_core", "test_core", params, sim=sim, extra_env=env, testcase=testcase)
+
+
+#: `make test` budget: Icarus simulates this core ~100x slower than Verilator, so the reset
+#: test runs on Verilator here and on both simulators in the regression.
+SMOKE_TESTS = {"icarus": "core_smoke,core_errors", "verilator": "core_smoke,core_errors,core_reset"}
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_core_smoke(sim: str) -> None:
+    """Training step + inference on two layers, illegal configurations (+ reset mid-layer)."""
+    _run(sim, PARAM_SETS["default"], SMOKE_TESTS[sim])
+
+
+@pytest.mark.skipif(
+    not REGRESS, reason="long randomized regression: set LIGHTNORM_REGRESS=1 (make regress)"
+)
+@pytest.mark.parametrize("params", sorted(PARAM_SETS))
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_core_regress(sim: str, params: str) -> None:
+    """Constrained-random layers with coverage: LN_CORE_CASES (default 40) on Verilator,
+    LN_CORE_CASES_ICARUS (default 8, n <= 48) on the much slower Icarus."""
+    from lightnorm_tb.runner import BUILD_ROOT
+
+    if sim == "icarus":
+        env = {
+            "LN_CORE_CASES": os.environ.get("LN_CORE_CASES_ICARUS", "8"),
+            "LN_CORE_MAX_COUNT": os.environ.get("LN_CORE_MAX_COUNT_ICARUS", "48"),
+        }
+    else:
+        env = {
+            "LN_CORE_CASES": os.environ.get("LN_CORE_CASES", "40"),
+            "LN_CORE_MAX_COUNT": os.environ.get("LN_CORE_MAX_COUNT", "96"),
+        }
+    env["LN_COVERAGE_FILE"] = str(BUILD_ROOT / f"coverage_core_{sim}_{params}.yml")
+    _run(sim, PARAM_SETS[params], "core_errors,core_reset,core_random", env)
+
+
+@pytest.mark.skipif(
+    not REGRESS, reason="long randomized regression: set LIGHTNORM_REGRESS=1 (make regress)"
+)
+def test_core_regress_coverage() -> None:
+    """Merge the coverage databases of the regression runs above and print every bin.
+
+    Runs last (pytest keeps file order). Fails if a bin of the merged database was never hit.
+    """
+    import yaml
+    from lightnorm_tb.runner import BUILD_ROOT
+
+    files = sorted(BUILD_ROOT.glob("coverage_core_*.yml"))
+    assert files, "no coverage database: run the test_core_regress cases first"
+    merged: dict[str, dict[str, int]] = {}
+    for f in files:
+        for name, item in (yaml.safe_load(f.read_text()) or {}).items():
+            bins = item.get("bins:_hits") if isinstance(item, dict) else None
+            if bins is None:
+                continue
+            dst = merged.setdefault(name, {})
+            for b, hits in bins.items():
+                dst[str(b)] = dst.get(str(b), 0) + int(hits)
+    lines = [
+        f"merged functional coverage of {len(files)} runs: " + ", ".join(f.name for f in files)
+    ]
+    holes = []
+    total = hit = 0
+    for name in sorted(merged):
+        lines.append(f"  {name}")
+        for b, hits in merged[name].items():
+            lines.append(f"      {b:<40} {hits:6d}")
+            total += 1
+            hit += hits > 0
+            if hits == 0:
+                holes.append(f"{name}:{b}")
+    lines.append(f"  {hit} of {total} bins hit ({100.0 * hit / max(total, 1):.1f} %)")
+    if holes:
+        lines.append("  holes: " + ", ".join(holes))
+    print("\n".join(lines))
+    assert not holes, f"coverage holes: {holes}"
