@@ -41,7 +41,7 @@ sim: venv tools ## main job: one scoreboarded training step on the RTL core (SIM
 	$(WITH_ENV) $(PY) verif/sim_main.py
 
 regress: venv tools ## long randomized core regression on both simulators, with coverage
-	$(WITH_ENV) LIGHTNORM_REGRESS=1 $(PY) -m pytest verif $(PYTEST_ARGS)
+	$(WITH_ENV) LIGHTNORM_REGRESS=1 $(PY) -m pytest -s verif/test_core.py -k regress $(PYTEST_ARGS)
 
 demo: venv ## one training step of the reference model vs float64 BN (PRESET=lightnorm)
 	$(PY) -m lightnorm demo --preset $(or $(PRESET),lightnorm)

@@ -2,10 +2,12 @@
 //
 // lightnorm_bfp_pack: packs Lanes values of FP(ExpBits, ManBits) into one block-floating-point
 // group, rule "max" (docs/spec.md section 5, lightnorm.bfp.bfp_pack). Combinational.
-// Shared exponent E = clamp(max over the enabled nonzero finite lanes of floor(log2|x|),
-// Emin, Emax) with Emin = -bias, Emax = 2^BfpExpBits - 2 - bias (an all-zero group: Emin);
-// per lane mant = min(R(|x| / 2^(E - BfpManBits + 1)), 2^BfpManBits - 1), R = RNE or RTZ per
-// rnd_i (the saturation catches the carry of the largest element and lanes above a clamped
+// Shared exponent: e = max over the enabled nonzero finite lanes of floor(log2|x|), plus one
+// when the largest magnitude's rounding to BfpManBits bits carries out (R(x_max / 2^(e -
+// BfpManBits + 1)) = 2^BfpManBits: a lane of exponent e whose top BfpManBits significand bits
+// are all ones rounds up); E = clamp(e, Emin, Emax) with Emin = -bias, Emax = 2^BfpExpBits -
+// 2 - bias (an all-zero group: Emin). Per lane mant = min(R(|x| / 2^(E - BfpManBits + 1)),
+// 2^BfpManBits - 1), R = RNE or RTZ per rnd_i (the saturation only acts for groups beyond
 // Emax), sign = sign bit of x (-0 keeps sign 1). Padding lanes (lane_en_i = 0) are +0: they
 // never set E, and give sign 0, mant 0. A group holding a NaN or +-Inf gets the reserved
 // all-ones exponent; in it an Inf lane has mant 0 and every other lane (finite, padding) mant 1
@@ -64,17 +66,24 @@ module lightnorm_bfp_pack #(
   logic [Lanes-1:0]      nz;         // enabled, finite and nonzero
   logic [Lanes-1:0]      nonfinite;  // enabled and NaN / Inf
   logic                  special;    // the group holds a NaN or Inf
+  logic [Lanes-1:0]      carry;      // the lane's rounding to BfpManBits bits at its own
+                                     // exponent carries out
+  logic [Lanes-1:0]      at_max;     // nonzero lane of the largest exponent
+  logic signed [IntW-1:0] e_max;     // max(Emin, largest lane exponent)
+  logic signed [IntW-1:0] e_carry;   // e_max + 1 if the largest magnitude carries
   logic signed [IntW-1:0] shared_e;  // E
 
-  // ---- shared exponent: the maximum, clamped ----
+  // ---- shared exponent: the maximum, bumped by a carry, clamped ----
   always_comb begin
-    shared_e = EminB;  // also the all-zero group's exponent and the lower clamp
+    e_max = EminB;  // also the all-zero group's exponent and the lower clamp
     for (int k = 0; k < Lanes; k++) begin
-      if (nz[k] && ($signed(ex_flat[k*IntW +: IntW]) > shared_e)) begin
-        shared_e = $signed(ex_flat[k*IntW +: IntW]);
+      if (nz[k] && ($signed(ex_flat[k*IntW +: IntW]) > e_max)) begin
+        e_max = $signed(ex_flat[k*IntW +: IntW]);
       end
     end
-    if (shared_e > EmaxB) shared_e = EmaxB;
+    // R is monotonic: the largest magnitude carries iff some lane of exponent e_max does
+    e_carry  = e_max + $signed({{(IntW - 1) {1'b0}}, |(carry & at_max)});
+    shared_e = (e_carry > EmaxB) ? EmaxB : e_carry;
   end
 
   assign special = |nonfinite;
@@ -113,6 +122,19 @@ module lightnorm_bfp_pack #(
       end
     end
 
+    // Carry of this lane rounded at its own exponent: only when its significand has more
+    // bits than BfpManBits; then the top BfpManBits bits (of the normalized significand) are
+    // all ones and the round bit is set (RNE).
+    if (ManBits + 1 > BfpManBits) begin : g_carry
+      logic [ManBits-1:0] frac_n;  // fraction of the normalized significand 1.frac_n
+      assign frac_n = (field == '0) ? (frac << (lz + 1'b1)) : frac;
+      assign carry[k] = (rnd_i == lightnorm_pkg::RndRne) && (&frac_n[ManBits-1 -: BfpManBits-1])
+                      && frac_n[ManBits-BfpManBits];
+    end else begin : g_no_carry
+      assign carry[k] = 1'b0;
+    end
+    assign at_max[k] = nz[k] && (ex == e_max);
+
     always_comb begin
       // subnormal: frac * 2^(1 - Bias - ManBits), leading one at bit ManBits - 1 - lz
       ex = (field == '0) ? (IntW'(-Bias) - IntW'(lz)) : ($signed(IntW'(field)) - IntW'(Bias));
@@ -136,7 +158,7 @@ module lightnorm_bfp_pack #(
       if (!nz[k]) begin
         mant = '0;
       end else if ((ex > shared_e) || too_big || rounded[BfpManBits]) begin
-        mant = MantMax;  // the carry of the largest element, or above a clamped Emax
+        mant = MantMax;  // only for groups above Emax (E clamped)
       end else begin
         mant = rounded[BfpManBits-1:0];
       end

@@ -7,9 +7,9 @@ every magnitude (random bit lengths up to AccWidth - 1, +-1, 0, the extreme two'
 values, values just around rounding boundaries), and the special flags (NaN, +Inf, -Inf,
 +Inf with -Inf); rnd_i / sat_i drawn per vector. Each vector is one ExactSum row with
 lsb_exp = emin - M (a zero scale uses the model's ndarray path at every magnitude: the sign of a
-zero result is then sign(acc) xor sign(scale), as in the RTL). The model's results pass
-through spec_saturate (under saturate an Inf sum gives +-max_normal per docs/spec.md; the
-model returns Inf).
+zero result is then sign(acc) xor sign(scale), as in the RTL). Under saturate an Inf sum gives
++-max_normal (docs/spec.md section 2; spec_saturate is kept as a guard, an identity with the
+current model).
 """
 
 from __future__ import annotations

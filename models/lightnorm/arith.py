@@ -19,7 +19,10 @@ How exactness is obtained in float64:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -314,8 +317,8 @@ def recip(
     def one(t: float) -> float:
         if math.isnan(t):
             return math.nan
-        if t == 0.0:
-            return math.copysign(math.inf, t)
+        if t == 0.0:  # an infinite result: saturates like any result beyond max_normal
+            return math.copysign(math.inf if ovf is Overflow.INF else fmt.max_normal, t)
         if math.isinf(t):
             return math.copysign(0.0, t)
         m, e = math.frexp(abs(t))  # |t| = m * 2**e, 0.5 <= m < 1
@@ -345,7 +348,7 @@ def rsqrt(
         if math.isnan(t) or t < 0:
             return math.nan
         if t == 0.0:
-            return math.inf
+            return math.inf if ovf is Overflow.INF else fmt.max_normal
         if math.isinf(t):
             return 0.0
         m, e = math.frexp(t)
@@ -527,6 +530,47 @@ def _blocks(
         step = max(1, target // max(per_outer, 1))
         for i in range(0, outer, step):
             yield slice(i, min(i + step, outer)), slice(None), slice(None)
+
+
+def _threads() -> int:
+    """Threads of the block loops: $LIGHTNORM_THREADS if set (1: none), else min(4, CPUs)."""
+    env = os.environ.get("LIGHTNORM_THREADS", "")
+    try:
+        return max(1, int(env)) if env else min(4, os.cpu_count() or 1)
+    except ValueError:
+        raise ValueError(f"LIGHTNORM_THREADS must be an integer, got {env!r}") from None
+
+
+_pool_lock = threading.Lock()
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, workers) -> pool
+
+
+def _block_pool() -> ThreadPoolExecutor | None:
+    """The process's block-loop thread pool (None for one thread); a forked child makes its own."""
+    workers = _threads()
+    if workers <= 1:
+        return None
+    key = (os.getpid(), workers)
+    with _pool_lock:
+        if key not in _pools:
+            _pools[key] = ThreadPoolExecutor(workers, "lightnorm-block")
+        return _pools[key]
+
+
+def _each_block(
+    shape3: tuple[int, int, int], body: Callable[[tuple[slice, slice, slice]], None]
+) -> None:
+    """body(blk) for every block of :func:`_blocks`, on the pool's threads when there are
+    several blocks (numpy releases the GIL in its loops). The bodies write disjoint blocks,
+    so the result does not depend on the order or the number of threads."""
+    blocks = list(_blocks(shape3))
+    pool = _block_pool() if len(blocks) > 1 else None
+    if pool is None:
+        for blk in blocks:
+            body(blk)
+        return
+    for future in [pool.submit(body, blk) for blk in blocks]:
+        future.result()  # re-raises an exception of body
 
 
 def _exact_channel_sums(x3: npt.NDArray[Any], lsb_exp: int) -> ExactSum:

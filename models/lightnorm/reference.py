@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from lightnorm.arith import (
     _add_values,
-    _blocks,
+    _each_block,
     _exact_channel_sums,
     _mul_values,
     add,
@@ -243,6 +243,7 @@ def _stored(v: Any, fmt: FloatFormat, cfg: LightNormConfig, rounded: bool = Fals
 
 
 _ElementFn = Callable[[npt.NDArray[Any], npt.NDArray[np.intp]], npt.NDArray[Any]]
+_Block = tuple[slice, slice, slice]
 
 
 @functools.lru_cache(maxsize=None)
@@ -404,8 +405,11 @@ def _store_blocks(
 ) -> F32:
     """:func:`_stored` of an (N, C, B) tensor, block by block (see arith._blocks)."""
     out = np.empty(v3.shape, dtype=np.float32)
-    for blk in _blocks(v3.shape):
+
+    def body(blk: _Block) -> None:
         out[blk] = _stored(v3[blk], fmt, cfg, rounded)
+
+    _each_block(v3.shape, body)
     return out
 
 
@@ -417,9 +421,12 @@ def _normalize_blocks(
     normalize = _ChannelMap(fn, cfg.compute_format, x3.shape[1], x3.size)
     y_c = np.empty(x3.shape, dtype=np.float32)
     y = np.empty(x3.shape, dtype=np.float32)
-    for blk in _blocks(x3.shape):
+
+    def body(blk: _Block) -> None:
         y_c[blk] = yb = normalize(x3[blk])
         y[blk] = _stored(yb, cfg.compute_format, cfg, rounded=True)
+
+    _each_block(x3.shape, body)
     return y_c, y
 
 
@@ -462,10 +469,12 @@ def forward_train(
     else:
         square = _ChannelMap(_square_fn(mean, cfg), cf, channels, x3.size)
         sq = np.empty(x3.shape, dtype=np.float32)
-        for blk in _blocks(x3.shape):
+
+        def body(blk: _Block) -> None:
             sq[blk] = square(x3[blk])
+
+        _each_block(x3.shape, body)
         acc_sq = _exact_channel_sums(sq, lsb)
-        del sq
         var = acc_sq.round(st, rnd, sat, scale=k.inv_count)
         scale = rsqrt(add(var, k.eps, st, rnd, sat), st, rnd, sat)
 
@@ -540,7 +549,6 @@ def backward(dy: Any, fwd: ForwardResult, cfg: LightNormConfig) -> BackwardResul
     channels = x_c.shape[1]
     x3 = _as3(np.asarray(x_c, dtype=np.float32))
     dy_in = _as3(dy)
-    blocks = list(_blocks(x3.shape))
 
     # B1 + B2 pass 1: the output gradient as stored and read back; x_hat, dy * x_hat.
     dy3 = np.empty(x3.shape, dtype=np.float32)
@@ -548,13 +556,15 @@ def backward(dy: Any, fwd: ForwardResult, cfg: LightNormConfig) -> BackwardResul
     prod = np.empty(x3.shape, dtype=np.float32)
     normalized = _scale_fn(_centered_fn(fwd.mean, cfg), fwd.scale, cf, cf, cfg)
     to_x_hat = _ChannelMap(normalized, cf, channels, x3.size)
-    for blk in blocks:
+
+    def pass1(blk: _Block) -> None:
         dy3[blk] = dyb = _stored(dy_in[blk], gf, cfg)
         x_hat[blk] = xh = to_x_hat(x3[blk])
         prod[blk] = _mul_values(dyb, xh, gf, rnd, ovf, gf, cf)
+
+    _each_block(x3.shape, pass1)
     acc_dy = _exact_channel_sums(dy3, gf.emin - gf.man_bits)
     acc_prod = _exact_channel_sums(prod, gf.emin - gf.man_bits)
-    del prod
     d_beta = acc_dy.round(st, rnd, sat)
     d_gamma = acc_prod.round(st, rnd, sat)
 
@@ -572,16 +582,22 @@ def backward(dy: Any, fwd: ForwardResult, cfg: LightNormConfig) -> BackwardResul
         to_centered = _ChannelMap(centered, gf, channels, x3.size)
         to_t = _ChannelMap(_scale_fn(None, k_gamma, gf, cf, cfg), cf, channels, x3.size)
         dx = np.empty(x3.shape, dtype=np.float32)
-        for blk in blocks:
+
+        def pass2(blk: _Block) -> None:
             t = to_t(x_hat[blk])
             inner = _add_values(to_centered(dy3[blk]), -t, gf, rnd, ovf, gf, gf)
             dx_c[blk] = dxb = _mul_values(inner, a, gf, rnd, ovf, gf, st)
             dx[blk] = _stored(dxb, gf, cfg, rounded=True)
+
+        _each_block(x3.shape, pass2)
     else:
         assert fwd.chunk_argmax is not None and fwd.chunk_argmin is not None
-        to_t = _ChannelMap(_scale_fn(centered, fwd.coeff, gf, gf, dy_cfg), gf, channels, x3.size)
-        for blk in blocks:
-            dx_c[blk] = to_t(dy3[blk])
+        to_dx = _ChannelMap(_scale_fn(centered, fwd.coeff, gf, gf, dy_cfg), gf, channels, x3.size)
+
+        def pass2_range(blk: _Block) -> None:
+            dx_c[blk] = to_dx(dy3[blk])
+
+        _each_block(x3.shape, pass2_range)
         correction = mul_exact_inputs(
             mul_exact_inputs(fwd.coeff, d_gamma, st, rnd, sat), k.range_const_per_chunk, st, rnd, sat
         )

@@ -367,6 +367,7 @@ def collect(plan: Plan, variants: Sequence[Variant], runs_root: Path) -> dict[st
         per_variant: dict[str, Any] = {}
         for variant in variants:
             accs, seeds, epoch_times, curves, diverged, wall = [], [], [], [], [], []
+            digests: set[str] = set()
             epochs = None
             for seed in plan.seeds:
                 path = run_dir(runs_root, plan, model, variant, seed) / "result.json"
@@ -379,6 +380,7 @@ def collect(plan: Plan, variants: Sequence[Variant], runs_root: Path) -> dict[st
                 curves.append([h["test_acc"] for h in r["history"]])
                 diverged.append(bool(r["diverged"]))
                 wall.append(r["wall_time_s"])
+                digests.add(str(r.get("environment", {}).get("lightnorm_torch_sha256")))
                 epochs = r["settings"]["epochs"]
             if not seeds:
                 continue
@@ -393,6 +395,7 @@ def collect(plan: Plan, variants: Sequence[Variant], runs_root: Path) -> dict[st
                 "epochs": epochs,
                 "train_time_per_epoch_s": float(np.mean(epoch_times)),
                 "wall_time_per_run_s": float(np.mean(wall)),
+                "lightnorm_torch_sha256": sorted(digests),
                 "diverged_seeds": [s for s, d in zip(seeds, diverged, strict=True) if d],
                 "test_acc_per_epoch_mean": np.mean(np.asarray(curves), axis=0).tolist()
                 if len({len(c) for c in curves}) == 1
@@ -441,6 +444,16 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         "on this machine's CPU; none is taken from the paper. Raw per-run records: "
         f"`{report['runs_dir']}/<model>/<variant>/seed<k>/result.json` (not committed).",
         "",
+        *(
+            [
+                f"**Incomplete: {report['runs_finished']} of {report['runs_planned']} runs "
+                "finished.** Cells with n < 3 seeds are marked; a missing cell is a run not yet "
+                "done. Rerun the same command to continue (finished runs are skipped).",
+                "",
+            ]
+            if report["runs_finished"] < report["runs_planned"]
+            else []
+        ),
         "## Settings",
         "",
         "- Data: real Fashion-MNIST (Debian `dataset-fashion-mnist`), training on "
@@ -462,6 +475,9 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         f"- Seeds: {', '.join(map(str, plan.seeds))} (weight init, batch order; not tuned). "
         "± is the sample standard deviation over seeds.",
         f"- Budget: {plan.note}.",
+        "- LightNorm module: `models/lightnorm/torch.py` sha256 prefix "
+        + ", ".join(f"`{d}`" for d in report["lightnorm_torch_sha256"])
+        + " (recorded by every run).",
         f"- Study wall time (sum of run wall times, training + evaluation): "
         f"{report['total_run_time_s'] / 60:.1f} min for {report['runs_finished']} of "
         f"{report['runs_planned']} runs.",
@@ -580,6 +596,14 @@ def summarize(
         },
         "runs_planned": len(plan.seeds) * len(plan.models) * len(variants),
         "runs_finished": finished,
+        "lightnorm_torch_sha256": sorted(
+            {
+                d
+                for m in results.values()
+                for v in m["variants"].values()
+                for d in v["lightnorm_torch_sha256"]
+            }
+        ),
         "total_run_time_s": total_time,
         "results": results,
         "target": _target(results, plan),

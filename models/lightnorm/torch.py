@@ -536,9 +536,7 @@ def _resolve_backend(backend: str, numel: int | None = None) -> str:
     return backend
 
 
-# Recompute the element chain of a pass rather than write it out and read it back (the chains
-# are long but cheap next to a memory round trip on CPU).
-_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 300}
+_INDUCTOR_OPTIONS: dict[str, Any] = {}
 
 
 def _compiled_pass(fn: Callable[..., Any], p: Any) -> Callable[..., Any]:
@@ -554,7 +552,7 @@ def _compiled_pass(fn: Callable[..., Any], p: Any) -> Callable[..., Any]:
 
             code = entry.__code__.replace(co_name=f"lightnorm{fn.__name__}_{len(_compiled)}")
             bound = types.FunctionType(code, entry.__globals__, code.co_name, None, entry.__closure__)
-            cached = torch.compile(bound, dynamic=None, options=_INDUCTOR_OPTIONS)
+            cached = torch.compile(bound, dynamic=None, options=dict(_INDUCTOR_OPTIONS))
             _compiled[key] = cached
     return cached
 

@@ -86,22 +86,22 @@ def test_bad_names_and_widths():
     assert set(MODELS) >= {"resnet8", "resnet20", "mobilenetv2", "mobilenetv2s"}
 
 
-@pytest.mark.parametrize(("name", "width"), [("resnet8", 8), ("mobilenetv2s", 0.25)])
-@pytest.mark.parametrize("preset", ["lightnorm", "fp32-bn"])
-def test_convert_to_lightnorm(name, width, preset):
+@pytest.mark.parametrize(("name", "width"), [("resnet8", 4), ("mobilenetv2s", 0.25)])
+def test_convert_to_lightnorm(name, width):
     lt = pytest.importorskip(
         "lightnorm.torch", reason="lightnorm.torch (the torch module) not present"
     )
     torch.manual_seed(SEED)
     model = build_model(name, in_channels=1, num_classes=10, width=width)
     n_bn = _count_bn(model)
-    ret = lt.convert_batchnorm(model, preset)
-    model = ret if isinstance(ret, nn.Module) else model
+    # eager: no torch.compile in unit tests (the passes give the same bits either way)
+    ret = lt.convert_batchnorm(model, "lightnorm", backend="eager")
+    assert ret is model
     assert _count_bn(model) == 0
     assert sum(isinstance(m, lt.LightNorm2d) for m in model.modules()) == n_bn
-    x = torch.randn(8, 1, 28, 28)
+    x = torch.randn(4, 1, 28, 28)  # mobilenetv2s ends at 2x2: n = 16 = 2K per channel
     out = model(x)
-    assert out.shape == (8, 10) and torch.isfinite(out).all()
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
     out.square().mean().backward()
     for p in model.parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all()

@@ -306,9 +306,9 @@ def all_pairs(fmt: FloatFormat) -> tuple[np.ndarray, np.ndarray]:
 def spec_saturate(values: np.ndarray, fmt: FloatFormat, rnd: Any, sat: Any) -> np.ndarray:
     """Apply docs/spec.md section 2's overflow rule to model results: under ``saturate`` an
     infinite result becomes +-max_normal (identity for everything else, and for every result
-    under ``inf``). lightnorm.arith.recip(+-0), rsqrt(+-0) and ExactSum.round of a sum holding
-    an Inf return Inf even under saturate (reported as a model discrepancy); the RTL follows
-    the spec, and this makes the comparison independent of that model detail."""
+    under ``inf``). lightnorm.arith.recip(+-0) and rsqrt(+-0) return +-Inf even under saturate
+    (reported as a model discrepancy); the RTL follows the spec, and this makes the comparison
+    independent of that model detail (an identity once the model saturates there too)."""
     v = np.asarray(values, dtype=np.float64)
     n = v.size
     sat = np.broadcast_to(np.asarray(sat), (n,)).reshape(v.shape)
