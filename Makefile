@@ -16,7 +16,7 @@ STAMP = $(VENV)/.lightnorm-stamp
 WITH_ENV = . scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools test sim regress demo study bench lint typecheck clean distclean
+.PHONY: help venv tools test test-torch sim regress demo study bench lint typecheck clean distclean
 
 help: ## list the targets
 	@echo "LightNorm targets (variables: VENV=$(VENV) SIM=$(SIM) SEED=$(SEED) WAVES=$(WAVES)):"
@@ -34,8 +34,15 @@ venv: $(STAMP) ## create/refresh the Python venv (only when requirements.txt/pyp
 tools: ## install missing system tools (iverilog, yosys, opensta, Fashion-MNIST) and OSU018 cells
 	scripts/setup_tools.sh
 
-test: venv tools ## run all tests: models/tests and verif (SIM=icarus|verilator, SEED=, WAVES=1)
-	$(WITH_ENV) $(PY) -m pytest models/tests verif $(PYTEST_ARGS)
+# The torch module and training harness (issue 5) are still in progress: their tests run
+# with `make test-torch`, not yet in CI's `make test`.
+TORCH_TESTS = models/tests/test_torch.py models/tests/test_train.py models/tests/test_nets.py models/tests/test_data.py
+
+test: venv tools ## run the tests CI runs: model oracles, RTL block and core tests (SIM=, SEED=, WAVES=1)
+	$(WITH_ENV) $(PY) -m pytest models/tests verif $(foreach t,$(TORCH_TESTS),--ignore=$(t)) $(PYTEST_ARGS)
+
+test-torch: venv tools ## tests of the torch module and the training harness (work in progress)
+	$(WITH_ENV) $(PY) -m pytest $(TORCH_TESTS) $(PYTEST_ARGS)
 
 sim: venv tools ## main job: one scoreboarded training step on the RTL core (SIM=, SEED=, WAVES=1)
 	$(WITH_ENV) $(PY) verif/sim_main.py
