@@ -59,8 +59,9 @@ study: venv tools ## accuracy study on Fashion-MNIST (<= 60 min) -> docs/results
 bench: venv ## run the benchmarks (python -m lightnorm.bench)
 	$(PY) -m lightnorm.bench
 
-lint: venv ## ruff on models/ and verif/
+lint: venv tools ## ruff + Verilator --lint-only -Wall and a Yosys parse of every hdl/ module
 	$(PY) -m ruff check models verif
+	$(WITH_ENV) $(PY) verif/lint_hdl.py
 
 typecheck: venv ## mypy on the lightnorm package
 	$(PY) -m mypy

@@ -90,14 +90,25 @@ _RESTORE = (
 )
 
 
-def _verilator_runner(cache: Path | None) -> object:
-    """cocotb's Verilator runner, plus a step between verilating and make that drops the
-    cached runtime objects into the build directory (fresh mtimes: they must be newer than the
-    Vtop.mk that Verilator just wrote, or make rebuilds them)."""
+def _verilator_runner(cache: Path | None, stamp: str) -> object:
+    """cocotb's Verilator runner with two shortcuts:
+
+    - the build is skipped when the executable exists and ``stamp`` (a digest of the sources'
+      paths and mtimes, the parameters and the flags) matches the last successful build
+      (Verilator rewrites its C++ on every run, so make would recompile it each time);
+    - between verilating and make, the cached runtime objects are dropped into the build
+      directory (fresh mtimes: they must be newer than the Vtop.mk that Verilator just wrote,
+      or make rebuilds them).
+    """
     from cocotb_tools.runner import Verilator
 
     class _CachedRuntimeVerilator(Verilator):  # type: ignore[misc]
         def _build_command(self):  # type: ignore[no-untyped-def]
+            stamp_file = self.build_dir / ".ln_build_stamp"
+            exe = self.build_dir / self.hdl_toplevel
+            if exe.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+                return []
+            stamp_file.unlink(missing_ok=True)
             cmds = super()._build_command()
             if (
                 cache is not None
@@ -171,10 +182,12 @@ def run_cocotb(
             build_args.append("--trace-fst")
         # Warnings are checked by the lint flow (verilator --lint-only -Wall), not here.
         build_args += ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+    sources = hdl_sources()
     cache = _verilator_runtime_cache(build_args, waves) if name == "verilator" else None
-    runner = _verilator_runner(cache) if name == "verilator" else get_runner(name)
+    stamp = json.dumps([key, build_args, [(str(p), p.stat().st_mtime_ns) for p in sources]])
+    runner = _verilator_runner(cache, stamp) if name == "verilator" else get_runner(name)
     runner.build(
-        sources=[str(p) for p in hdl_sources()],
+        sources=[str(p) for p in sources],
         hdl_toplevel=toplevel,
         parameters=dict(parameters),
         build_dir=str(build_dir),
@@ -183,6 +196,8 @@ def run_cocotb(
         waves=waves,
     )
     _save_runtime(cache, build_dir)
+    if name == "verilator":
+        (build_dir / ".ln_build_stamp").write_text(stamp)
     seed = os.environ.get("SEED") or None
     results = runner.test(
         test_module=test_module,
