@@ -36,13 +36,20 @@ def _demo(args: argparse.Namespace) -> int:
     y64, mean64, _ = ideal_forward(x, gamma, beta)
     dx64, dg64, _ = ideal_backward(x, dy, gamma)
     k = fwd.constants
-    print(f"n = {k.count}, chunk length m = {k.chunk_len}, 1/n -> {k.inv_count!r}, C(m) -> {k.range_const!r}")
+    print(
+        f"n = {k.count}, chunk length m = {k.chunk_len}, 1/n -> {k.inv_count!r}, "
+        f"C(m) -> {k.range_const!r}"
+    )
     print(f"channel 0: mean {fwd.mean[0]!r} (float64 {mean64[0]:.6g}), scale {fwd.scale[0]!r}")
     ref_std = float(np.std(y64))
-    print(f"forward:  y std {float(np.std(fwd.y)):.4f} (float64 BN {ref_std:.4f}), "
-          f"max |y - y64| {float(np.max(np.abs(fwd.y - y64))):.4g}  [{t1 - t0:.3f} s]")
-    print(f"backward: max |dx - dx64| {float(np.max(np.abs(bwd.dx - dx64))):.4g}, "
-          f"d_gamma[0] {bwd.d_gamma[0]!r} (float64 {dg64[0]:.6g})  [{t2 - t1:.3f} s]")
+    print(
+        f"forward:  y std {float(np.std(fwd.y)):.4f} (float64 BN {ref_std:.4f}), "
+        f"max |y - y64| {float(np.max(np.abs(fwd.y - y64))):.4g}  [{t1 - t0:.3f} s]"
+    )
+    print(
+        f"backward: max |dx - dx64| {float(np.max(np.abs(bwd.dx - dx64))):.4g}, "
+        f"d_gamma[0] {bwd.d_gamma[0]!r} (float64 {dg64[0]:.6g})  [{t2 - t1:.3f} s]"
+    )
     return 0
 
 
@@ -51,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="one training step of the reference model")
     demo.add_argument("--preset", default="lightnorm", choices=sorted(PRESETS))
-    demo.add_argument("--shape", type=int, nargs=4, default=[32, 64, 16, 16], metavar=("N", "C", "H", "W"))
+    demo.add_argument(
+        "--shape", type=int, nargs=4, default=[32, 64, 16, 16], metavar=("N", "C", "H", "W")
+    )
     demo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     return _demo(args)

@@ -417,7 +417,9 @@ class ExactSum:
             )
         if np.any(self.special != 0.0):  # NaN / +-Inf rows, rounded like any result
             with np.errstate(invalid="ignore"):
-                out = np.where(self.special != 0.0, quantize(self.special * scale, fmt, rnd, ovf), out)
+                out = np.where(
+                    self.special != 0.0, quantize(self.special * scale, fmt, rnd, ovf), out
+                )
         return out.reshape(self.shape)
 
 
@@ -644,5 +646,8 @@ def sum_round(
     lsb_exp: int | None = None,
     scale: float = 1.0,
 ) -> F64:
-    """round(scale * exact sum of x along ``axis``) to ``fmt``: :func:`exact_sum` then one rounding."""
+    """round(scale * exact sum of x along ``axis``) to ``fmt``.
+
+    :func:`exact_sum` then one rounding.
+    """
     return exact_sum(x, axis, lsb_exp).round(fmt, rounding, overflow, scale)

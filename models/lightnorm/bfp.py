@@ -69,7 +69,9 @@ class BFPFormat:
             object.__setattr__(self, "rule", SharedExpRule(self.rule))
         except ValueError:
             choices = [r.value for r in SharedExpRule]
-            raise ValueError(f"BFPFormat.rule must be one of {choices}, got {self.rule!r}") from None
+            raise ValueError(
+                f"BFPFormat.rule must be one of {choices}, got {self.rule!r}"
+            ) from None
 
     @property
     def name(self) -> str:
@@ -172,7 +174,8 @@ def bfp_pack(
     Per group: e = the largest element exponent, plus one if the largest magnitude's
     rounding to man_bits carries out; E = clamp(e, exp_min, exp_max) (all-zero group:
     exp_min); each element's magnitude |x| / 2^(E - man_bits + 1) is rounded with
-    ``rounding`` and saturated to 2^man_bits - 1 (only acts when E was clamped at exp_max). A group holding a NaN or Inf gets the reserved all-ones exponent field; in it
+    ``rounding`` and saturated to 2^man_bits - 1 (only acts when E was clamped at exp_max).
+    A group holding a NaN or Inf gets the reserved all-ones exponent field; in it
     an element with mant 0 is +-Inf and any other is NaN (finite neighbours become NaN).
     """
     if fmt.rule is not SharedExpRule.MAX:

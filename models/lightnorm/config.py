@@ -45,7 +45,8 @@ class RangeConstant(str, enum.Enum):
     """The constant C(m) of range BN, m = n // K the chunk length.
 
     LIGHTNORM: 1 / sqrt(2 ln m) (the LightNorm paper).
-    BANNER: 0.175 * (1 + sqrt(pi * ln 4)) / sqrt(2 ln m) ~= 0.540 / sqrt(2 ln m) (Banner et al.'s code).
+    BANNER: 0.175 * (1 + sqrt(pi * ln 4)) / sqrt(2 ln m) ~= 0.540 / sqrt(2 ln m)
+        (Banner et al.'s code).
     GAUSS: 1 / d2(m), d2(m) = E[max - min] of m iid standard normal values, so that sigma_hat
         is unbiased for Gaussian data.
     """
@@ -98,7 +99,9 @@ def _as_enum(cls: type[enum.Enum], field: str, value: Any) -> Any:
         return cls(value)
     except ValueError:
         choices = [v.value for v in cls]
-        raise ValueError(f"LightNormConfig.{field} must be one of {choices}, got {value!r}") from None
+        raise ValueError(
+            f"LightNormConfig.{field} must be one of {choices}, got {value!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,9 @@ class LightNormConfig:
             object.__setattr__(self, field, _as_enum(cls, field, getattr(self, field)))
         k = self.num_chunks
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64 or k & (k - 1):
-            raise ValueError(f"LightNormConfig.num_chunks must be a power of two in [1, 64], got {k!r}")
+            raise ValueError(
+                f"LightNormConfig.num_chunks must be a power of two in [1, 64], got {k!r}"
+            )
         if self.bfp is not None and not isinstance(self.bfp, BFPFormat):
             raise ValueError(f"LightNormConfig.bfp must be a BFPFormat or None, got {self.bfp!r}")
         if self.grad_mode is GradMode.RANGE_EXACT and self.statistics is not Statistics.RANGE:

@@ -104,7 +104,8 @@ class FloatFormat:
 
     @classmethod
     def from_name(cls, name: str) -> FloatFormat:
-        """Parse a canonical name ``fp{1+E+M}_e{E}m{M}`` or an alias (bfloat16, float16, float32)."""
+        """Parse a canonical name ``fp{1+E+M}_e{E}m{M}`` or an alias (bfloat16, float16,
+        float32)."""
         canonical = _ALIASES.get(name, name)
         match = _NAME_RE.match(canonical) if isinstance(canonical, str) else None
         if match is None:
@@ -138,7 +139,7 @@ class FloatFormat:
 
     @property
     def max_normal(self) -> float:
-        return float((2.0 - 2.0 ** -self.man_bits) * 2.0**self.emax)
+        return float((2.0 - 2.0**-self.man_bits) * 2.0**self.emax)
 
     @property
     def min_normal(self) -> float:
@@ -170,7 +171,7 @@ FORMATS: dict[str, FloatFormat] = {
 
 def _as_float_array(x: Any) -> npt.NDArray[np.floating[Any]]:
     arr = np.asarray(x)
-    if arr.dtype == np.float32 or arr.dtype == np.float64:
+    if arr.dtype in (np.float32, np.float64):
         return arr
     if arr.dtype.kind in "biuf":
         return arr.astype(np.float64)

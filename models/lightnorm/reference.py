@@ -133,7 +133,10 @@ def _unstream(s: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
 
 
 def chunk_bounds(count: int, num_chunks: int) -> list[tuple[int, int]]:
-    """Stream-index ranges [start, stop) of the K chunks: length m = n // K, the last takes the rest."""
+    """Stream-index ranges [start, stop) of the K chunks.
+
+    Length m = n // K each, the last chunk also takes the remainder.
+    """
     m = count // num_chunks
     return [(k * m, (k + 1) * m if k < num_chunks - 1 else count) for k in range(num_chunks)]
 
@@ -502,12 +505,16 @@ def forward_train(
         rm_new = add(
             mul_exact_inputs(rm_q, keep, rf, rnd, sat),
             mul_exact_inputs(mean, mom, rf, rnd, sat),
-            rf, rnd, sat,
+            rf,
+            rnd,
+            sat,
         ).astype(np.float32)
         rv_new = add(
             mul_exact_inputs(rv_q, keep, rf, rnd, sat),
             mul_exact_inputs(batch_var, mom, rf, rnd, sat),
-            rf, rnd, sat,
+            rf,
+            rnd,
+            sat,
         ).astype(np.float32)
 
     return ForwardResult(
@@ -599,7 +606,11 @@ def backward(dy: Any, fwd: ForwardResult, cfg: LightNormConfig) -> BackwardResul
 
         _each_block(x3.shape, pass2_range)
         correction = mul_exact_inputs(
-            mul_exact_inputs(fwd.coeff, d_gamma, st, rnd, sat), k.range_const_per_chunk, st, rnd, sat
+            mul_exact_inputs(fwd.coeff, d_gamma, st, rnd, sat),
+            k.range_const_per_chunk,
+            st,
+            rnd,
+            sat,
         )
         # Stream index i of channel c is element (i // B, c, i % B) of the (N, C, B) tensor.
         inner_len = x3.shape[2]
@@ -679,9 +690,7 @@ def ideal_forward(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> tuple[F64
     return _unstream(y, np.shape(x)), mean, var
 
 
-def ideal_backward(
-    x: Any, dy: Any, gamma: Any, eps: float = 1e-5
-) -> tuple[F64, F64, F64]:
+def ideal_backward(x: Any, dy: Any, gamma: Any, eps: float = 1e-5) -> tuple[F64, F64, F64]:
     """Float64 batch-norm gradients: returns (dx, d_gamma, d_beta)."""
     xs = _stream(np.asarray(x, dtype=np.float64))
     dys = _stream(np.asarray(dy, dtype=np.float64))

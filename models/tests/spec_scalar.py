@@ -88,14 +88,19 @@ def bfp_group(vals: list[float], cfg: LightNormConfig) -> list[float]:
 
     def rounded(q: Fraction) -> int:
         fl = math.floor(q)
-        if cfg.rounding.value == "rne" and (q - fl > Fraction(1, 2) or (q - fl == Fraction(1, 2) and fl % 2)):
+        if cfg.rounding.value == "rne" and (
+            q - fl > Fraction(1, 2) or (q - fl == Fraction(1, 2) and fl % 2)
+        ):
             fl += 1
         return fl
 
     if b.rule.value == "max" or len(srt) < 2:
         e_sh = srt[-1]
         x_max = max(abs(Fraction(v)) for v in vals)
-        if b.rule.value == "max" and rounded(x_max / Fraction(2) ** (e_sh - b.man_bits + 1)) == 1 << b.man_bits:
+        if (
+            b.rule.value == "max"
+            and rounded(x_max / Fraction(2) ** (e_sh - b.man_bits + 1)) == 1 << b.man_bits
+        ):
             e_sh += 1  # the largest magnitude's rounding carries: next binade
     else:
         e_sh = srt[-2]
@@ -160,7 +165,11 @@ def forward(x, gamma, beta, rm, rv, cfg: LightNormConfig, eps=1e-5, momentum=0.1
     m = n // k
     inv_n = pc.recip(n, st)
     eps_q = pc.r(Fraction(eps), st)
-    cq = pc.r(Fraction(range_constant(cfg.range_constant, m)), st) if cfg.statistics is Statistics.RANGE else 0.0
+    cq = (
+        pc.r(Fraction(range_constant(cfg.range_constant, m)), st)
+        if cfg.statistics is Statistics.RANGE
+        else 0.0
+    )
     chans = []
     for c in range(xc.shape[1]):
         s_ = stream(xc, c)
@@ -200,7 +209,9 @@ def forward(x, gamma, beta, rm, rv, cfg: LightNormConfig, eps=1e-5, momentum=0.1
         mom, keep = pc.r(Fraction(momentum), rf), pc.r(Fraction(1.0 - momentum), rf)
         rm_c = pc.add(pc.mul(pc.q(float(rm[c]), rf), keep, rf), pc.mul(mean, mom, rf), rf)
         rv_c = pc.add(pc.mul(pc.q(float(rv[c]), rf), keep, rf), pc.mul(batch_var, mom, rf), rf)
-        chans.append(Channel(sum_x, mean, cmax, cmin, amax, amin, rmean, sigma, var, scale, a, y, rm_c, rv_c))
+        chans.append(
+            Channel(sum_x, mean, cmax, cmin, amax, amin, rmean, sigma, var, scale, a, y, rm_c, rv_c)
+        )
     y_full = np.zeros_like(xc)
     shape = (xc.shape[0], *xc.shape[2:])
     for c, ch in enumerate(chans):

@@ -111,7 +111,9 @@ def test_zero_group_and_exponent_clamping():
 
 
 def test_nonfinite_values_poison_their_group_only():
-    x = np.array([[1.0, np.inf, -2.0, 0.5, 1.0, 1.0, 1.0, 1.0], [1.0, np.nan, 1.0, 1.0, -np.inf, 1, 1, 1]])
+    x = np.array(
+        [[1.0, np.inf, -2.0, 0.5, 1.0, 1.0, 1.0, 1.0], [1.0, np.nan, 1.0, 1.0, -np.inf, 1, 1, 1]]
+    )
     packed = bfp_pack(x, BFPFormat(5, 4))
     assert packed.exp_field[0, 0] == 255 and packed.exp_field[0, 1] != 255
     y = bfp_unpack(packed)

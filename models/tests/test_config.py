@@ -84,8 +84,12 @@ def test_min_count_is_two_chunks_of_two():
 
 def test_range_constants_formulas():
     m = 4096
-    assert range_constant("lightnorm", m) == pytest.approx(1 / math.sqrt(2 * math.log(m)), rel=1e-15)
-    assert range_constant("banner", m) * math.sqrt(2 * math.log(m)) == pytest.approx(0.5402, abs=1e-4)
+    assert range_constant("lightnorm", m) == pytest.approx(
+        1 / math.sqrt(2 * math.log(m)), rel=1e-15
+    )
+    assert range_constant("banner", m) * math.sqrt(2 * math.log(m)) == pytest.approx(
+        0.5402, abs=1e-4
+    )
 
 
 @pytest.mark.parametrize(("m", "d2"), [(2, 2 / math.sqrt(math.pi)), (3, 3 / math.sqrt(math.pi))])

@@ -36,7 +36,9 @@ def _same(got, exp, what):
     same = (got == exp) & (np.signbit(got) == np.signbit(exp)) | (np.isnan(got) & np.isnan(exp))
     if not np.all(same):
         i = int(np.argmin(same))
-        raise AssertionError(f"{what}: first mismatch at flat index {i}: got {got[i]!r}, expected {exp[i]!r}")
+        raise AssertionError(
+            f"{what}: first mismatch at flat index {i}: got {got[i]!r}, expected {exp[i]!r}"
+        )
 
 
 VARIANTS = [
@@ -49,7 +51,10 @@ VARIANTS = [
     ("fp10-bn", {}),
     ("bfp-bn", {}),
     ("authors", {}),
-    ("lightnorm", {"compute_format": "fp12_e6m5", "grad_format": "fp12_e6m5", "stat_format": "fp12_e5m6"}),
+    (
+        "lightnorm",
+        {"compute_format": "fp12_e6m5", "grad_format": "fp12_e6m5", "stat_format": "fp12_e5m6"},
+    ),
 ]
 
 
@@ -103,7 +108,16 @@ def test_matches_exact_scalar_spec(preset, overrides):
 
 
 def test_chunk_bounds_cover_stream_in_order():
-    assert chunk_bounds(18, 8) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 14), (14, 18)]
+    assert chunk_bounds(18, 8) == [
+        (0, 2),
+        (2, 4),
+        (4, 6),
+        (6, 8),
+        (8, 10),
+        (10, 12),
+        (12, 14),
+        (14, 18),
+    ]
     for n in (16, 17, 100, 1000):
         b = chunk_bounds(n, 8)
         assert b[0][0] == 0 and b[-1][1] == n
@@ -194,7 +208,15 @@ def test_nonfinite_input_poisons_only_its_channel():
 def test_inference_uses_running_statistics():
     cfg = LightNormConfig.from_preset("lightnorm")
     x = np.full((2, 2, 4, 4), 3.0, dtype=np.float32)
-    res = forward_infer(x, np.array([1.0, 2.0]), np.array([0.0, 0.5]), np.array([1.0, 3.0]), np.array([4.0, 1.0]), cfg, eps=0.0)
+    res = forward_infer(
+        x,
+        np.array([1.0, 2.0]),
+        np.array([0.0, 0.5]),
+        np.array([1.0, 3.0]),
+        np.array([4.0, 1.0]),
+        cfg,
+        eps=0.0,
+    )
     # channel 0: (3 - 1) / sqrt(4) = 1; channel 1: (3 - 3) * 2 + 0.5 = 0.5 (all exact in fp10)
     assert np.all(res.y[:, 0] == 1.0)
     assert np.all(res.y[:, 1] == 0.5)
@@ -203,15 +225,59 @@ def test_inference_uses_running_statistics():
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda c: forward_train(np.zeros(5, np.float32), np.ones(1), np.zeros(1), c), "x must have rank"),
-        (lambda c: forward_train(np.zeros((2, 3, 8), np.int32), np.ones(3), np.zeros(3), c), "x must be a floating"),
-        (lambda c: forward_train(np.zeros((4, 3, 8), np.float32), np.ones(2), np.zeros(3), c), "gamma must have shape"),
-        (lambda c: forward_train(np.zeros((1, 3, 8), np.float32), np.ones(3), np.zeros(3), c), "n .* must be >= 16"),
-        (lambda c: forward_train(np.zeros((4, 3, 8), np.float32), [1, np.inf, 1], np.zeros(3), c), "gamma must be finite"),
-        (lambda c: forward_train(np.zeros((4, 3, 8), np.float32), np.ones(3), np.zeros(3), c, eps=-1), "eps must be"),
-        (lambda c: forward_train(np.zeros((4, 3, 8), np.float32), np.ones(3), np.zeros(3), c, np.zeros(2), np.ones(3)), "running_mean must have shape"),
-        (lambda c: backward(np.zeros((4, 3, 4), np.float32), forward_train(np.zeros((4, 3, 8), np.float32), np.ones(3), np.zeros(3), c), c), "dy has shape"),
-        (lambda c: forward_infer(np.zeros((4, 3, 8), np.float32), np.ones(3), np.zeros(3), np.zeros(3), -np.ones(3), c), "running_var must be >= 0"),
+        (
+            lambda c: forward_train(np.zeros(5, np.float32), np.ones(1), np.zeros(1), c),
+            "x must have rank",
+        ),
+        (
+            lambda c: forward_train(np.zeros((2, 3, 8), np.int32), np.ones(3), np.zeros(3), c),
+            "x must be a floating",
+        ),
+        (
+            lambda c: forward_train(np.zeros((4, 3, 8), np.float32), np.ones(2), np.zeros(3), c),
+            "gamma must have shape",
+        ),
+        (
+            lambda c: forward_train(np.zeros((1, 3, 8), np.float32), np.ones(3), np.zeros(3), c),
+            "n .* must be >= 16",
+        ),
+        (
+            lambda c: forward_train(
+                np.zeros((4, 3, 8), np.float32), [1, np.inf, 1], np.zeros(3), c
+            ),
+            "gamma must be finite",
+        ),
+        (
+            lambda c: forward_train(
+                np.zeros((4, 3, 8), np.float32), np.ones(3), np.zeros(3), c, eps=-1
+            ),
+            "eps must be",
+        ),
+        (
+            lambda c: forward_train(
+                np.zeros((4, 3, 8), np.float32), np.ones(3), np.zeros(3), c, np.zeros(2), np.ones(3)
+            ),
+            "running_mean must have shape",
+        ),
+        (
+            lambda c: backward(
+                np.zeros((4, 3, 4), np.float32),
+                forward_train(np.zeros((4, 3, 8), np.float32), np.ones(3), np.zeros(3), c),
+                c,
+            ),
+            "dy has shape",
+        ),
+        (
+            lambda c: forward_infer(
+                np.zeros((4, 3, 8), np.float32),
+                np.ones(3),
+                np.zeros(3),
+                np.zeros(3),
+                -np.ones(3),
+                c,
+            ),
+            "running_var must be >= 0",
+        ),
     ],
 )
 def test_bad_input_raises_naming_the_argument(call, match):
