@@ -51,6 +51,9 @@ module lightnorm_round #(
   localparam int MaxShift = ManBits + 3;
   localparam int ShW = $clog2(MaxShift + 1);
   localparam int ExtW = SigWidth + MaxShift;  // normalized significand + room to shift right
+  // Leading-zero count by a log-step normalizer over the significand padded to a power of two.
+  localparam int LzSteps = (SigWidth > 1) ? $clog2(SigWidth) : 1;
+  localparam int PadW = 1 << LzSteps;
 
   localparam logic signed [IntW-1:0] EminS = IntW'(Emin);
   localparam logic signed [IntW-1:0] EmaxS = IntW'(Emax);
@@ -62,6 +65,8 @@ module lightnorm_round #(
   localparam logic [ExpBits+ManBits:0] QNaN = {1'b0, ExpOnes, 1'b1, {(ManBits - 1) {1'b0}}};
 
   logic [LzWidth-1:0]     lz;         // leading zeros of sig_i (SigWidth when zero)
+  logic [LzWidth-1:0]     lz_nz;      // leading zeros of sig_i if nonzero
+  logic [PadW-1:0]        sig_pad;    // sig_i left-aligned in PadW bits, normalized in steps
   logic [SigWidth-1:0]    sig_norm;   // sig_i << lz: MSB set unless sig_i == 0
   logic signed [IntW-1:0] exp_ext;    // exp_i sign-extended
   logic signed [IntW-1:0] e_norm;     // floor(log2 |raw|)
@@ -80,15 +85,23 @@ module lightnorm_round #(
   logic                   overflow;
   logic [ExpBits+ManBits:0] max_normal, inf;
 
+  // Normalize in LzSteps steps (widest first): shift out the top 2^k bits when all are zero.
+  // The same shifter yields the count and the normalized significand (a short loop also
+  // keeps event-driven simulators fast).
   always_comb begin
-    lz = LzWidth'(SigWidth);
-    for (int i = 0; i < SigWidth; i++) begin
-      if (sig_i[i]) lz = LzWidth'(SigWidth - 1 - i);
+    sig_pad = PadW'(sig_i) << (PadW - SigWidth);
+    lz_nz   = '0;
+    for (int k = LzSteps - 1; k >= 0; k--) begin
+      if ((sig_pad >> (PadW - (1 << k))) == '0) begin
+        sig_pad = sig_pad << (1 << k);
+        lz_nz   = lz_nz | LzWidth'(1 << k);
+      end
     end
+    lz       = (sig_i == '0) ? LzWidth'(SigWidth) : lz_nz;
+    sig_norm = sig_pad[PadW-1 -: SigWidth];
   end
 
   always_comb begin
-    sig_norm = sig_i << lz;
     exp_ext  = IntW'(exp_i);
     e_norm   = exp_ext + TopS - $signed(IntW'(lz));
     under    = EminS - e_norm;
