@@ -7,6 +7,8 @@ lightnorm_fp_mul.sv
 lightnorm_fp_convert.sv
 lightnorm_recip.sv
 lightnorm_rsqrt.sv
+lightnorm_recip_seq.sv
+lightnorm_rsqrt_seq.sv
 lightnorm_fp_to_fixed.sv
 lightnorm_acc_round.sv
 lightnorm_bfp_pack.sv
@@ -15,3 +17,4 @@ lightnorm_stats.sv
 lightnorm_datapath.sv
 lightnorm_chan_unit.sv
 lightnorm_core.sv
+bn_fp32_core.sv

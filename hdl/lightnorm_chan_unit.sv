@@ -14,6 +14,18 @@
 //   OP_BWD_FINALIZE (B3), 5 cycles: d_beta, d_gamma, k_beta, k_gamma, corr = (a*d_gamma)*C/K.
 //   OP_INFER_PREP (I1, I2), 5 cycles: mu = round(rm), v = round(rv), t = v + eps,
 //     s = rsqrt(t), a = gamma * s.
+// With Variance = 1 (two-pass mean / variance statistics, docs/spec.md F2 variance):
+//   MEAN (after the core's OP_STATS pass), 2 cycles: S = round(acc_x), mu = round(acc_x *
+//     inv_count).
+//   OP_FINALIZE (F2 rest, F3, F6), 5 cycles: var = round(acc_q * inv_count) (acc_q =
+//     sum (x - mu)^2, accumulator B), t = var + eps, s = rsqrt(t), a = gamma * s;
+//     running_mean = rm*keep + mu*mom, running_var = rv*keep + round(acc_q *
+//     inv_count_unbiased)*mom (the unbiased batch variance, read by the same accumulator
+//     rounder: Variance = 1 needs the running format equal to the statistics format).
+// Reciprocal and rsqrt: the table units lightnorm_recip / lightnorm_rsqrt (one cycle) for
+// ManBits <= lightnorm_pkg::TableMaxManBits, else the sequential units lightnorm_recip_seq /
+// lightnorm_rsqrt_seq: the step that uses one holds the sequencer until its done_o, which
+// adds ManBits + 4 cycles per channel to OP_FINALIZE and OP_INFER_PREP.
 // The unit addresses the channel (chan_o) and chunk (chunk_o) whose operands it needs; the
 // core returns them combinationally from its register files and stores the results the
 // unit writes (at most one statistics-format and one running-format result per cycle).
@@ -27,6 +39,7 @@ module lightnorm_chan_unit #(
   parameter int NumChunks   = 8,   // K
   parameter int AccWidth    = 59,  // accumulator width
   parameter int ChanWidth   = 6,   // width of a channel index
+  parameter int Variance    = 0,   // 0 range statistics, 1 two-pass mean / variance
   // derived, do not override
   parameter int W           = 1 + ExpBits + ManBits,
   parameter int RW          = 1 + RunExpBits + RunManBits,
@@ -36,7 +49,7 @@ module lightnorm_chan_unit #(
   input  logic                 rst_ni,
   // control
   input  logic                 start_i,
-  input  logic [1:0]           op_i,          // 0 FINALIZE, 1 BWD_FINALIZE, 2 INFER_PREP
+  input  logic [1:0]           op_i,          // 0 FINALIZE, 1 BWD_FINALIZE, 2 INFER_PREP, 3 MEAN
   input  logic [ChanWidth:0]   channels_i,    // C (>= 1), stable while busy
   output logic                 busy_o,
   output logic                 done_o,        // one-cycle pulse after the last channel
@@ -47,6 +60,7 @@ module lightnorm_chan_unit #(
   input  logic [W-1:0]         eps_i,
   input  logic [RW-1:0]        momentum_i,    // running format
   input  logic [RW-1:0]        keep_i,        // running format (1 - momentum)
+  input  logic [RW-1:0]        inv_count_unbiased_i,  // running format (Variance = 1)
   input  logic                 rnd_i,
   input  logic                 sat_i,         // overflow of the per-channel results (core: 1)
   // operand address and operands of the current channel
@@ -59,6 +73,7 @@ module lightnorm_chan_unit #(
   input  logic [W-1:0]         cmax_i,        // chunk chunk_o maximum
   input  logic [W-1:0]         cmin_i,        // chunk chunk_o minimum
   input  logic [W-1:0]         gamma_i,
+  input  logic [W-1:0]         mean_i,        // mu of channel chan_o (Variance = 1)
   input  logic [W-1:0]         coeff_i,
   input  logic [RW-1:0]        rmean_i,
   input  logic [RW-1:0]        rvar_i,
@@ -74,7 +89,8 @@ module lightnorm_chan_unit #(
   // Statistics-format fields of the core's register file (same numbering in the core).
   localparam logic [3:0] FSum    = 4'd0;
   localparam logic [3:0] FMean   = 4'd1;
-  localparam logic [3:0] FRange  = 4'd2;
+  localparam logic [3:0] FRange  = 4'd2;  // range_mean (range) / var (variance)
+  localparam logic [3:0] FVar    = 4'd2;
   localparam logic [3:0] FSigma  = 4'd3;
   localparam logic [3:0] FScale  = 4'd4;
   localparam logic [3:0] FCoeff  = 4'd5;
@@ -87,6 +103,7 @@ module lightnorm_chan_unit #(
   localparam logic [1:0] OpFin   = 2'd0;
   localparam logic [1:0] OpBFin  = 2'd1;
   localparam logic [1:0] OpIPrep = 2'd2;
+  localparam logic [1:0] OpMean  = 2'd3;
 
   localparam int KLog = $clog2(NumChunks);
   localparam int Bias = (1 << (ExpBits - 1)) - 1;
@@ -94,8 +111,11 @@ module lightnorm_chan_unit #(
   localparam logic [W-1:0] One  = {1'b0, ExpBits'(Bias), {ManBits{1'b0}}};
   localparam logic [W-1:0] InvK = {1'b0, ExpBits'(Bias - KLog), {ManBits{1'b0}}};
   localparam int StepW = $clog2(NumChunks + 8);
-  localparam logic [StepW-1:0] LastFinStep = StepW'(NumChunks + 6);
+  localparam logic [StepW-1:0] LastFinStep = (Variance != 0) ? StepW'(4) : StepW'(NumChunks + 6);
   localparam logic [StepW-1:0] LastShortStep = StepW'(4);
+  localparam logic [StepW-1:0] LastMeanStep = StepW'(1);
+  // sequential reciprocal / rsqrt units where a table would be too large
+  localparam int SeqUnits = (ManBits > lightnorm_pkg::TableMaxManBits) ? 1 : 0;
 
   // ---------------------------------------------------------------------------------------
   // Sequencer
@@ -105,14 +125,18 @@ module lightnorm_chan_unit #(
   logic [StepW-1:0]     step_q;
   logic [ChanWidth-1:0] chan_q;
   logic                 last_step, last_chan;
-  // FINALIZE: phase j = step - K after the K range-accumulation steps
+  // FINALIZE: phase j = step - K after the K range-accumulation steps (range), j = step
+  // (variance)
   logic                 in_racc;
   logic [StepW-1:0]     j;
+  // a step waiting for a sequential reciprocal / rsqrt unit holds the sequencer
+  logic                 hold;
 
-  assign last_step = (op_q == OpFin) ? (step_q == LastFinStep) : (step_q == LastShortStep);
+  assign last_step = (op_q == OpFin)  ? (step_q == LastFinStep) :
+                     (op_q == OpMean) ? (step_q == LastMeanStep) : (step_q == LastShortStep);
   assign last_chan = ({1'b0, chan_q} == channels_i - 1'b1);
-  assign in_racc   = (op_q == OpFin) && (step_q < StepW'(NumChunks));
-  assign j         = step_q - StepW'(NumChunks);
+  assign in_racc   = (Variance == 0) && (op_q == OpFin) && (step_q < StepW'(NumChunks));
+  assign j         = (Variance != 0) ? step_q : step_q - StepW'(NumChunks);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -128,7 +152,7 @@ module lightnorm_chan_unit #(
         op_q   <= op_i;
         step_q <= '0;
         chan_q <= '0;
-      end else if (busy_q) begin
+      end else if (busy_q && !hold) begin
         if (last_step) begin
           step_q <= '0;
           if (last_chan) begin
@@ -206,33 +230,43 @@ module lightnorm_chan_unit #(
   logic [RW-1:0] m1_q, m2_q, m3_q, bv_q, m4_q;
 
   // Operand isolation: a unit's operands are held at zero outside the steps that use it.
-  logic fin_on, bfin_on, iprep_on;
+  // fin_on: range FINALIZE after the range accumulation; vfin_on: variance FINALIZE
+  logic fin_on, vfin_on, bfin_on, iprep_on, mean_on;
   logic use_ar, use_sm, use_sa, use_rcp, use_rsq, use_r2s, use_s2r, use_rm, use_ra;
-  assign fin_on   = busy_q && (op_q == OpFin) && !in_racc;
+  assign fin_on   = busy_q && (op_q == OpFin) && (Variance == 0) && !in_racc;
+  assign vfin_on  = busy_q && (op_q == OpFin) && (Variance != 0);
   assign bfin_on  = busy_q && (op_q == OpBFin);
   assign iprep_on = busy_q && (op_q == OpIPrep);
-  assign use_ar   = (fin_on && j <= StepW'(2)) || (bfin_on && step_q <= StepW'(3));
+  assign mean_on  = busy_q && (op_q == OpMean);
+  assign use_ar   = (fin_on && j <= StepW'(2)) || (bfin_on && step_q <= StepW'(3)) ||
+                    (vfin_on && step_q <= StepW'(1)) || mean_on;
   assign use_sm   = (fin_on && (j == StepW'(3) || j == StepW'(6))) ||
-                    (bfin_on && step_q >= StepW'(3)) || (iprep_on && step_q == StepW'(4));
-  assign use_sa   = (fin_on && j == StepW'(4)) || (iprep_on && step_q == StepW'(2));
+                    (bfin_on && step_q >= StepW'(3)) || (iprep_on && step_q == StepW'(4)) ||
+                    (vfin_on && step_q == StepW'(3));
+  assign use_sa   = (fin_on && j == StepW'(4)) || (iprep_on && step_q == StepW'(2)) ||
+                    (vfin_on && step_q == StepW'(1));
   assign use_rcp  = fin_on && j == StepW'(5);
-  assign use_rsq  = iprep_on && step_q == StepW'(3);
+  assign use_rsq  = (iprep_on && step_q == StepW'(3)) || (vfin_on && step_q == StepW'(2));
   assign use_r2s  = iprep_on && step_q <= StepW'(1);
-  assign use_s2r  = fin_on && (j == StepW'(2) || j == StepW'(4));
-  assign use_rm   = fin_on && (j <= StepW'(2) || j == StepW'(4) || j == StepW'(5));
-  assign use_ra   = fin_on && (j == StepW'(3) || j == StepW'(6));
+  assign use_s2r  = (fin_on && (j == StepW'(2) || j == StepW'(4))) ||
+                    (vfin_on && step_q == StepW'(2));
+  assign use_rm   = (fin_on && (j <= StepW'(2) || j == StepW'(4) || j == StepW'(5))) ||
+                    (vfin_on && step_q <= StepW'(3));
+  assign use_ra   = (fin_on && (j == StepW'(3) || j == StepW'(6))) ||
+                    (vfin_on && step_q >= StepW'(3));
 
   // converter inputs (own assignments: their results feed the operand selection below)
-  assign cv_s2r_in = (busy_q && op_q == OpFin && !in_racc && j == StepW'(4)) ? sig_q : mu_q;
+  // (the range-only registers mu_q, r_q, sig_q are not read at all when Variance = 1)
+  assign cv_s2r_in = (Variance != 0) ? mean_i : (fin_on && j == StepW'(4)) ? sig_q : mu_q;
   assign cv_r2s_in = (busy_q && op_q == OpIPrep && step_q == StepW'(1)) ? rvar_i : rmean_i;
 
   always_comb begin
     ar_acc    = acc_a_i;
     ar_flags  = flags_a_i;
     ar_scale  = One;
-    sm_a      = r_q;
+    sm_a      = (Variance != 0) ? gamma_i : r_q;
     sm_b      = range_const_i;
-    sa_a      = sig_q;
+    sa_a      = (Variance != 0) ? t_q : sig_q;
     rm_a      = rmean_i;
     rm_b      = keep_i;
     ra_a      = m1_q;
@@ -240,7 +274,29 @@ module lightnorm_chan_unit #(
     if (busy_q) begin
       unique case (op_q)
         OpFin: begin
-          if (!in_racc) begin
+          if (Variance != 0) begin
+            unique case (step_q)
+              StepW'(0): begin  // var = round(acc_q * inv_count); m1 = rm * keep
+                ar_acc = acc_b_i; ar_flags = flags_b_i; ar_scale = inv_count_i;
+              end
+              StepW'(1): begin  // t = var + eps; bv = round(acc_q / (n - 1)); m3 = rv * keep
+                sa_a = t_q;
+                ar_acc = acc_b_i; ar_flags = flags_b_i; ar_scale = W'(inv_count_unbiased_i);
+                rm_a = rvar_i;
+              end
+              StepW'(2): begin  // s = rsqrt(t); m2 = mu * mom
+                rm_a = cv_s2r_res; rm_b = momentum_i;
+              end
+              StepW'(3): begin  // a = gamma * s; running_mean = m1 + m2; m4 = bv * mom
+                sm_a = gamma_i; sm_b = s_q;
+                rm_a = bv_q; rm_b = momentum_i;
+              end
+              StepW'(4): begin  // running_var = m3 + m4
+                ra_a = m3_q; ra_b = m4_q;
+              end
+              default: ;
+            endcase
+          end else if (!in_racc) begin
             unique case (j)
               StepW'(0): begin  // S = round(acc); m1 = rm * keep
               end
@@ -305,6 +361,11 @@ module lightnorm_chan_unit #(
             default: ;
           endcase
         end
+        OpMean: begin
+          if (step_q == StepW'(1)) begin  // mu = round(acc_x * inv_count) (step 0: S)
+            ar_scale = inv_count_i;
+          end
+        end
         default: ;
       endcase
     end
@@ -321,7 +382,18 @@ module lightnorm_chan_unit #(
     if (busy_q) begin
       unique case (op_q)
         OpFin: begin
-          if (!in_racc) begin
+          if (Variance != 0) begin
+            unique case (step_q)
+              StepW'(0): begin st_we_o = 1'b1; st_field_o = FVar; end
+              StepW'(2): begin st_we_o = !hold; st_field_o = FScale; st_data_o = rsq_res; end
+              StepW'(3): begin
+                st_we_o = 1'b1; st_field_o = FCoeff; st_data_o = sm_res;
+                rf_we_o = 1'b1; rf_field_o = 1'b0;
+              end
+              StepW'(4): begin rf_we_o = 1'b1; rf_field_o = 1'b1; end
+              default: ;
+            endcase
+          end else if (!in_racc) begin
             unique case (j)
               StepW'(0): begin st_we_o = 1'b1; st_field_o = FSum; end
               StepW'(1): begin st_we_o = 1'b1; st_field_o = FMean; end
@@ -330,7 +402,7 @@ module lightnorm_chan_unit #(
                 st_we_o = 1'b1; st_field_o = FSigma; st_data_o = sm_res;
                 rf_we_o = 1'b1; rf_field_o = 1'b0;
               end
-              StepW'(5): begin st_we_o = 1'b1; st_field_o = FScale; st_data_o = rcp_res; end
+              StepW'(5): begin st_we_o = !hold; st_field_o = FScale; st_data_o = rcp_res; end
               StepW'(6): begin
                 st_we_o = 1'b1; st_field_o = FCoeff; st_data_o = sm_res;
                 rf_we_o = 1'b1; rf_field_o = 1'b1;
@@ -352,10 +424,13 @@ module lightnorm_chan_unit #(
         OpIPrep: begin
           unique case (step_q)
             StepW'(0): begin st_we_o = 1'b1; st_field_o = FMean; st_data_o = cv_r2s_res; end
-            StepW'(3): begin st_we_o = 1'b1; st_field_o = FScale; st_data_o = rsq_res; end
+            StepW'(3): begin st_we_o = !hold; st_field_o = FScale; st_data_o = rsq_res; end
             StepW'(4): begin st_we_o = 1'b1; st_field_o = FCoeff; st_data_o = sm_res; end
             default: ;
           endcase
+        end
+        OpMean: begin
+          st_we_o = 1'b1; st_field_o = (step_q == StepW'(0)) ? FSum : FMean;
         end
         default: ;
       endcase
@@ -364,10 +439,18 @@ module lightnorm_chan_unit #(
 
   // Intermediate registers (written in the step that produces them).
   always_ff @(posedge clk_i) begin
-    if (busy_q) begin
+    if (busy_q && !hold) begin
       unique case (op_q)
         OpFin: begin
-          if (!in_racc) begin
+          if (Variance != 0) begin
+            unique case (step_q)
+              StepW'(0): begin t_q <= ar_res; m1_q <= rm_res; end  // var, kept in t_q
+              StepW'(1): begin t_q <= sa_res; bv_q <= RW'(ar_res); m3_q <= rm_res; end
+              StepW'(2): begin s_q <= rsq_res; m2_q <= rm_res; end
+              StepW'(3): m4_q <= rm_res;
+              default: ;
+            endcase
+          end else if (!in_racc) begin
             unique case (j)
               StepW'(0): m1_q <= rm_res;
               StepW'(1): begin mu_q <= ar_res; m3_q <= rm_res; end
@@ -420,13 +503,72 @@ module lightnorm_chan_unit #(
     .a_i(use_sa ? sa_a : '0), .b_i(use_sa ? eps_i : '0), .sub_i(1'b0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(sa_res)
   );
 
-  lightnorm_recip #(.ExpBits(ExpBits), .ManBits(ManBits)) u_recip (
-    .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rcp_res)
-  );
+  // Reciprocal (range FINALIZE only) and rsqrt: tables (combinational, done at once) or
+  // sequential units (start at the first cycle of their step, done_o ends the hold).
+  logic rcp_done, rsq_done;
+  assign hold = (use_rcp && !rcp_done) || (use_rsq && !rsq_done);
 
-  lightnorm_rsqrt #(.ExpBits(ExpBits), .ManBits(ManBits)) u_rsqrt (
-    .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rsq_res)
-  );
+  if (SeqUnits == 0) begin : g_table_units
+    assign rcp_done = 1'b1;
+    assign rsq_done = 1'b1;
+    if (Variance == 0) begin : g_recip
+      lightnorm_recip #(.ExpBits(ExpBits), .ManBits(ManBits)) u_recip (
+        .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rcp_res)
+      );
+    end else begin : g_no_recip
+      assign rcp_res = '0;
+    end
+    lightnorm_rsqrt #(.ExpBits(ExpBits), .ManBits(ManBits)) u_rsqrt (
+      .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rsq_res)
+    );
+  end else begin : g_seq_units
+    // x_run_q: the unit of the current step has been started (cleared by its done_o)
+    logic rsq_run_q, rsq_busy;
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) begin
+        rsq_run_q <= 1'b0;
+      end else if (rsq_done) begin
+        rsq_run_q <= 1'b0;
+      end else if (use_rsq) begin
+        rsq_run_q <= 1'b1;
+      end
+    end
+    if (Variance == 0) begin : g_recip
+      logic rcp_run_q, rcp_busy;
+      always_ff @(posedge clk_i or negedge rst_ni) begin
+        if (!rst_ni) begin
+          rcp_run_q <= 1'b0;
+        end else if (rcp_done) begin
+          rcp_run_q <= 1'b0;
+        end else if (use_rcp) begin
+          rcp_run_q <= 1'b1;
+        end
+      end
+      lightnorm_recip_seq #(.ExpBits(ExpBits), .ManBits(ManBits)) u_recip (
+        .clk_i(clk_i), .rst_ni(rst_ni), .start_i(use_rcp && !rcp_run_q),
+        .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i),
+        .busy_o(rcp_busy), .done_o(rcp_done), .res_o(rcp_res)
+      );
+      logic unused_rcp_busy;
+      assign unused_rcp_busy = rcp_busy;  // the step hold follows done_o
+    end else begin : g_no_recip
+      assign rcp_done = 1'b1;
+      assign rcp_res  = '0;
+    end
+    lightnorm_rsqrt_seq #(.ExpBits(ExpBits), .ManBits(ManBits)) u_rsqrt (
+      .clk_i(clk_i), .rst_ni(rst_ni), .start_i(use_rsq && !rsq_run_q),
+      .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i),
+      .busy_o(rsq_busy), .done_o(rsq_done), .res_o(rsq_res)
+    );
+    logic unused_rsq_busy;
+    assign unused_rsq_busy = rsq_busy;  // the step hold follows done_o
+  end
+
+  if (Variance == 0) begin : g_no_unbiased
+    // inv_count_unbiased_i serves the variance statistics only
+    logic unused_icu;
+    assign unused_icu = ^inv_count_unbiased_i;
+  end
 
   lightnorm_fp_convert #(
     .InExpBits(RunExpBits), .InManBits(RunManBits), .OutExpBits(ExpBits), .OutManBits(ManBits)
@@ -448,5 +590,12 @@ module lightnorm_chan_unit #(
   lightnorm_fp_add #(.ExpBits(RunExpBits), .ManBits(RunManBits)) u_rf_add (
     .a_i(use_ra ? ra_a : '0), .b_i(use_ra ? ra_b : '0), .sub_i(1'b0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(ra_res)
   );
+
+`ifndef SYNTHESIS
+  initial begin
+    if (Variance != 0 && (RunExpBits != ExpBits || RunManBits != ManBits))
+      $fatal(1, "lightnorm_chan_unit: Variance = 1 needs the running format = the statistics format");
+  end
+`endif
 
 endmodule

@@ -17,6 +17,18 @@
 // Numerics: compute = grad = stat format FP(ExpBits, ManBits), range statistics, BFP rule
 // max, rounding / overflow / grad mode selected at run time (per-channel results always
 // saturate, spec section 2); bit-exact to lightnorm.reference.
+// Two parameters turn the same core into the conventional batch-norm baseline
+// (bn_fp32_core: FP32, Variance = 1, Bfp = 0):
+//   Variance = 1: two-pass mean / variance statistics (spec F2 variance). OP_STATS gathers
+//     sum x only and ends with the per-channel S, mu (2 cycles per channel); the extra
+//     streaming command OP_VAR_SUMS (opcode 7, x in, no output) gathers sum (x - mu)^2;
+//     OP_FINALIZE computes var, s = rsqrt(var + eps), a and the running statistics (unbiased
+//     running variance). No chunk max / min storage; cfg_grad_mode_i is ignored (bn);
+//     n >= 2. The running format must equal the statistics format.
+//   Bfp = 0: a beat carries Lanes plain FP(ExpBits, ManBits) words (lane l's sign at
+//     in_sign_i[l], its exponent field and fraction at in_mant_i[l*MagBits +: MagBits],
+//     MagBits = ExpBits + ManBits); no BFP unpack / pack, in_exp_i is ignored and out_exp_o
+//     is 0.
 
 module lightnorm_core #(
   parameter int Lanes       = 16,  // channels per beat = BFP group size (power of two >= 2)
@@ -29,6 +41,8 @@ module lightnorm_core #(
   parameter int CountWidth  = 24,  // n = N*H*W must be < 2^CountWidth
   parameter int RunExpBits  = 8,   // running-statistics format exponent bits (>= ExpBits)
   parameter int RunManBits  = 23,  // running-statistics format fraction bits (>= ManBits)
+  parameter int Variance    = 0,   // statistics: 0 range (one pass), 1 mean / variance (two)
+  parameter int Bfp         = 1,   // streams: 1 BFP groups, 0 plain FP(ExpBits, ManBits) words
   // accumulator width: holds n * max_normal with LSB 2^(emin - ManBits), plus a sign bit
   parameter int AccWidth    = (1 << ExpBits) - 2 + ManBits + CountWidth + 1,
   // width of par_wdata_i / stat_rdata_o (derived, do not override)
@@ -37,7 +51,10 @@ module lightnorm_core #(
   // channel index width (derived, do not override)
   parameter int ChanWidth   = $clog2(((MaxChannels + Lanes - 1) / Lanes) * Lanes),
   // chunk index width (derived, do not override)
-  parameter int KW          = (NumChunks > 1) ? $clog2(NumChunks) : 1
+  parameter int KW          = (NumChunks > 1) ? $clog2(NumChunks) : 1,
+  // per-lane magnitude width of the stream ports (derived, do not override): BFP magnitude
+  // (Bfp = 1) or {exponent field, fraction} of a plain word (Bfp = 0)
+  parameter int MagBits     = (Bfp != 0) ? BfpManBits : ExpBits + ManBits
 ) (
   input  logic                        clk_i,
   input  logic                        rst_ni,
@@ -75,18 +92,18 @@ module lightnorm_core #(
   // input stream: x group (and dy group for the backward passes)
   input  logic                        in_valid_i,
   output logic                        in_ready_o,
-  input  logic [BfpExpBits-1:0]       in_exp_i,
+  input  logic [BfpExpBits-1:0]       in_exp_i,      // shared exponent (Bfp = 1)
   input  logic [Lanes-1:0]            in_sign_i,
-  input  logic [Lanes*BfpManBits-1:0] in_mant_i,
+  input  logic [Lanes*MagBits-1:0]    in_mant_i,
   input  logic [BfpExpBits-1:0]       in_dy_exp_i,
   input  logic [Lanes-1:0]            in_dy_sign_i,
-  input  logic [Lanes*BfpManBits-1:0] in_dy_mant_i,
+  input  logic [Lanes*MagBits-1:0]    in_dy_mant_i,
   // output stream: x (OP_STATS), y (OP_NORM) or dx (OP_BWD_DX) group
   output logic                        out_valid_o,
   input  logic                        out_ready_i,
-  output logic [BfpExpBits-1:0]       out_exp_o,
+  output logic [BfpExpBits-1:0]       out_exp_o,     // 0 when Bfp = 0
   output logic [Lanes-1:0]            out_sign_o,
-  output logic [Lanes*BfpManBits-1:0] out_mant_o
+  output logic [Lanes*MagBits-1:0]    out_mant_o
 );
 
   // ---------------------------------------------------------------------------------------
@@ -100,7 +117,8 @@ module lightnorm_core #(
   localparam int MaxGroups = (MaxChannels + Lanes - 1) / Lanes;
   localparam int MaxChP    = MaxGroups * Lanes;
   localparam int GW        = (MaxGroups > 1) ? $clog2(MaxGroups) : 1;
-  localparam int BW        = BfpExpBits + Lanes + Lanes * BfpManBits;  // one BFP group
+  localparam int BW        = BfpExpBits + Lanes + Lanes * MagBits;  // one beat
+  localparam int MinCount  = (Variance != 0) ? 2 : 2 * NumChunks;     // smallest n (training)
   localparam int NumSt     = 13;
 
   // command opcodes
@@ -111,30 +129,33 @@ module lightnorm_core #(
   localparam logic [2:0] OpBwdFinal  = 3'd4;
   localparam logic [2:0] OpBwdDx     = 3'd5;
   localparam logic [2:0] OpInferPrep = 3'd6;
+  localparam logic [2:0] OpVarSums   = 3'd7;  // Variance = 1 only (else a bad opcode)
   // error codes
   localparam logic [2:0] ErrNone        = 3'd0;
   localparam logic [2:0] ErrNoChannels  = 3'd1;  // C = 0
   localparam logic [2:0] ErrChannels    = 3'd2;  // C > MaxChannels
-  localparam logic [2:0] ErrCountSmall  = 3'd3;  // n < 2K (statistics / backward), n = 0 (norm)
+  localparam logic [2:0] ErrCountSmall  = 3'd3;  // n < MinCount (training), n = 0 (norm)
   localparam logic [2:0] ErrCountLarge  = 3'd4;  // n >= 2^CountWidth
   localparam logic [2:0] ErrBadOp       = 3'd5;  // unknown opcode
   // statistics-format register-file fields (lightnorm_chan_unit uses the same numbers)
   // (0 sum_x, 1 mean, 2 range_mean, 3 sigma, 4 scale, 5 coeff, 6 gamma, 7 beta, 8 d_gamma,
   // 9 d_beta, 10 k_beta, 11 k_gamma, 12 correction; stat_sel_i 0..12 reads them directly)
-  localparam int FMean = 1, FScale = 4, FCoeff = 5, FGamma = 6, FBeta = 7;
+  localparam int FMean = 1, FVar = 2, FScale = 4, FCoeff = 5, FGamma = 6, FBeta = 7;
   localparam int FKBeta = 10, FKGamma = 11, FCorr = 12;
   // stat_sel_i codes beyond the statistics-format fields 0..12
   localparam logic [4:0] SelRunMean  = 5'd13;
   localparam logic [4:0] SelRunVar   = 5'd14;
+  localparam logic [4:0] SelVar      = 5'd15;  // var (Variance = 1; same field as range_mean)
   localparam logic [4:0] SelChMax    = 5'd16;
   localparam logic [4:0] SelChMin    = 5'd17;
   localparam logic [4:0] SelChArgMax = 5'd18;
   localparam logic [4:0] SelChArgMin = 5'd19;
   // datapath modes
-  localparam logic [1:0] ModeNorm = 2'd0;
-  localparam logic [1:0] ModeSums = 2'd1;
-  localparam logic [1:0] ModeDxBn = 2'd2;
-  localparam logic [1:0] ModeDxRe = 2'd3;
+  localparam logic [2:0] ModeNorm = 3'd0;
+  localparam logic [2:0] ModeSums = 3'd1;
+  localparam logic [2:0] ModeDxBn = 3'd2;
+  localparam logic [2:0] ModeDxRe = 3'd3;
+  localparam logic [2:0] ModeVar  = 3'd4;
   // pipeline stages S0..S6 carry a valid bit (S7 is the output register)
   localparam int NumStages = 7;
 
@@ -154,19 +175,20 @@ module lightnorm_core #(
   logic [GW-1:0] last_grp_q;     // G - 1
   logic [Lanes-1:0] last_mask_q; // valid lanes of the last group
 
-  logic       cmd_fire, cmd_stream, cmd_chan;
+  logic       cmd_fire, cmd_stream, cmd_chan, cmd_var, mean_epi;
   logic [2:0] cmd_err;
 
   assign cmd_ready_o = (state_q == StIdle);
   assign cmd_fire    = cmd_valid_i && cmd_ready_o;
+  assign cmd_var     = (Variance != 0) && (cmd_op_i == OpVarSums);
   assign cmd_stream  = (cmd_op_i == OpStats) || (cmd_op_i == OpNorm) ||
-                       (cmd_op_i == OpBwdSums) || (cmd_op_i == OpBwdDx);
+                       (cmd_op_i == OpBwdSums) || (cmd_op_i == OpBwdDx) || cmd_var;
   assign cmd_chan    = (cmd_op_i == OpFinalize) || (cmd_op_i == OpBwdFinal) ||
                        (cmd_op_i == OpInferPrep);
 
   always_comb begin
     cmd_err = ErrNone;
-    if (cmd_op_i > OpInferPrep) begin
+    if (cmd_op_i > OpInferPrep && !cmd_var) begin
       cmd_err = ErrBadOp;
     end else if (cfg_channels_i == 16'd0) begin
       cmd_err = ErrNoChannels;
@@ -177,7 +199,7 @@ module lightnorm_core #(
     end else if (cmd_op_i == OpNorm && cfg_count_i == 32'd0) begin
       cmd_err = ErrCountSmall;
     end else if (cmd_op_i != OpNorm && cmd_op_i != OpInferPrep &&
-                 cfg_count_i < 32'(2 * NumChunks)) begin
+                 cfg_count_i < 32'(MinCount)) begin
       cmd_err = ErrCountSmall;
     end
   end
@@ -218,7 +240,7 @@ module lightnorm_core #(
           op_q        <= cmd_op_i;
           rnd_q       <= cfg_rnd_i;
           sat_q       <= cfg_sat_i;
-          gmode_q     <= cfg_grad_mode_i;
+          gmode_q     <= cfg_grad_mode_i && (Variance == 0);  // variance: bn gradient
           chan_q      <= cmd_chan_n;
           count_q     <= cfg_count_i[CW-1:0];
           chunk_len_q <= cfg_count_i[CW-1:0] >> KLog;
@@ -227,6 +249,8 @@ module lightnorm_core #(
             last_mask_q[l] <= ((LW+1)'(l) < cmd_last_lanes);
           end
         end
+      end else if (state_q == StStream && stream_done && mean_epi) begin
+        state_q <= StChan;  // Variance = 1: S and mu follow the statistics pass
       end else if ((state_q == StStream && stream_done) || (state_q == StChan && chan_done)) begin
         state_q <= StIdle;
         done_q  <= 1'b1;
@@ -234,6 +258,7 @@ module lightnorm_core #(
     end
   end
 
+  assign mean_epi   = (Variance != 0) && (op_q == OpStats);
   assign busy_o     = (state_q != StIdle);
   assign done_o     = done_q;
   assign error_o    = error_q;
@@ -308,6 +333,7 @@ module lightnorm_core #(
     unique case (op_q)
       OpStats:   stage_mask = NumStages'(7'b0000011);
       OpBwdSums: stage_mask = NumStages'(7'b0011111);
+      OpVarSums: stage_mask = NumStages'(7'b0011111);
       default:   stage_mask = '1;
     endcase
   end
@@ -353,15 +379,21 @@ module lightnorm_core #(
   logic [BW-1:0]      x0_q, dy0_q;
   logic [Lanes*W-1:0] x_unp, dy_unp, x1_q, dy1_q;
 
+  // (Bfp = 0: the unused shared-exponent field is held at zero)
+  logic [BfpExpBits-1:0] in_exp_g, in_dy_exp_g;
+  assign in_exp_g    = (Bfp != 0) ? in_exp_i : '0;
+  assign in_dy_exp_g = (Bfp != 0) ? in_dy_exp_i : '0;
+
   always_ff @(posedge clk_i) begin
     if (adv && in_fire) begin
-      x0_q  <= {in_exp_i, in_sign_i, in_mant_i};
+      x0_q  <= {in_exp_g, in_sign_i, in_mant_i};
       if (op_q == OpBwdSums || op_q == OpBwdDx) begin
-        dy0_q <= {in_dy_exp_i, in_dy_sign_i, in_dy_mant_i};
+        dy0_q <= {in_dy_exp_g, in_dy_sign_i, in_dy_mant_i};
       end
     end
   end
 
+  if (Bfp != 0) begin : g_unpack
   lightnorm_bfp_unpack #(
     .Lanes(Lanes), .BfpManBits(BfpManBits), .BfpExpBits(BfpExpBits),
     .ExpBits(ExpBits), .ManBits(ManBits)
@@ -385,6 +417,13 @@ module lightnorm_core #(
     .sat_i (sat_q),
     .val_o (dy_unp)
   );
+  end else begin : g_plain_in
+    // a plain beat: lane l = {sign, exponent field, fraction}, no rounding
+    for (genvar l = 0; l < Lanes; l++) begin : g_lane
+      assign x_unp[l*W +: W]  = {x0_q[Lanes*MagBits + l], x0_q[l*MagBits +: MagBits]};
+      assign dy_unp[l*W +: W] = {dy0_q[Lanes*MagBits + l], dy0_q[l*MagBits +: MagBits]};
+    end
+  end
 
   always_ff @(posedge clk_i) begin
     if (adv) begin
@@ -423,12 +462,13 @@ module lightnorm_core #(
   end
 
   // Datapath mode of the current command.
-  logic [1:0] mode;
+  logic [2:0] mode;
 
   always_comb begin
     unique case (op_q)
       OpNorm:    mode = ModeNorm;
       OpBwdSums: mode = ModeSums;
+      OpVarSums: mode = ModeVar;
       OpBwdDx:   mode = gmode_q ? ModeDxRe : ModeDxBn;
       default:   mode = ModeNorm;
     endcase
@@ -456,26 +496,29 @@ module lightnorm_core #(
 
   // Operand isolation: the statistics RAMs are addressed (and their update logic fed) only
   // in the phases that use them, so their wide words do not toggle otherwise.
-  logic               acc_a_on, chunk_on;
+  logic               acc_a_on, acc_b_on, chunk_on;
+  // accumulator B: sum dy * x_hat (OP_BWD_SUMS), sum (x - mu)^2 (OP_VAR_SUMS)
+  assign acc_b_on  = (op_q == OpBwdSums) || (op_q == OpVarSums);
   logic [Lanes*W-1:0] acc_a_val;
   assign acc_a_on  = (op_q == OpStats) || (op_q == OpBwdSums);
-  assign chunk_on  = (op_q == OpStats) || (op_q == OpBwdDx && gmode_q);
+  assign chunk_on  = (Variance == 0) && ((op_q == OpStats) || (op_q == OpBwdDx && gmode_q));
   assign acc_a_val = (op_q == OpStats) ? x1_q : (op_q == OpBwdSums) ? dy1_q : '0;
 
   lightnorm_stats #(
     .Lanes(Lanes), .ExpBits(ExpBits), .ManBits(ManBits), .NumChunks(NumChunks),
-    .MaxGroups(MaxGroups), .CountWidth(CountWidth), .AccWidth(AccWidth)
+    .MaxGroups(MaxGroups), .CountWidth(CountWidth), .AccWidth(AccWidth),
+    .RangeStats((Variance != 0) ? 0 : 1)
   ) u_stats (
     .clk_i       (clk_i),
     .a_we_i      (adv && v_q[1] && (op_q == OpStats || op_q == OpBwdSums)),
     .a_grp_i     (acc_a_on ? g1 : '0),
     .a_init_i    (pinit_q[1]),
     .a_val_i     (acc_a_val),
-    .b_we_i      (adv && v_q[4] && (op_q == OpBwdSums)),
-    .b_grp_i     ((op_q == OpBwdSums) ? g4 : '0),
+    .b_we_i      (adv && v_q[4] && acc_b_on),
+    .b_grp_i     (acc_b_on ? g4 : '0),
     .b_init_i    (pinit_q[4]),
-    .b_val_i     ((op_q == OpBwdSums) ? p4 : '0),
-    .c_we_i      (adv && v_q[1] && (op_q == OpStats)),
+    .b_val_i     (acc_b_on ? p4 : '0),
+    .c_we_i      (adv && v_q[1] && (op_q == OpStats) && (Variance == 0)),
     .c_grp_i     (chunk_on ? g1 : '0),
     .c_chunk_i   (chunk_on ? chunk1_q : '0),
     .c_init_i    (cinit1_q),
@@ -510,7 +553,7 @@ module lightnorm_core #(
   // the lanes work in OP_NORM, OP_BWD_SUMS and OP_BWD_DX (operand isolation otherwise)
   logic dp_active;
   assign dp_active = (state_q == StStream) && (op_q == OpNorm || op_q == OpBwdSums ||
-                                               op_q == OpBwdDx);
+                                               op_q == OpBwdDx || op_q == OpVarSums);
 
   for (genvar l = 0; l < Lanes; l++) begin : g_lane
     logic         is_max, is_min;
@@ -564,47 +607,65 @@ module lightnorm_core #(
   // ---------------------------------------------------------------------------------------
   logic [BfpExpBits-1:0]       pk_exp;
   logic [Lanes-1:0]            pk_sign;
-  logic [Lanes*BfpManBits-1:0] pk_mant;
   logic [BW-1:0]               out_q;
 
-  lightnorm_bfp_pack #(
-    .Lanes(Lanes), .BfpManBits(BfpManBits), .BfpExpBits(BfpExpBits),
-    .ExpBits(ExpBits), .ManBits(ManBits)
-  ) u_pack (
-    .val_i    (pk_val),
-    .lane_en_i(lane_en6),
-    .rnd_i    (rnd_q),
-    .exp_o    (pk_exp),
-    .sign_o   (pk_sign),
-    .mant_o   (pk_mant)
-  );
+  logic [Lanes*MagBits-1:0] pk_mag;
+
+  if (Bfp != 0) begin : g_pack
+    logic [Lanes*BfpManBits-1:0] pk_mant;
+    lightnorm_bfp_pack #(
+      .Lanes(Lanes), .BfpManBits(BfpManBits), .BfpExpBits(BfpExpBits),
+      .ExpBits(ExpBits), .ManBits(ManBits)
+    ) u_pack (
+      .val_i    (pk_val),
+      .lane_en_i(lane_en6),
+      .rnd_i    (rnd_q),
+      .exp_o    (pk_exp),
+      .sign_o   (pk_sign),
+      .mant_o   (pk_mant)
+    );
+    assign pk_mag = pk_mant;
+  end else begin : g_plain_out
+    // a plain beat: the element results as they are (padding lanes are +0)
+    assign pk_exp  = '0;
+    for (genvar l = 0; l < Lanes; l++) begin : g_lane
+      assign pk_sign[l]                 = pk_val[l*W + W - 1];
+      assign pk_mag[l*MagBits +: MagBits] = pk_val[l*W +: MagBits];
+    end
+  end
 
   always_ff @(posedge clk_i) begin
     if (adv) begin
-      out_q <= (op_q == OpStats) ? x0_q : {pk_exp, pk_sign, pk_mant};
+      out_q <= (op_q == OpStats) ? x0_q : {pk_exp, pk_sign, pk_mag};
     end
   end
 
   assign out_valid_o = out_valid_q;
   assign out_exp_o   = out_q[BW-1 -: BfpExpBits];
-  assign out_sign_o  = out_q[Lanes*BfpManBits +: Lanes];
-  assign out_mant_o  = out_q[Lanes*BfpManBits-1:0];
+  assign out_sign_o  = out_q[Lanes*MagBits +: Lanes];
+  assign out_mant_o  = out_q[Lanes*MagBits-1:0];
 
   // ---------------------------------------------------------------------------------------
   // Per-channel unit (FINALIZE, BWD_FINALIZE, INFER_PREP)
   // ---------------------------------------------------------------------------------------
-  logic cu_start;
-  assign cu_start = cmd_fire && cmd_chan && (cmd_err == ErrNone);
+  logic       cu_start;
+  logic [1:0] cu_op;  // 0 FINALIZE, 1 BWD_FINALIZE, 2 INFER_PREP, 3 MEAN (after OP_STATS)
+  // (a separate assign: Icarus 11 mis-compiles an enum comparison inside a port expression,
+  // driving state_q to z)
+  assign cu_op = (state_q == StStream)       ? 2'd3 :
+                 (cmd_op_i == OpFinalize)    ? 2'd0 :
+                 (cmd_op_i == OpBwdFinal)    ? 2'd1 : 2'd2;
+  assign cu_start = (cmd_fire && cmd_chan && (cmd_err == ErrNone)) ||
+                    (state_q == StStream && stream_done && mean_epi);
 
   lightnorm_chan_unit #(
     .ExpBits(ExpBits), .ManBits(ManBits), .RunExpBits(RunExpBits), .RunManBits(RunManBits),
-    .NumChunks(NumChunks), .AccWidth(AccWidth), .ChanWidth(ChanWidth)
+    .NumChunks(NumChunks), .AccWidth(AccWidth), .ChanWidth(ChanWidth), .Variance(Variance)
   ) u_chan (
     .clk_i                   (clk_i),
     .rst_ni                  (rst_ni),
     .start_i                 (cu_start),
-    .op_i                    ((cmd_op_i == OpFinalize) ? 2'd0 :
-                              (cmd_op_i == OpBwdFinal) ? 2'd1 : 2'd2),
+    .op_i                    (cu_op),
     .channels_i              (cmd_fire ? cmd_chan_n : chan_q),
     .busy_o                  (cu_busy),
     .done_o                  (chan_done),
@@ -614,6 +675,7 @@ module lightnorm_core #(
     .eps_i                   (cfg_eps_i),
     .momentum_i              (cfg_momentum_i),
     .keep_i                  (cfg_keep_i),
+    .inv_count_unbiased_i    (cfg_inv_count_unbiased_i),
     .rnd_i                   (rnd_q),
     .sat_i                   (1'b1),  // per-channel results always saturate (spec section 2)
     .chan_o                  (cu_chan),
@@ -625,6 +687,7 @@ module lightnorm_core #(
     .cmax_i                  (f_max),
     .cmin_i                  (f_min),
     .gamma_i                 (st_q[FGamma * MaxChP + 32'(cu_chan)]),
+    .mean_i                  (st_q[FMean * MaxChP + 32'(cu_chan)]),
     .coeff_i                 (st_q[FCoeff * MaxChP + 32'(cu_chan)]),
     .rmean_i                 (rf_q[32'(cu_chan)]),
     .rvar_i                  (rf_q[MaxChP + 32'(cu_chan)]),
@@ -647,6 +710,8 @@ module lightnorm_core #(
       unique case (stat_sel_i)
         SelRunMean:  stat_rdata_o = DataWidth'(rf_q[32'(stat_addr_i)]);
         SelRunVar:   stat_rdata_o = DataWidth'(rf_q[MaxChP + 32'(stat_addr_i)]);
+        SelVar:      stat_rdata_o = (Variance != 0) ?
+                                    DataWidth'(st_q[FVar * MaxChP + 32'(stat_addr_i)]) : '0;
         SelChMax:    stat_rdata_o = DataWidth'(s_max);
         SelChMin:    stat_rdata_o = DataWidth'(s_min);
         SelChArgMax: stat_rdata_o = DataWidth'(s_amax);
@@ -667,6 +732,8 @@ module lightnorm_core #(
     if (RunExpBits < ExpBits || RunManBits < ManBits)
       $fatal(1, "the running format must hold every statistics-format value");
     if (CountWidth > 31) $fatal(1, "CountWidth must be <= 31");
+    if (Variance != 0 && (RunExpBits != ExpBits || RunManBits != ManBits))
+      $fatal(1, "Variance = 1 needs the running format equal to the statistics format");
   end
 
   always @(posedge clk_i) begin
@@ -676,8 +743,8 @@ module lightnorm_core #(
   end
 `endif
 
-  // cfg_inv_count_unbiased_i serves the variance statistics of the FP32 baseline core only.
-  logic unused_cfg;
-  assign unused_cfg = ^cfg_inv_count_unbiased_i;
+  // Bfp = 0: the shared-exponent inputs are not used.
+  logic unused_exp;
+  assign unused_exp = ^{in_exp_i, in_dy_exp_i};
 
 endmodule

@@ -11,6 +11,9 @@
 //   S5  NORM: y = xh + beta   DX bn: e - q   DX range_exact: t -+ corr at the chunk
 //       arg-max / arg-min (t where both are the same element)
 //   S6  DX bn: dx = (e - q) * a, else pass.
+// Mode VAR_SUMS (variance statistics, second pass over x, docs/spec.md F2 variance):
+//   S2 d = x - mu, S3 q = d * d, S4 passes q to p_o (the core's accumulator B).
+//   (The core uses it only with its Variance parameter set.)
 // All stages advance together on en_i (the core's global pipeline enable); the per-stage
 // operands (mu, k_beta, ...) are the values of the channel of the beat in the stage that
 // feeds them, selected by the core. Compute = grad = stat format FP(ExpBits, ManBits).
@@ -26,7 +29,7 @@ module lightnorm_datapath #(
   input  logic         clk_i,
   input  logic         en_i,        // pipeline advance
   input  logic         active_i,    // the current command streams through the lane
-  input  logic [1:0]   mode_i,      // 0 NORM, 1 BWD_SUMS, 2 DX bn, 3 DX range_exact
+  input  logic [2:0]   mode_i,      // 0 NORM, 1 BWD_SUMS, 2 DX bn, 3 DX range_exact, 4 VAR_SUMS
   input  logic         rnd_i,       // 0 RNE, 1 RTZ
   input  logic         sat_i,       // 0 overflow to Inf, 1 saturate
   // S1 (inputs of the S2 operators)
@@ -44,22 +47,23 @@ module lightnorm_datapath #(
   input  logic [W-1:0] corr5_i,
   input  logic [W-1:0] coeff6_i,
   // results
-  output logic [W-1:0] p_o,         // S4 register: dy * x_hat (BWD_SUMS)
+  output logic [W-1:0] p_o,         // S4 register: dy * x_hat (BWD_SUMS), (x - mu)^2 (VAR_SUMS)
   output logic [W-1:0] res_o        // S6 register: y or dx
 );
 
-  localparam logic [1:0] ModeNorm = 2'd0;
-  localparam logic [1:0] ModeSums = 2'd1;
-  localparam logic [1:0] ModeDxBn = 2'd2;
-  localparam logic [1:0] ModeDxRe = 2'd3;
+  localparam logic [2:0] ModeNorm = 3'd0;
+  localparam logic [2:0] ModeSums = 3'd1;
+  localparam logic [2:0] ModeDxBn = 3'd2;
+  localparam logic [2:0] ModeDxRe = 3'd3;
+  localparam logic [2:0] ModeVar  = 3'd4;
 
   // ---- operand isolation ------------------------------------------------------------
   logic use_sub_mu, use_sub_kb, use_mul3, use_mul4, use_add5, use_mul6, en;
   assign use_sub_mu = active_i && (mode_i != ModeDxRe);
   assign use_sub_kb = active_i && (mode_i == ModeDxBn || mode_i == ModeDxRe);
   assign use_mul3   = use_sub_mu;
-  assign use_mul4   = active_i && (mode_i != ModeNorm);
-  assign use_add5   = active_i && (mode_i != ModeSums);
+  assign use_mul4   = active_i && (mode_i != ModeNorm) && (mode_i != ModeVar);
+  assign use_add5   = active_i && (mode_i != ModeSums) && (mode_i != ModeVar);
   assign use_mul6   = active_i && (mode_i == ModeDxBn);
   assign en         = en_i && active_i;
 
@@ -93,7 +97,8 @@ module lightnorm_datapath #(
   logic         max3_q, min3_q;
 
   lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_mul3 (
-    .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? c3_i : '0), .rnd_i(rnd_i), .sat_i(sat_i),
+    .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? ((mode_i == ModeVar) ? d2_q : c3_i) : '0),
+    .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(xh3_d)
   );
 
@@ -128,7 +133,7 @@ module lightnorm_datapath #(
 
   always_ff @(posedge clk_i) begin
     if (en) begin
-      m4_q   <= (mode_i == ModeNorm) ? xh3_q : m4_res;
+      m4_q   <= (mode_i == ModeNorm || mode_i == ModeVar) ? xh3_q : m4_res;
       e4_q   <= e3_q;
       max4_q <= max3_q;
       min4_q <= min3_q;

@@ -14,6 +14,8 @@
 // above every number for max and below for min, the first NaN wins). Arrays are not
 // reset: the first beat of a pass (init) or of a chunk overwrites the stale content.
 // Two read ports serve the per-channel finalize unit and the statistics read port.
+// RangeStats = 0 (the variance core) leaves out the chunk max / min / arg storage and logic:
+// its outputs read as zero.
 
 module lightnorm_stats #(
   parameter int Lanes      = 16,  // channels per beat (BFP group size)
@@ -23,6 +25,7 @@ module lightnorm_stats #(
   parameter int MaxGroups  = 4,   // channel groups held (ceil(MaxChannels / Lanes))
   parameter int CountWidth = 24,  // width of a stream index (n < 2^CountWidth)
   parameter int AccWidth   = 59,  // accumulator width (signed, LSB 2^(emin - ManBits))
+  parameter int RangeStats = 1,   // 1: chunk max / min with arg-max / arg-min; 0: none
   // derived, do not override
   parameter int W          = 1 + ExpBits + ManBits,
   parameter int GW         = (MaxGroups > 1) ? $clog2(MaxGroups) : 1,
@@ -80,10 +83,6 @@ module lightnorm_stats #(
   logic [Lanes*3-1:0]        flags_a_q [MaxGroups];
   logic [Lanes*AccWidth-1:0] acc_b_q   [MaxGroups];
   logic [Lanes*3-1:0]        flags_b_q [MaxGroups];
-  logic [Lanes*W-1:0]        cmax_q    [ChunkWords];
-  logic [Lanes*W-1:0]        cmin_q    [ChunkWords];
-  logic [Lanes*CW-1:0]       amax_q    [ChunkWords];
-  logic [Lanes*CW-1:0]       amin_q    [ChunkWords];
 
   // ---------------------------------------------------------------------------------------
   // Helpers
@@ -165,79 +164,101 @@ module lightnorm_stats #(
   // ---------------------------------------------------------------------------------------
   // Chunk max / min with arg-max / arg-min (read-modify-write of one (chunk, group) word)
   // ---------------------------------------------------------------------------------------
-  logic [CAW-1:0]      c_addr;
-  logic [Lanes*W-1:0]  cmax_rd, cmin_rd, cmax_d, cmin_d;
-  logic [Lanes*CW-1:0] amax_rd, amin_rd, amax_d, amin_d;
+  if (RangeStats != 0) begin : g_chunks
+    logic [Lanes*W-1:0]  cmax_q [ChunkWords];
+    logic [Lanes*W-1:0]  cmin_q [ChunkWords];
+    logic [Lanes*CW-1:0] amax_q [ChunkWords];
+    logic [Lanes*CW-1:0] amin_q [ChunkWords];
+    logic [CAW-1:0]      c_addr;
+    logic [Lanes*W-1:0]  cmax_rd, cmin_rd, cmax_d, cmin_d;
+    logic [Lanes*CW-1:0] amax_rd, amin_rd, amax_d, amin_d;
 
-  assign c_addr  = chunk_addr(c_chunk_i, c_grp_i);
-  assign cmax_rd = cmax_q[c_addr];
-  assign cmin_rd = cmin_q[c_addr];
-  assign amax_rd = amax_q[c_addr];
-  assign amin_rd = amin_q[c_addr];
-  assign c_amax_o = amax_rd;
-  assign c_amin_o = amin_rd;
+    assign c_addr  = chunk_addr(c_chunk_i, c_grp_i);
+    assign cmax_rd = cmax_q[c_addr];
+    assign cmin_rd = cmin_q[c_addr];
+    assign amax_rd = amax_q[c_addr];
+    assign amin_rd = amin_q[c_addr];
+    assign c_amax_o = amax_rd;
+    assign c_amin_o = amin_rd;
 
-  for (genvar l = 0; l < Lanes; l++) begin : g_lane_cmp
-    logic [W-1:0] v, cur_max, cur_min;
-    logic         take_max, take_min;
-    assign v       = c_val_i[l*W +: W];
-    assign cur_max = cmax_rd[l*W +: W];
-    assign cur_min = cmin_rd[l*W +: W];
-    logic v_nan, max_nan, min_nan, v_gt, v_lt;
-    assign v_nan   = is_nan(v[W-2:0]);
-    assign max_nan = is_nan(cur_max[W-2:0]);
-    assign min_nan = is_nan(cur_min[W-2:0]);
-    assign v_gt    = order_key(v) > order_key(cur_max);
-    assign v_lt    = order_key(v) < order_key(cur_min);
-    // a NaN already in the chunk stays (the first NaN wins); a new NaN replaces a number
-    assign take_max = c_init_i || (!max_nan && (v_nan || v_gt));
-    assign take_min = c_init_i || (!min_nan && (v_nan || v_lt));
-    assign cmax_d[l*W +: W]   = take_max ? v : cur_max;
-    assign cmin_d[l*W +: W]   = take_min ? v : cur_min;
-    assign amax_d[l*CW +: CW] = take_max ? c_pos_i : amax_rd[l*CW +: CW];
-    assign amin_d[l*CW +: CW] = take_min ? c_pos_i : amin_rd[l*CW +: CW];
-  end
-
-  always_ff @(posedge clk_i) begin
-    if (c_we_i) begin
-      cmax_q[c_addr] <= cmax_d;
-      cmin_q[c_addr] <= cmin_d;
-      amax_q[c_addr] <= amax_d;
-      amin_q[c_addr] <= amin_d;
+    for (genvar l = 0; l < Lanes; l++) begin : g_lane_cmp
+      logic [W-1:0] v, cur_max, cur_min;
+      logic         take_max, take_min;
+      assign v       = c_val_i[l*W +: W];
+      assign cur_max = cmax_rd[l*W +: W];
+      assign cur_min = cmin_rd[l*W +: W];
+      logic v_nan, max_nan, min_nan, v_gt, v_lt;
+      assign v_nan   = is_nan(v[W-2:0]);
+      assign max_nan = is_nan(cur_max[W-2:0]);
+      assign min_nan = is_nan(cur_min[W-2:0]);
+      assign v_gt    = order_key(v) > order_key(cur_max);
+      assign v_lt    = order_key(v) < order_key(cur_min);
+      // a NaN already in the chunk stays (the first NaN wins); a new NaN replaces a number
+      assign take_max = c_init_i || (!max_nan && (v_nan || v_gt));
+      assign take_min = c_init_i || (!min_nan && (v_nan || v_lt));
+      assign cmax_d[l*W +: W]   = take_max ? v : cur_max;
+      assign cmin_d[l*W +: W]   = take_min ? v : cur_min;
+      assign amax_d[l*CW +: CW] = take_max ? c_pos_i : amax_rd[l*CW +: CW];
+      assign amin_d[l*CW +: CW] = take_min ? c_pos_i : amin_rd[l*CW +: CW];
     end
+
+    always_ff @(posedge clk_i) begin
+      if (c_we_i) begin
+        cmax_q[c_addr] <= cmax_d;
+        cmin_q[c_addr] <= cmin_d;
+        amax_q[c_addr] <= amax_d;
+        amin_q[c_addr] <= amin_d;
+      end
+    end
+
+    // read ports of the chunk words
+    logic [CAW-1:0]      f_addr, s_addr;
+    logic [Lanes*W-1:0]  f_max_w, f_min_w, s_max_w, s_min_w;
+    logic [Lanes*CW-1:0] s_amax_w, s_amin_w;
+
+    assign f_addr   = chunk_addr(f_chunk_i, f_grp_i);
+    assign s_addr   = chunk_addr(s_chunk_i, s_grp_i);
+    assign f_max_w  = cmax_q[f_addr];
+    assign f_min_w  = cmin_q[f_addr];
+    assign s_max_w  = cmax_q[s_addr];
+    assign s_min_w  = cmin_q[s_addr];
+    assign s_amax_w = amax_q[s_addr];
+    assign s_amin_w = amin_q[s_addr];
+
+    assign f_max_o  = f_max_w[f_lane_i*W +: W];
+    assign f_min_o  = f_min_w[f_lane_i*W +: W];
+    assign s_max_o  = s_max_w[s_lane_i*W +: W];
+    assign s_min_o  = s_min_w[s_lane_i*W +: W];
+    assign s_amax_o = s_amax_w[s_lane_i*CW +: CW];
+    assign s_amin_o = s_amin_w[s_lane_i*CW +: CW];
+  end else begin : g_no_chunks
+    logic unused_chunk_in;
+    assign unused_chunk_in = ^{c_we_i, c_grp_i, c_chunk_i, c_init_i, c_pos_i, c_val_i,
+                               f_chunk_i, s_grp_i, s_lane_i, s_chunk_i};
+    assign c_amax_o = '0;
+    assign c_amin_o = '0;
+    assign f_max_o  = '0;
+    assign f_min_o  = '0;
+    assign s_max_o  = '0;
+    assign s_min_o  = '0;
+    assign s_amax_o = '0;
+    assign s_amin_o = '0;
   end
 
   // ---------------------------------------------------------------------------------------
   // Read ports
   // ---------------------------------------------------------------------------------------
-  logic [CAW-1:0] f_addr, s_addr;
   logic [Lanes*AccWidth-1:0] f_acc_a_w, f_acc_b_w;
   logic [Lanes*3-1:0]        f_fl_a_w, f_fl_b_w;
-  logic [Lanes*W-1:0]        f_max_w, f_min_w, s_max_w, s_min_w;
-  logic [Lanes*CW-1:0]       s_amax_w, s_amin_w;
 
-  assign f_addr    = chunk_addr(f_chunk_i, f_grp_i);
-  assign s_addr    = chunk_addr(s_chunk_i, s_grp_i);
   assign f_acc_a_w = acc_a_q[f_grp_i];
   assign f_acc_b_w = acc_b_q[f_grp_i];
   assign f_fl_a_w  = flags_a_q[f_grp_i];
   assign f_fl_b_w  = flags_b_q[f_grp_i];
-  assign f_max_w   = cmax_q[f_addr];
-  assign f_min_w   = cmin_q[f_addr];
-  assign s_max_w   = cmax_q[s_addr];
-  assign s_min_w   = cmin_q[s_addr];
-  assign s_amax_w  = amax_q[s_addr];
-  assign s_amin_w  = amin_q[s_addr];
 
   assign f_acc_a_o   = f_acc_a_w[f_lane_i*AccWidth +: AccWidth];
   assign f_acc_b_o   = f_acc_b_w[f_lane_i*AccWidth +: AccWidth];
   assign f_flags_a_o = f_fl_a_w[f_lane_i*3 +: 3];
   assign f_flags_b_o = f_fl_b_w[f_lane_i*3 +: 3];
-  assign f_max_o     = f_max_w[f_lane_i*W +: W];
-  assign f_min_o     = f_min_w[f_lane_i*W +: W];
-  assign s_max_o     = s_max_w[s_lane_i*W +: W];
-  assign s_min_o     = s_min_w[s_lane_i*W +: W];
-  assign s_amax_o    = s_amax_w[s_lane_i*CW +: CW];
-  assign s_amin_o    = s_amin_w[s_lane_i*CW +: CW];
 
 endmodule

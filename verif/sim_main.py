@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""`make sim`: one scoreboarded training step of a realistic BN layer on lightnorm_core.
+"""`make sim`: one scoreboarded training step of a realistic BN layer on lightnorm_core
+(or, with DESIGN=baseline, on bn_fp32_core, the conventional FP32 batch-norm baseline).
 
 The layer is N=8, C=40 (not a multiple of the 16 lanes), H=W=8 (n = 512 values per channel),
 conv-like activations (per-channel offsets and scales) and output gradients, the "lightnorm"
@@ -16,7 +17,11 @@ streaming phases (beats = n * ceil(C / Lanes)), the sequential unit's schedule f
 per-channel phases (C * (K + 7) and C * 5). The exit code is non-zero on any mismatch or
 simulation failure.
 
-Environment: SIM=icarus|verilator (default icarus), SEED=<int> (replay), WAVES=1 (FST waves in
+DESIGN=baseline runs the same layer on bn_fp32_core with the "fp32-bn" configuration (FP32,
+mean / variance statistics: OP_STATS, OP_VAR_SUMS, OP_FINALIZE, ...; plain FP32 beats).
+
+Environment: DESIGN=lightnorm|baseline (default lightnorm), SIM=icarus|verilator (default
+icarus), SEED=<int> (replay), WAVES=1 (FST waves in
 the build directory), STALL=none|light|heavy|bursty (random valid/ready stalls on the streams;
 default none, so that the cycle count measures the core, not the testbench).
 """
@@ -84,7 +89,7 @@ if cocotb is not None and cocotb.is_simulation:
         await tb.start()
         layer = realistic_layer(seed, tb.p, stall)
         tb.log.info("%s", layer.describe())
-        exp = expected(layer)
+        exp = expected(layer, tb.p.lanes)
         await training_step(tb, sb, layer, exp)
         tb.log.info("%s", sb.summary())
         first = sb.first()
@@ -93,6 +98,8 @@ if cocotb is not None and cocotb.is_simulation:
             "layer": layer.describe(),
             "lanes": tb.p.lanes,
             "num_chunks": tb.p.num_chunks,
+            "variance": tb.p.variance,
+            "format": tb.p.fmt.name,
             "checked": sb.checked,
             "mismatches": len(sb.mismatches),
             "first_mismatch": str(first) if first else None,
@@ -110,24 +117,27 @@ if cocotb is not None and cocotb.is_simulation:
 def main() -> int:
     from cocotb_tools.check_results import get_results
     from lightnorm_tb.buildenv import verilator_make_fix
+    from lightnorm_tb.layers import DESIGNS
     from lightnorm_tb.runner import BUILD_ROOT, run_cocotb, sim_name
 
     sim = sim_name()
+    design = os.environ.get("DESIGN", "") or "lightnorm"
+    if design not in DESIGNS:
+        print(f"sim_main: DESIGN must be one of {sorted(DESIGNS)}, got {design!r}")
+        return 2
+    toplevel, fixed = DESIGNS[design]
     stall = os.environ.get("STALL", "none") or "none"
-    summary_file = BUILD_ROOT / f"sim_main_{sim}.json"
+    summary_file = BUILD_ROOT / f"sim_main_{design}_{sim}.json"
     summary_file.parent.mkdir(parents=True, exist_ok=True)
     summary_file.unlink(missing_ok=True)
     failed = 1
     results = None
     try:
         with verilator_make_fix(sim):
+            env = {f"LN_PARAM_{k}": v for k, v in fixed.items()}
+            env.update({"LN_SIM_SUMMARY": str(summary_file), "LN_STALL": stall})
             results = run_cocotb(
-                "lightnorm_core",
-                "sim_main",
-                {},
-                sim=sim,
-                extra_env={"LN_SIM_SUMMARY": str(summary_file), "LN_STALL": stall},
-                testcase="sim_main_step",
+                toplevel, "sim_main", {}, sim=sim, extra_env=env, testcase="sim_main_step"
             )
         _, failed = get_results(Path(results))
     except Exception as e:  # build or simulator failure: still print the final line
@@ -141,9 +151,10 @@ def main() -> int:
     cycles = sum(ph["cycles"] for ph in s["phases"])
     ideal = sum(ph["ideal"] for ph in s["phases"])
     print()
-    print(f"LightNorm core simulation ({sim}, SEED={s['seed']}, stalls: {stall})")
+    print(f"{toplevel} simulation ({sim}, SEED={s['seed']}, stalls: {stall})")
     print(f"  {s['layer']}")
-    print(f"  core: {s['lanes']} lanes, K = {s['num_chunks']}")
+    stats = "mean / variance" if s["variance"] else f"range, K = {s['num_chunks']}"
+    print(f"  core: {s['lanes']} lanes, {s['format']}, statistics {stats}")
     print(f"  {'phase':<14}{'cycles':>8}{'ideal':>8}{'overhead':>10}{'efficiency':>12}")
     for ph in s["phases"]:
         eff = 100.0 * ph["ideal"] / max(ph["cycles"], 1)

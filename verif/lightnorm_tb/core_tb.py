@@ -20,7 +20,7 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from lightnorm.formats import Overflow, encode, quantize
+from lightnorm.formats import FloatFormat, Overflow, encode, quantize
 
 from . import coverage
 from .layers import CoreParams, Expected, Layer
@@ -37,6 +37,7 @@ OPS = {
     "BWD_FINALIZE": 4,
     "BWD_DX": 5,
     "INFER_PREP": 6,
+    "VAR_SUMS": 7,  # Variance = 1 only (bn_fp32_core); a bad opcode of the range core
 }
 SEL = {
     "sum_x": 0,
@@ -54,6 +55,7 @@ SEL = {
     "correction": 12,
     "running_mean": 13,
     "running_var": 14,
+    "var": 15,  # Variance = 1 only
     "chunk_max": 16,
     "chunk_min": 17,
     "chunk_argmax": 18,
@@ -71,9 +73,9 @@ ERR = {
 
 PERIOD_NS = 10
 SAT = Overflow.SATURATE
-STREAM_OPS = ("STATS", "NORM", "BWD_SUMS", "BWD_DX")
+STREAM_OPS = ("STATS", "NORM", "BWD_SUMS", "BWD_DX", "VAR_SUMS")
 #: cycles after the last accepted beat until a streaming command's work is done (S0..S7)
-PIPE_FILL = {"STATS": 2, "NORM": 8, "BWD_SUMS": 5, "BWD_DX": 8}
+PIPE_FILL = {"STATS": 2, "NORM": 8, "BWD_SUMS": 5, "BWD_DX": 8, "VAR_SUMS": 5}
 
 
 @dataclass
@@ -334,49 +336,11 @@ async def check_forward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Exp
     for c in range(layer.channels):
         sb.stat_bits("F2", "sum_x", c, await tb.read_stat("sum_x", c), f.sum_x[c], st)
         sb.stat_bits("F2", "mean", c, await tb.read_stat("mean", c), f.mean[c], st)
-        assert f.chunk_max is not None and f.chunk_min is not None
-        assert f.chunk_argmax is not None and f.chunk_argmin is not None
-        for j in range(k):
-            el = f"chunk {j}"
-            sb.stat_value(
-                "F2",
-                "chunk_max",
-                c,
-                await tb.read_stat("chunk_max", c, j),
-                f.chunk_max[c, j],
-                st,
-                el,
-            )
-            sb.stat_value(
-                "F2",
-                "chunk_min",
-                c,
-                await tb.read_stat("chunk_min", c, j),
-                f.chunk_min[c, j],
-                st,
-                el,
-            )
-            sb.stat_int(
-                "F2",
-                "chunk_argmax",
-                c,
-                await tb.read_stat("chunk_argmax", c, j),
-                f.chunk_argmax[c, j],
-                el,
-            )
-            sb.stat_int(
-                "F2",
-                "chunk_argmin",
-                c,
-                await tb.read_stat("chunk_argmin", c, j),
-                f.chunk_argmin[c, j],
-                el,
-            )
-        assert f.range_mean is not None and f.sigma is not None
-        sb.stat_bits(
-            "F2", "range_mean", c, await tb.read_stat("range_mean", c), f.range_mean[c], st
-        )
-        sb.stat_bits("F2", "sigma", c, await tb.read_stat("sigma", c), f.sigma[c], st)
+        if tb.p.variance:
+            assert f.var is not None
+            sb.stat_bits("F2", "var", c, await tb.read_stat("var", c), f.var[c], st)
+        else:
+            await _check_range_stats(tb, sb, layer, exp, c, k)
         sb.stat_bits("F2", "scale", c, await tb.read_stat("scale", c), f.scale[c], st)
         sb.stat_bits("F3", "gamma", c, await tb.read_stat("gamma", c), f.gamma[c], st)
         sb.stat_bits("F3", "beta", c, await tb.read_stat("beta", c), f.beta[c], st)
@@ -388,6 +352,56 @@ async def check_forward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Exp
         sb.stat_bits(
             "F6", "running_var", c, await tb.read_stat("running_var", c), f.running_var[c], rf
         )
+
+
+async def _check_range_stats(
+    tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected, c: int, k: int
+) -> None:
+    """F2 of range statistics for channel c: chunk extremes and their positions, r, sigma."""
+    f = exp.fwd
+    assert f is not None
+    st = layer.cfg.stat_format
+    assert f.chunk_max is not None and f.chunk_min is not None
+    assert f.chunk_argmax is not None and f.chunk_argmin is not None
+    for j in range(k):
+        el = f"chunk {j}"
+        sb.stat_value(
+            "F2",
+            "chunk_max",
+            c,
+            await tb.read_stat("chunk_max", c, j),
+            f.chunk_max[c, j],
+            st,
+            el,
+        )
+        sb.stat_value(
+            "F2",
+            "chunk_min",
+            c,
+            await tb.read_stat("chunk_min", c, j),
+            f.chunk_min[c, j],
+            st,
+            el,
+        )
+        sb.stat_int(
+            "F2",
+            "chunk_argmax",
+            c,
+            await tb.read_stat("chunk_argmax", c, j),
+            f.chunk_argmax[c, j],
+            el,
+        )
+        sb.stat_int(
+            "F2",
+            "chunk_argmin",
+            c,
+            await tb.read_stat("chunk_argmin", c, j),
+            f.chunk_argmin[c, j],
+            el,
+        )
+    assert f.range_mean is not None and f.sigma is not None
+    sb.stat_bits("F2", "range_mean", c, await tb.read_stat("range_mean", c), f.range_mean[c], st)
+    sb.stat_bits("F2", "sigma", c, await tb.read_stat("sigma", c), f.sigma[c], st)
 
 
 async def check_backward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> None:
@@ -404,6 +418,11 @@ async def check_backward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Ex
             sb.stat_bits(
                 "B3", "correction", c, await tb.read_stat("correction", c), b.correction[c], st
             )
+
+
+def _value_fmt(p: CoreParams) -> FloatFormat | None:
+    """Element format of plain beats (Bfp = 0), None for BFP beats (scoreboard decoding)."""
+    return None if p.bfp_beats else p.fmt
 
 
 def _expect_ok(sb: Scoreboard, r: CmdResult, step: str, n_in: int) -> None:
@@ -426,14 +445,24 @@ async def training_step(
     tb.configure(layer)
     await tb.write_params(layer, layer.running_mean, layer.running_var)
     st, ln = layer.stall, layer.name
-    fin_ideal = layer.channels * (p.num_chunks + 7)
+    fin_ideal = p.finalize_cycles(layer.channels)
     bfin_ideal = layer.channels * 5
+    # variance: OP_STATS ends with S and mu per channel (2 cycles each)
+    stats_ideal = beats + PIPE_FILL["STATS"] + (2 * layer.channels if p.variance else 0)
+    vals = _value_fmt(p)
 
-    r = await tb.command(
-        "STATS", exp.x_beats, stall=st, layer_name=ln, ideal=beats + PIPE_FILL["STATS"]
-    )
+    r = await tb.command("STATS", exp.x_beats, stall=st, layer_name=ln, ideal=stats_ideal)
     _expect_ok(sb, r, "F1", beats)
-    sb.beats("F1", "x pass-through", r.out, exp.x_beats, layer.channels, shape, p.bfp_exp_bits)
+    sb.beats(
+        "F1", "x pass-through", r.out, exp.x_beats, layer.channels, shape, p.bfp_exp_bits, vals
+    )
+    if p.variance:
+        r = await tb.command(
+            "VAR_SUMS", exp.x_beats, stall=st, layer_name=ln, ideal=beats + PIPE_FILL["VAR_SUMS"]
+        )
+        _expect_ok(sb, r, "F2", beats)
+        if r.out:
+            sb.record("F2", "VAR_SUMS output beats", "0", str(len(r.out)))
     r = await tb.command("FINALIZE", layer_name=ln, ideal=fin_ideal)
     _expect_ok(sb, r, "F2", 0)
     if check_stats:
@@ -450,6 +479,7 @@ async def training_step(
         layer.channels,
         shape,
         p.bfp_exp_bits,
+        vals,
     )
     r = await tb.command(
         "BWD_SUMS",
@@ -474,7 +504,14 @@ async def training_step(
     )
     _expect_ok(sb, r, "B4", beats)
     sb.beats(
-        "B5", "dx (B4, B5 BFP store)", r.out, exp.dx_beats, layer.channels, shape, p.bfp_exp_bits
+        "B5",
+        "dx (B4, B5 BFP store)",
+        r.out,
+        exp.dx_beats,
+        layer.channels,
+        shape,
+        p.bfp_exp_bits,
+        vals,
     )
 
 
@@ -486,7 +523,9 @@ async def inference(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> 
     beats = layer.count * p.groups(layer.channels)
     tb.configure(layer)
     await tb.write_params(layer, layer.infer_mean, layer.infer_var)
-    r = await tb.command("INFER_PREP", layer_name=layer.name, ideal=layer.channels * 5)
+    r = await tb.command(
+        "INFER_PREP", layer_name=layer.name, ideal=p.infer_prep_cycles(layer.channels)
+    )
     _expect_ok(sb, r, "I1", 0)
     for c in range(layer.channels):
         sb.stat_bits("I1", "mean", c, await tb.read_stat("mean", c), exp.inf.mean[c], st)
@@ -500,4 +539,13 @@ async def inference(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> 
         ideal=beats + PIPE_FILL["NORM"],
     )
     _expect_ok(sb, r, "I3", beats)
-    sb.beats("I3", "inference y", r.out, exp.yi_beats, layer.channels, layer.shape, p.bfp_exp_bits)
+    sb.beats(
+        "I3",
+        "inference y",
+        r.out,
+        exp.yi_beats,
+        layer.channels,
+        layer.shape,
+        p.bfp_exp_bits,
+        _value_fmt(p),
+    )

@@ -3,10 +3,12 @@
 
 :class:`CoreParams` are the core's parameters (read from the DUT); :func:`core_config` is the
 ``LightNormConfig`` the core implements with them (compute = grad = stat format, BFP rule max,
-group = Lanes). :func:`random_layer` draws a constrained-random layer (shape, value
-distributions, modes); :func:`expected` runs the reference model (``lightnorm.reference``, the
-oracle) on it and packs every stream the core reads or writes into BFP beats in the core's
-stream order (positions (n, h, w) outer, channel groups inner).
+group = Lanes; with ``Variance`` = 1 and ``Bfp`` = 0, e.g. bn_fp32_core, the "fp32-bn" preset:
+mean / variance statistics, plain element words on the streams). :func:`random_layer` draws
+a constrained-random layer (shape, value distributions, modes); :func:`expected` runs the
+reference model (``lightnorm.reference``, the oracle) on it and packs every stream the core
+reads or writes into beats (BFP groups or plain words) in the core's stream order (positions
+(n, h, w) outer, channel groups inner).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy.typing as npt
 
 from lightnorm.bfp import BFPFormat, bfp_pack
 from lightnorm.config import LightNormConfig
-from lightnorm.formats import FloatFormat, quantize
+from lightnorm.formats import FloatFormat, encode, quantize
 from lightnorm.reference import (
     BackwardResult,
     ForwardResult,
@@ -35,6 +37,8 @@ from .streams import BeatArray
 from .vectors import dut_param
 
 __all__ = [
+    "BASELINE_PARAMS",
+    "DESIGNS",
     "DISTRIBUTIONS",
     "CoreParams",
     "Expected",
@@ -67,6 +71,8 @@ class CoreParams:
     count_width: int = 24
     run_exp_bits: int = 8
     run_man_bits: int = 23
+    variance: int = 0  # 0 range statistics, 1 two-pass mean / variance (OP_VAR_SUMS)
+    bfp_beats: int = 1  # 1 BFP groups on the streams, 0 plain element words
 
     @classmethod
     def from_dut(cls, dut: Any) -> CoreParams:
@@ -81,6 +87,8 @@ class CoreParams:
             "count_width": "CountWidth",
             "run_exp_bits": "RunExpBits",
             "run_man_bits": "RunManBits",
+            "variance": "Variance",
+            "bfp_beats": "Bfp",
         }
         defaults = cls()
         return cls(**{k: dut_param(dut, v, getattr(defaults, k)) for k, v in names.items()})
@@ -94,8 +102,31 @@ class CoreParams:
         return FloatFormat(self.run_exp_bits, self.run_man_bits)
 
     @property
-    def bfp(self) -> BFPFormat:
+    def bfp(self) -> BFPFormat | None:
+        """The BFP storage format of the streams, None for plain element words (Bfp = 0)."""
+        if not self.bfp_beats:
+            return None
         return BFPFormat(self.bfp_man_bits, self.lanes, self.bfp_exp_bits)
+
+    @property
+    def seq_extra_cycles(self) -> int:
+        """Cycles a sequential reciprocal / rsqrt unit adds per channel to OP_FINALIZE and
+        OP_INFER_PREP: its latency M + 4 plus its start cycle (0 for the tables, M <= 10)."""
+        return self.man_bits + 5 if self.man_bits > 10 else 0
+
+    @property
+    def min_count(self) -> int:
+        """Smallest n of a training pass (2K for range statistics, 2 for variance)."""
+        return 2 if self.variance else 2 * self.num_chunks
+
+    def finalize_cycles(self, channels: int) -> int:
+        """Ideal cycles of OP_FINALIZE (docs/hardware.md section 5)."""
+        per = 5 if self.variance else self.num_chunks + 7
+        return channels * (per + self.seq_extra_cycles)
+
+    def infer_prep_cycles(self, channels: int) -> int:
+        """Ideal cycles of OP_INFER_PREP."""
+        return channels * (5 + self.seq_extra_cycles)
 
     def groups(self, channels: int) -> int:
         return -(-channels // self.lanes)
@@ -108,7 +139,22 @@ def core_config(
     grad_mode: str = "bn",
     range_constant: str = "lightnorm",
 ) -> LightNormConfig:
-    """The configuration the core computes with parameters ``p`` and these run-time modes."""
+    """The configuration the core computes with parameters ``p`` and these run-time modes.
+
+    Variance = 1: the "fp32-bn" preset with the core's formats (grad_mode bn; the range
+    constant is unused).
+    """
+    if p.variance:
+        return LightNormConfig.from_preset(
+            "fp32-bn",
+            compute_format=p.fmt,
+            grad_format=p.fmt,
+            stat_format=p.fmt,
+            running_format=p.run_fmt,
+            rounding=rounding,
+            overflow=overflow,
+            bfp=p.bfp,
+        )
     return LightNormConfig.from_preset(
         "lightnorm",
         compute_format=p.fmt,
@@ -122,6 +168,24 @@ def core_config(
         grad_mode=grad_mode,
         bfp=p.bfp,
     )
+
+
+#: The fixed parameters of bn_fp32_core, the conventional FP32 baseline (localparams of the
+#: wrapper; the testbench also gets them as LN_PARAM_* for simulators that hide parameters).
+BASELINE_PARAMS: dict[str, int] = {
+    "ExpBits": 8,
+    "ManBits": 23,
+    "RunExpBits": 8,
+    "RunManBits": 23,
+    "Variance": 1,
+    "Bfp": 0,
+}
+
+#: Designs the core testbench drives: name -> (toplevel, its fixed parameters).
+DESIGNS: dict[str, tuple[str, dict[str, int]]] = {
+    "lightnorm": ("lightnorm_core", {}),
+    "baseline": ("bn_fp32_core", BASELINE_PARAMS),
+}
 
 
 #: Value distributions of the random layers (names are coverage bins).
@@ -266,8 +330,14 @@ def random_layer(
     stall: str | None = None,
     max_count: int = 96,
 ) -> Layer:
-    """A constrained-random layer; every argument left None is drawn at random."""
-    k = p.num_chunks
+    """A constrained-random layer; every argument left None is drawn at random.
+
+    With variance statistics the counts are drawn as for K = 1 (minimal n = 2) and the
+    gradient is the batch-norm one.
+    """
+    k = p.min_count // 2
+    if p.variance:
+        grad_mode = "bn"
     if shape is None:
         if channels is None:
             pick = rng.integers(0, 4)
@@ -340,13 +410,30 @@ def random_layer(
     )
 
 
-def pack_stream(values: Any, fmt: FloatFormat, cfg: LightNormConfig) -> BeatArray:
-    """BFP beats of a tensor (N, C, H, W) of ``fmt`` values, in the core's stream order.
+def pack_stream(
+    values: Any, fmt: FloatFormat, cfg: LightNormConfig, lanes: int | None = None
+) -> BeatArray:
+    """Beats of a tensor (N, C, H, W) of ``fmt`` values, in the core's stream order.
 
-    The producer rounds to the element format and packs (docs/spec.md section 5).
+    The producer rounds to the element format and packs (docs/spec.md section 5). Without BFP
+    (``cfg.bfp`` None, the core's Bfp = 0) a beat is ``lanes`` plain words: exp 0, lane sign,
+    lane magnitude {exponent field, fraction} (man_bits = E + M); padding lanes are +0.
     """
-    assert cfg.bfp is not None
     q = quantize(np.asarray(values, dtype=np.float64), fmt, cfg.rounding, cfg.overflow)
+    if cfg.bfp is None:
+        if lanes is None:
+            raise ValueError("pack_stream: plain beats need the number of lanes")
+        c = q.shape[1]
+        groups = -(-c // lanes)
+        pos = np.moveaxis(q, 1, -1).reshape(-1, c)  # (positions, C), positions row-major
+        padded = np.zeros((pos.shape[0], groups * lanes), dtype=np.float64)
+        padded[:, :c] = pos
+        bits = encode(padded.reshape(-1, lanes), fmt).astype(np.int64)
+        mag_bits = fmt.exp_bits + fmt.man_bits
+        sign = (bits >> mag_bits) & 1
+        mant = bits & ((1 << mag_bits) - 1)
+        exp = np.zeros(bits.shape[0], dtype=np.int64)
+        return BeatArray(exp, sign, mant, mag_bits)
     t = bfp_pack(q, cfg.bfp, axis=1, rounding=cfg.rounding)
     g = cfg.bfp.group_size
     exp = t.exp_field.reshape(-1).astype(np.int64)
@@ -372,8 +459,8 @@ class Expected:
     yi_beats: BeatArray
 
 
-def expected(layer: Layer) -> Expected:
-    """Run the oracle (lightnorm.reference) on ``layer``."""
+def expected(layer: Layer, lanes: int | None = None) -> Expected:
+    """Run the oracle (lightnorm.reference) on ``layer`` (``lanes``: for plain beats)."""
     cfg = layer.cfg
     cf, gf = cfg.compute_format, cfg.grad_format
     fwd = bwd = None
@@ -397,11 +484,11 @@ def expected(layer: Layer) -> Expected:
         fwd=fwd,
         bwd=bwd,
         inf=inf,
-        x_beats=pack_stream(layer.x, cf, cfg),
-        dy_beats=pack_stream(layer.dy, gf, cfg),
-        y_beats=pack_stream(fwd.y_c, cf, cfg) if fwd is not None else None,
-        dx_beats=pack_stream(bwd.dx_c, gf, cfg) if bwd is not None else None,
-        yi_beats=pack_stream(inf.y_c, cf, cfg),
+        x_beats=pack_stream(layer.x, cf, cfg, lanes),
+        dy_beats=pack_stream(layer.dy, gf, cfg, lanes),
+        y_beats=pack_stream(fwd.y_c, cf, cfg, lanes) if fwd is not None else None,
+        dx_beats=pack_stream(bwd.dx_c, gf, cfg, lanes) if bwd is not None else None,
+        yi_beats=pack_stream(inf.y_c, cf, cfg, lanes),
     )
 
 

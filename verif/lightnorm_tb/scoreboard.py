@@ -24,7 +24,7 @@ from lightnorm.formats import FloatFormat, decode, encode
 
 from .streams import BeatArray, BfpBeat
 
-__all__ = ["STEP_ORDER", "Mismatch", "Scoreboard", "bfp_values"]
+__all__ = ["STEP_ORDER", "Mismatch", "Scoreboard", "bfp_values", "plain_values"]
 
 STEP_ORDER = ("F1", "F2", "F3", "F4", "F5", "F6", "B1", "B2", "B3", "B4", "B5", "I1", "I2", "I3")
 
@@ -64,6 +64,14 @@ def bfp_values(b: BeatArray, exp_bits: int) -> np.ndarray:
     )
     mag = np.where(special[:, None], np.where(b.mant == 0, np.inf, np.nan), mag)
     return np.where(b.sign.astype(bool), -mag, mag)
+
+
+def plain_values(b: BeatArray, fmt: FloatFormat) -> np.ndarray:
+    """Decoded values (B, L) of plain beats of ``fmt`` (X/Z lanes, -1, decode as NaN)."""
+    bits = (b.sign << (fmt.exp_bits + fmt.man_bits)) | b.mant
+    bad = (b.sign < 0) | (b.mant < 0)
+    vals = decode(np.where(bad, 0, bits).astype(np.uint64), fmt).astype(np.float64)
+    return np.where(bad, np.nan, vals)
 
 
 def _field_str(value: float, a: BeatArray, b: int, lane: int) -> str:
@@ -156,8 +164,12 @@ class Scoreboard:
         channels: int,
         shape: tuple[int, ...],
         exp_bits: int,
+        elem_fmt: FloatFormat | None = None,
     ) -> bool:
         """Compare a recorded output stream with the expected beats, in order.
+
+        ``elem_fmt``: plain beats of this element format (the core's Bfp = 0: lane sign and
+        {exponent field, fraction}); None: BFP groups with ``exp_bits`` shared-exponent bits.
 
         Counts one value per real channel lane of every expected beat. A missing or extra
         beat is a mismatch of its own (and shifts every later beat, which then differ too).
@@ -181,8 +193,8 @@ class Scoreboard:
         bad = (g.sign != w.sign) | (g.mant != w.mant) | (g.exp != w.exp)[:, None]
         if not np.any(bad):
             return ok
-        gv = bfp_values(g, exp_bits)
-        wv = bfp_values(w, exp_bits)
+        gv = bfp_values(g, exp_bits) if elem_fmt is None else plain_values(g, elem_fmt)
+        wv = bfp_values(w, exp_bits) if elem_fmt is None else plain_values(w, elem_fmt)
         hw = int(np.prod(shape[2:])) if len(shape) > 2 else 1
         for b, lane in zip(*np.nonzero(bad), strict=True):
             pos = int(b) // groups
