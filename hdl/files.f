@@ -5,6 +5,7 @@ lightnorm_round.sv
 lightnorm_fp_add.sv
 lightnorm_fp_mul.sv
 lightnorm_fp_convert.sv
+lightnorm_fp_unpack.sv
 lightnorm_recip.sv
 lightnorm_rsqrt.sv
 lightnorm_recip_seq.sv

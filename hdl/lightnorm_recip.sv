@@ -26,19 +26,12 @@ module lightnorm_recip #(
   output logic [ExpBits+ManBits:0] res_o
 );
 
-  localparam int Bias = (1 << (ExpBits - 1)) - 1;
   localparam int W = ManBits + 1 + lightnorm_pkg::TableGuardBits;  // table scale 2^-W
   localparam int QW = W + 1;                                      // q (2^W for f = 0)
-  localparam int LzWidth = $clog2(ManBits + 1);
   // signed exponents: e in [1 - Bias - ManBits, Bias], raw -W - e
   localparam int ExpWidth = ExpBits + $clog2(2 * ManBits + 8) + 2;
 
-  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
-
   logic               sign;
-  logic [ExpBits-1:0] field;
-  logic [ManBits-1:0] frac;
-  logic [LzWidth-1:0] lz;         // leading zeros of a subnormal fraction
   logic [ManBits-1:0] frac_n;     // fraction of the normalized input
   logic signed [ExpWidth-1:0] e_in;  // unbiased exponent of the normalized input
   logic [lightnorm_pkg::TableEntryWidth-1:0] entry;  // {0..., q, sticky}, right-aligned
@@ -47,29 +40,21 @@ module lightnorm_recip #(
   logic signed [ExpWidth-1:0] raw_exp;
   logic               is_nan, is_zero, is_inf;
 
-  assign sign    = v_i[ExpBits+ManBits];
-  assign field   = v_i[ManBits +: ExpBits];
-  assign frac    = v_i[ManBits-1:0];
-  assign is_nan  = (field == ExpOnes) && (frac != '0);
-  assign is_inf  = (field == ExpOnes) && (frac == '0);
-  assign is_zero = (field == '0) && (frac == '0);
+  lightnorm_fp_unpack #(
+    .ExpBits (ExpBits),
+    .ManBits (ManBits),
+    .ExpWidth(ExpWidth)
+  ) u_unpack (
+    .v_i      (v_i),
+    .sign_o   (sign),
+    .frac_n_o (frac_n),
+    .exp_o    (e_in),
+    .is_zero_o(is_zero),
+    .is_inf_o (is_inf),
+    .is_nan_o (is_nan)
+  );
 
   always_comb begin
-    lz = LzWidth'(ManBits);
-    for (int i = 0; i < ManBits; i++) begin
-      if (frac[i]) lz = LzWidth'(ManBits - 1 - i);
-    end
-  end
-
-  always_comb begin
-    if (field == '0) begin
-      // subnormal: frac * 2^(1 - Bias - M) = 1.xxx * 2^(-Bias - lz); drop the leading one
-      frac_n = frac << (lz + 1'b1);
-      e_in   = -$signed(ExpWidth'(Bias)) - $signed(ExpWidth'(lz));
-    end else begin
-      frac_n = frac;
-      e_in   = $signed(ExpWidth'(field)) - ExpWidth'(Bias);
-    end
     entry   = lightnorm_pkg::recip_entry(ManBits, lightnorm_pkg::TableMaxManBits'(frac_n));
     q       = entry[QW:1];
     sticky  = entry[0];

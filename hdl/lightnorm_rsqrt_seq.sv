@@ -43,53 +43,41 @@ module lightnorm_rsqrt_seq #(
   output logic [ExpBits+ManBits:0] res_o
 );
 
-  localparam int Bias = (1 << (ExpBits - 1)) - 1;
   localparam int W = ManBits + 3;        // result scale 2^-W (2 guard bits)
   localparam int QW = W + 1;             // q width (q = 2^W for D = 2^M)
   localparam int Steps = QW;             // one result bit per cycle
   localparam int CntW = $clog2(Steps + 1);
   localparam int XW = 2 * W + ManBits + 3;  // residual / trial width
-  localparam int LzWidth = $clog2(ManBits + 1);
   // signed exponents: e in [1 - Bias - ManBits, Bias], raw -W - (e - p)/2
   localparam int ExpWidth = ExpBits + $clog2(2 * ManBits + 8) + 2;
 
-  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
-
   // ---- operand decode (sampled at start) ------------------------------------------------
   logic               sign;
-  logic [ExpBits-1:0] field;
-  logic [ManBits-1:0] frac;
-  logic [LzWidth-1:0] lz;         // leading zeros of a subnormal fraction
   logic [ManBits-1:0] frac_n;     // fraction of the normalized input
   logic signed [ExpWidth-1:0] e_in;    // unbiased exponent of the normalized input
   logic signed [ExpWidth-1:0] e_even;  // e - p (even)
   logic [ManBits+1:0] dd;         // D = 1.f * 2^p
-  logic               is_nan, is_zero, is_pinf;
+  logic               is_nan_in, is_nan, is_zero, is_inf, is_pinf;
 
-  assign sign    = v_i[ExpBits+ManBits];
-  assign field   = v_i[ManBits +: ExpBits];
-  assign frac    = v_i[ManBits-1:0];
-  assign is_zero = (field == '0) && (frac == '0);
+  lightnorm_fp_unpack #(
+    .ExpBits (ExpBits),
+    .ManBits (ManBits),
+    .ExpWidth(ExpWidth)
+  ) u_unpack (
+    .v_i      (v_i),
+    .sign_o   (sign),
+    .frac_n_o (frac_n),
+    .exp_o    (e_in),
+    .is_zero_o(is_zero),
+    .is_inf_o (is_inf),
+    .is_nan_o (is_nan_in)
+  );
+
   // NaN input, or a negative nonzero input (-Inf included)
-  assign is_nan  = ((field == ExpOnes) && (frac != '0)) || (sign && !is_zero);
-  assign is_pinf = (field == ExpOnes) && (frac == '0) && !sign;
+  assign is_nan  = is_nan_in || (sign && !is_zero);
+  assign is_pinf = is_inf && !sign;
 
   always_comb begin
-    lz = LzWidth'(ManBits);
-    for (int i = 0; i < ManBits; i++) begin
-      if (frac[i]) lz = LzWidth'(ManBits - 1 - i);
-    end
-  end
-
-  always_comb begin
-    if (field == '0) begin
-      // subnormal: frac * 2^(1 - Bias - M) = 1.xxx * 2^(-Bias - lz); drop the leading one
-      frac_n = frac << (lz + 1'b1);
-      e_in   = -$signed(ExpWidth'(Bias)) - $signed(ExpWidth'(lz));
-    end else begin
-      frac_n = frac;
-      e_in   = $signed(ExpWidth'(field)) - ExpWidth'(Bias);
-    end
     e_even = e_in - $signed(ExpWidth'(e_in[0]));
     dd     = e_in[0] ? {1'b1, frac_n, 1'b0} : {1'b0, 1'b1, frac_n};
   end
