@@ -29,7 +29,6 @@ import pytest
 
 try:  # the cocotb part only exists inside a simulation
     import cocotb
-    from cocotb.triggers import ReadOnly, RisingEdge
 except ImportError:  # pragma: no cover
     cocotb = None
 
@@ -37,31 +36,16 @@ REGRESS = os.environ.get("LIGHTNORM_REGRESS", "").strip() in ("1", "true", "yes"
 
 
 if cocotb is not None and cocotb.is_simulation:
-    import numpy as np
-    from lightnorm_tb.core_tb import ERR, CoreTB, inference, training_step
+    from lightnorm_tb.core_tb import (
+        CoreTB,
+        case_rng,
+        check_errors,
+        finish,
+        inference,
+        training_step,
+    )
     from lightnorm_tb.layers import DISTRIBUTIONS, expected, random_layer
     from lightnorm_tb.scoreboard import Scoreboard
-    from lightnorm_tb.streams import sig_int
-
-    def _rng(tag: str) -> np.random.Generator:
-        seed = int(cocotb.RANDOM_SEED)
-        return np.random.default_rng([seed, *tag.encode()])
-
-    def _finish(tb: CoreTB, sb: Scoreboard) -> None:
-        tb.log.info("%s", sb.summary())
-        for t in tb.timings:
-            tb.log.info(
-                "timing %-10s %-13s stall=%-6s cycles=%6d ideal=%6d overhead=%4d wall=%.2fs",
-                t.layer,
-                t.op,
-                t.stall,
-                t.cycles,
-                t.ideal,
-                t.overhead,
-                t.wall_s,
-            )
-        tb.log.info("replay with SEED=%d", cocotb.RANDOM_SEED)
-        assert not sb.mismatches, sb.summary()
 
     def _check_params(tb: CoreTB) -> None:
         p = tb.p
@@ -76,7 +60,7 @@ if cocotb is not None and cocotb.is_simulation:
         sb = Scoreboard(tb.log)
         await tb.start()
         p = tb.p
-        rng = _rng("baseline_smoke")
+        rng = case_rng("baseline_smoke")
         layers = [
             # two channel groups (the second with padding lanes), n = 32
             random_layer(
@@ -113,7 +97,7 @@ if cocotb is not None and cocotb.is_simulation:
         )
         tb.log.info("%s (inference only)", small.describe())
         await inference(tb, sb, small, expected(small, p.lanes))
-        _finish(tb, sb)
+        finish(tb, sb)
 
     @cocotb.test()
     async def baseline_errors(dut):
@@ -122,7 +106,7 @@ if cocotb is not None and cocotb.is_simulation:
         sb = Scoreboard(tb.log)
         await tb.start()
         p = tb.p
-        rng = _rng("baseline_errors")
+        rng = case_rng("baseline_errors")
         layer = random_layer(rng, p, "err", shape=(1, 3, 2, 2), dist_x="normal", stall="none")
         exp = expected(layer, p.lanes)
         cases = [
@@ -136,34 +120,8 @@ if cocotb is not None and cocotb.is_simulation:
             ("STATS", 3, 1 << p.count_width, 4, "count_large"),
             ("VAR_SUMS", 3, 0xFFFFFFFF, 4, "count_large"),
         ]
-        for op, channels, count, code, name in cases:
-            tb.configure(layer, channels=channels, count=count)
-            r = await tb.command(op, exp.x_beats, exp.dy_beats, stall="none", layer_name="err")
-            sb.checked += 1
-            ok = r.error and r.code == code and r.beats_in == 0 and not r.out
-            tb.log.info(
-                "%s C=%d n=%d -> error=%d code=%d (%s) beats_in=%d",
-                op,
-                channels,
-                count,
-                r.error,
-                r.code,
-                ERR.get(r.code, "?"),
-                r.beats_in,
-            )
-            if not ok:
-                sb.record(
-                    "F1",
-                    f"illegal config {name}",
-                    f"refused with code {code}",
-                    f"error={r.error} code={r.code} beats_in={r.beats_in} out={len(r.out)}",
-                )
-        await training_step(tb, sb, layer, exp)
-        await ReadOnly()
-        if sig_int(dut.error_o):
-            sb.record("F1", "error_o after a legal command", "0", "1")
-        await RisingEdge(dut.clk_i)
-        _finish(tb, sb)
+        await check_errors(tb, sb, layer, exp, cases)
+        finish(tb, sb)
 
     @cocotb.test()
     async def baseline_random(dut):
@@ -172,7 +130,7 @@ if cocotb is not None and cocotb.is_simulation:
         sb = Scoreboard(tb.log)
         await tb.start()
         p = tb.p
-        rng = _rng("baseline_random")
+        rng = case_rng("baseline_random")
         cases = int(os.environ.get("LN_CORE_CASES", "12"))
         max_count = int(os.environ.get("LN_CORE_MAX_COUNT", "64"))
         modes = list(itertools.product(("rne", "rtz"), ("inf", "saturate")))
@@ -194,7 +152,7 @@ if cocotb is not None and cocotb.is_simulation:
             await inference(tb, sb, layer, exp)
             if len(sb.mismatches) > before:
                 tb.log.error("layer %s failed: %s", layer.name, layer.describe())
-        _finish(tb, sb)
+        finish(tb, sb)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,32 +55,18 @@ PARAM_SETS = {
 # cocotb tests
 # ---------------------------------------------------------------------------------------------
 if cocotb is not None and cocotb.is_simulation:
-    import numpy as np
     from lightnorm_tb import coverage
-    from lightnorm_tb.core_tb import ERR, CoreTB, inference, training_step
+    from lightnorm_tb.core_tb import (
+        CoreTB,
+        case_rng,
+        check_errors,
+        finish,
+        inference,
+        training_step,
+    )
     from lightnorm_tb.layers import DISTRIBUTIONS, expected, random_layer
     from lightnorm_tb.scoreboard import Scoreboard
     from lightnorm_tb.streams import StallGen, sig_int
-
-    def _rng(tag: str) -> np.random.Generator:
-        seed = int(cocotb.RANDOM_SEED)
-        return np.random.default_rng([seed, *tag.encode()])
-
-    def _finish(tb: CoreTB, sb: Scoreboard) -> None:
-        tb.log.info("%s", sb.summary())
-        for t in tb.timings:
-            tb.log.info(
-                "timing %-10s %-13s stall=%-6s cycles=%6d ideal=%6d overhead=%4d wall=%.2fs",
-                t.layer,
-                t.op,
-                t.stall,
-                t.cycles,
-                t.ideal,
-                t.overhead,
-                t.wall_s,
-            )
-        tb.log.info("replay with SEED=%d", cocotb.RANDOM_SEED)
-        assert not sb.mismatches, sb.summary()
 
     @cocotb.test()
     async def core_smoke(dut):
@@ -89,7 +75,7 @@ if cocotb is not None and cocotb.is_simulation:
         sb = Scoreboard(tb.log)
         await tb.start()
         p = tb.p
-        rng = _rng("smoke")
+        rng = case_rng("smoke")
         k = p.num_chunks
         layers = [
             # C not a multiple of Lanes, n = 2 * 2 * 5 = 20 not a multiple of K
@@ -130,7 +116,7 @@ if cocotb is not None and cocotb.is_simulation:
         )
         tb.log.info("%s (inference only)", small.describe())
         await inference(tb, sb, small, expected(small))
-        _finish(tb, sb)
+        finish(tb, sb)
 
     @cocotb.test()
     async def core_errors(dut):
@@ -139,7 +125,7 @@ if cocotb is not None and cocotb.is_simulation:
         sb = Scoreboard(tb.log)
         await tb.start()
         p = tb.p
-        rng = _rng("errors")
+        rng = case_rng("errors")
         k = p.num_chunks
         layer = random_layer(rng, p, "err", shape=(1, 3, 2, k), dist_x="normal", stall="none")
         exp = expected(layer)
@@ -154,37 +140,8 @@ if cocotb is not None and cocotb.is_simulation:
             ("BWD_DX", 3, 0xFFFFFFFF, 4, "count_large"),
             (7, 3, layer.count, 5, "bad_op"),
         ]
-        for op, channels, count, code, name in cases:
-            tb.configure(layer, channels=channels, count=count)
-            r = await tb.command(op, exp.x_beats, exp.dy_beats, stall="none", layer_name="err")
-            sb.checked += 1
-            ok = r.error and r.code == code and r.beats_in == 0 and not r.out
-            tb.log.info(
-                "%s C=%d n=%d -> error=%d code=%d (%s) beats_in=%d",
-                op,
-                channels,
-                count,
-                r.error,
-                r.code,
-                ERR.get(r.code, "?"),
-                r.beats_in,
-            )
-            if not ok:
-                sb.record(
-                    "F1",
-                    f"illegal config {name}",
-                    f"refused with code {code}",
-                    f"error={r.error} code={r.code} beats_in={r.beats_in} out={len(r.out)}",
-                )
-            else:
-                coverage.sample_error(name)
-        # a legal layer afterwards runs clean and clears error_o
-        await training_step(tb, sb, layer, exp)
-        await ReadOnly()
-        if sig_int(dut.error_o):
-            sb.record("F1", "error_o after a legal command", "0", "1")
-        await RisingEdge(dut.clk_i)
-        _finish(tb, sb)
+        await check_errors(tb, sb, layer, exp, cases)
+        finish(tb, sb)
 
     async def _abort_after(tb: CoreTB, op: str, beats, dy_beats, n_beats: int, cycles: int) -> None:
         """Start ``op``; reset the core after n_beats input beats (streams) or ``cycles`` cycles."""
@@ -234,7 +191,7 @@ if cocotb is not None and cocotb.is_simulation:
         sb = Scoreboard(tb.log)
         await tb.start()
         p = tb.p
-        rng = _rng("reset")
+        rng = case_rng("reset")
         k = p.num_chunks
         aborts = [
             ("STATS", "mid_stats"),
@@ -266,7 +223,7 @@ if cocotb is not None and cocotb.is_simulation:
             await training_step(tb, sb, clean, exp)
             if i == len(aborts) - 1:
                 await inference(tb, sb, clean, exp)
-        _finish(tb, sb)
+        finish(tb, sb)
 
     @cocotb.test()
     async def core_random(dut):
@@ -275,7 +232,7 @@ if cocotb is not None and cocotb.is_simulation:
         sb = Scoreboard(tb.log)
         await tb.start()
         p = tb.p
-        rng = _rng("random")
+        rng = case_rng("random")
         cases = int(os.environ.get("LN_CORE_CASES", "12"))
         max_count = int(os.environ.get("LN_CORE_MAX_COUNT", "96"))
         # x distributions and (grad, rounding, overflow) combinations are cycled so that every
@@ -306,7 +263,7 @@ if cocotb is not None and cocotb.is_simulation:
         if out:
             coverage.export(out)
         tb.log.info("coverage %.1f %%", pct)
-        _finish(tb, sb)
+        finish(tb, sb)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -549,3 +549,70 @@ async def inference(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> 
         p.bfp_exp_bits,
         _value_fmt(p),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces of the core tests (test_core.py, test_baseline_core.py)
+# ---------------------------------------------------------------------------------------------
+def case_rng(tag: str) -> np.random.Generator:
+    """The numpy generator of one test case: cocotb's RANDOM_SEED (SEED=) and the case tag."""
+    return np.random.default_rng([int(cocotb.RANDOM_SEED), *tag.encode()])
+
+
+def finish(tb: CoreTB, sb: Scoreboard) -> None:
+    """Log the scoreboard summary, the per-command timings and the replay seed; fail on any
+    mismatch."""
+    tb.log.info("%s", sb.summary())
+    for t in tb.timings:
+        tb.log.info(
+            "timing %-10s %-13s stall=%-6s cycles=%6d ideal=%6d overhead=%4d wall=%.2fs",
+            t.layer,
+            t.op,
+            t.stall,
+            t.cycles,
+            t.ideal,
+            t.overhead,
+            t.wall_s,
+        )
+    tb.log.info("replay with SEED=%d", cocotb.RANDOM_SEED)
+    assert not sb.mismatches, sb.summary()
+
+
+#: An illegal-configuration case: (command, C, n, expected err_code_o, coverage bin).
+ErrorCase = tuple[str | int, int, int, int, str]
+
+
+async def check_errors(
+    tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected, cases: list[ErrorCase]
+) -> None:
+    """Each case's command is refused (error_o, err_code_o) without consuming a beat or
+    producing one; then a legal training step of ``layer`` runs clean and clears error_o."""
+    for op, channels, count, code, name in cases:
+        tb.configure(layer, channels=channels, count=count)
+        r = await tb.command(op, exp.x_beats, exp.dy_beats, stall="none", layer_name="err")
+        sb.checked += 1
+        ok = r.error and r.code == code and r.beats_in == 0 and not r.out
+        tb.log.info(
+            "%s C=%d n=%d -> error=%d code=%d (%s) beats_in=%d",
+            op,
+            channels,
+            count,
+            r.error,
+            r.code,
+            ERR.get(r.code, "?"),
+            r.beats_in,
+        )
+        if not ok:
+            sb.record(
+                "F1",
+                f"illegal config {name}",
+                f"refused with code {code}",
+                f"error={r.error} code={r.code} beats_in={r.beats_in} out={len(r.out)}",
+            )
+        else:
+            coverage.sample_error(name)
+    await training_step(tb, sb, layer, exp)
+    await ReadOnly()
+    if sig_int(tb.dut.error_o):
+        sb.record("F1", "error_o after a legal command", "0", "1")
+    await RisingEdge(tb.dut.clk_i)
