@@ -1,0 +1,643 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Synthesis, timing and power of the RTL (issue 4 section 2): Yosys 0.23 + OSU018 + OpenSTA.
+
+One function, :func:`synthesize`, takes a design (top module + parameters) through:
+
+1. Yosys, hierarchical (no ``-flatten``: each parameterisation of a module is synthesized once,
+   so the 16 lane datapaths of the core cost one datapath): ``synth -noabc``, saved; then
+   - OSU018: ``dfflibmap`` + ``abc -liberty`` + ``stat -liberty`` (cell area, µm²) and the
+     mapped netlist for OpenSTA;
+   - technology-free: ``dfflegalize`` to plain D flip-flops (so they are counted) +
+     ``abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX`` + ``stat -tech cmos`` (transistors, exact: no "+").
+   Per-module statistics are parsed from the log and summed over the instance tree here, so
+   every block (statistics, datapath, BFP pack/unpack, recip/rsqrt, channel unit, glue) gets
+   exact per-instance and per-design numbers; the design totals are checked against Yosys's own
+   "design hierarchy" totals.
+2. OpenSTA on the mapped netlist: critical path and fmax; vectorless power at a stated clock
+   (every net ``ACTIVITY`` transitions per clock cycle, duty 0.5, ``set_power_activity
+   -global``; the clock toggles every cycle), for the design and for each block linked on
+   its own.
+
+Results go to ``runs/synth/<label>/`` (logs, netlist, ``result.json``); a run whose Yosys
+script, sources and tools are unchanged is reused (``force=True`` re-runs).
+
+``python -m lightnorm.synth`` synthesizes the default LightNorm core (and the FP32 baseline
+when ``hdl/bn_fp32_core.sv`` exists); ``--ci`` runs only the quick generic check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HDL = ROOT / "hdl"
+RUNS = ROOT / "runs" / "synth"
+LIB_NAME = "osu018_stdcells.lib"
+GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
+PERIOD_NS = 10.0  # clock for the power figures (100 MHz), also the STA reference clock
+ACTIVITY = 0.2  # vectorless: transitions per clock cycle on every net, duty 0.5
+NICE = ["nice", "-n", "5"]
+FLOW_VERSION = "4"  # bump when the parsing or the OpenSTA part changes (invalidates results)
+ABC_CONSTR = "set_driving_cell BUFX2\nset_load 0.02\n"  # pF: about two INVX1 inputs
+
+
+@dataclass(frozen=True)
+class Design:
+    """A synthesizable configuration: top module, parameter overrides, throughput."""
+
+    label: str
+    top: str
+    params: dict[str, int] = field(default_factory=dict)
+    values_per_cycle: int = 1  # values processed per clock (lanes) for energy per value
+    extra_files: tuple[str, ...] = ()  # hdl/ files not in hdl/files.f (e.g. a baseline top)
+    clock: str | None = "clk_i"
+    static_ports: tuple[str, ...] = ()  # inputs held constant in the power run (configuration)
+
+
+def liberty() -> Path:
+    hits = sorted((ROOT / ".tools").rglob(LIB_NAME))
+    if not hits:
+        raise FileNotFoundError(f"{LIB_NAME} not under .tools/: run `make tools`")
+    return hits[0]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    def out(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+        except FileNotFoundError:
+            return "not installed"
+
+    return {
+        "yosys": out(["yosys", "-V"]),
+        "sta": "OpenSTA " + out(["sta", "-version"]),
+        "python": sys.version.split()[0],
+    }
+
+
+def sources(design: Design) -> list[Path]:
+    """The hdl/files.f sources (in order) that the design uses: the files without a module
+    (the package) and those holding a module reachable from the top by instantiation. So an
+    edit of an unrelated file neither re-runs nor changes a design's synthesis."""
+    lines = (HDL / "files.f").read_text().splitlines()
+    files = [HDL / ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("//")]
+    files += [HDL / f for f in design.extra_files if HDL / f not in files]
+    text = {f: re.sub(r"//.*", "", f.read_text()) for f in files}
+    owner = {m: f for f in files for m in re.findall(r"^\s*module\s+(\w+)", text[f], re.M)}
+    used, todo = set(), [design.top]
+    while todo:
+        m = todo.pop()
+        if m in used or m not in owner:
+            continue
+        used.add(m)
+        todo += re.findall(r"^\s*(\w+)\s*(?:#\s*\(|\w+\s*\()", text[owner[m]], re.M)
+    keep = {owner[m] for m in used}
+    return [f for f in files if f in keep or not re.search(r"^\s*module\s", text[f], re.M)]
+
+
+# --------------------------------------------------------------------------- Yosys
+
+
+def yosys_scripts(design: Design, lib: Path) -> dict[str, str]:
+    """The three Yosys stages, each its own process so each is cached on its own:
+    ``front`` (parse, elaborate, generic ``synth -noabc`` -> generic.il; also the CI check),
+    ``lib`` (OSU018 mapping -> mapped.v) and ``cmos`` (technology-free gate count)."""
+    files = " ".join(str(f) for f in sources(design))
+    chparam = " ".join(f"-set {k} {v}" for k, v in design.params.items())
+    front = [f"read_verilog -sv -D SYNTHESIS {files}"]
+    if chparam:  # (hierarchy -chparam trips an assertion in Yosys 0.23; chparam does not)
+        front.append(f"chparam {chparam} {design.top}")
+    front += [
+        f"hierarchy -check -top {design.top}",
+        f"rename -top {design.top}",
+        f"synth -top {design.top} -noabc",
+        "write_rtlil generic.il",
+        "stat",
+    ]
+    load = ["read_rtlil generic.il", f"hierarchy -top {design.top}"]
+    libmap = (
+        [f"# abc.constr: {ABC_CONSTR!r}"]
+        + load
+        + [
+            f"dfflibmap -liberty {lib}",
+            # -constr: ABC buffers high-fanout nets and sizes gates (buffer; upsize; dnsize);
+            # without it a select line of the flop arrays drives thousands of pins unbuffered
+            f"abc -liberty {lib} -constr abc.constr",
+            "opt_clean",
+            f"stat -liberty {lib}",
+            "splitnets",  # OpenSTA's reader takes no concatenation on an assign's left side
+            "opt_clean -purge",
+            "write_verilog -noattr -noexpr -nohex -nodec mapped.v",
+        ]
+    )
+    cmos = load + [
+        # plain D flip-flops only, so that `stat -tech cmos` counts every cell: async resets
+        # become synchronous logic (a few hundred control flops; the data arrays have none)
+        "async2sync",
+        "dfflegalize -cell $_DFF_P_ 01",
+        f"abc -g {GATES}",
+        "opt_clean",
+        "stat -tech cmos",
+    ]
+    return {k: "\n".join(v) + "\n" for k, v in (("front", front), ("lib", libmap), ("cmos", cmos))}
+
+
+_SECTION = re.compile(r"^\d+\. Printing statistics\.$", re.M)
+_MODULE = re.compile(r"^=== (.+) ===$", re.M)
+_CELL = re.compile(r"^\s{5}(\S+)\s+(\d+)$")
+
+
+def parse_stats(section: str) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """Per-module own cell counts ({module: {cell type: n}}) and the hierarchy-total lines."""
+    mods: dict[str, dict[str, int]] = {}
+    totals: dict[str, str] = {}
+    last = ""
+    parts = _MODULE.split(section)
+    for name, body in zip(parts[1::2], parts[2::2], strict=False):
+        cells = {}
+        for line in body.splitlines():
+            m = _CELL.match(line)
+            if m:
+                cells[m.group(1)] = int(m.group(2))
+        if name == "design hierarchy":
+            for key in (
+                "Chip area for top module",
+                "Estimated number of transistors",
+                "Number of cells",
+            ):
+                m = re.search(re.escape(key) + r"[^:]*:\s+(\S+)", body)
+                if m:
+                    totals[key] = m.group(1)
+            totals["cells_by_type"] = json.dumps(cells)
+        else:
+            mods[name] = cells
+            last = body
+    if not totals and len(mods) == 1:  # one module: Yosys prints no hierarchy section
+        area = re.search(r"Chip area for (?:top )?module[^:]*:\s+(\S+)", last)
+        tr = re.search(r"Estimated number of transistors:\s+(\S+)", last)
+        if area:
+            totals["Chip area for top module"] = area.group(1)
+        if tr:
+            totals["Estimated number of transistors"] = tr.group(1)
+    return mods, totals
+
+
+def base_name(module: str) -> str:
+    """`$paramod$<hash>\\lightnorm_round` or `$paramod\\x\\P=1` -> `lightnorm_round` / `x`."""
+    module = module.lstrip("\\")
+    if module.startswith("$paramod"):
+        return module.split("\\")[1]
+    return module
+
+
+def liberty_areas(lib: Path) -> dict[str, float]:
+    areas = {}
+    for chunk in re.split(r"\bcell\s*\(", lib.read_text())[1:]:
+        name = re.match(r"\s*\"?(\w+)", chunk)
+        area = re.search(r"\barea\s*:\s*([\d.]+)", chunk)
+        if name and area:
+            areas[name.group(1)] = float(area.group(1))
+    return areas
+
+
+# Transistors per generic gate, as Yosys's `stat -tech cmos` counts them (kernel stat.cc).
+CMOS_TRANSISTORS = {
+    "$_NOT_": 2,
+    "$_NAND_": 4,
+    "$_NOR_": 4,
+    "$_AND_": 6,
+    "$_OR_": 6,
+    "$_ANDNOT_": 6,
+    "$_ORNOT_": 6,
+    "$_AOI3_": 6,
+    "$_OAI3_": 6,
+    "$_AOI4_": 8,
+    "$_OAI4_": 8,
+    "$_NMUX_": 10,
+    "$_MUX_": 12,
+    "$_XOR_": 12,
+    "$_XNOR_": 12,
+    "$_DFF_P_": 16,
+    "$_DFF_N_": 16,
+}
+
+
+def hier_sum(mods: dict[str, dict[str, int]], own: dict[str, float]) -> dict[str, float]:
+    """Per module: own metric + instance counts x submodule totals (recursive)."""
+    memo: dict[str, float] = {}
+
+    def total(m: str) -> float:
+        if m not in memo:
+            memo[m] = own[m] + sum(n * total(c) for c, n in mods[m].items() if c in mods)
+        return memo[m]
+
+    return {m: total(m) for m in mods}
+
+
+def instance_counts(mods: dict[str, dict[str, int]], top: str) -> dict[str, int]:
+    """How many instances of each module the design under `top` holds."""
+    counts = {m: 0 for m in mods}
+
+    def walk(m: str, mult: int) -> None:
+        counts[m] += mult
+        for c, n in mods[m].items():
+            if c in mods:
+                walk(c, mult * n)
+
+    walk(top, 1)
+    return counts
+
+
+def run_yosys(
+    design: Design,
+    out: Path,
+    lib: Path,
+    stages: tuple[str, ...] = ("front", "lib", "cmos"),
+    force: bool = False,
+) -> dict[str, tuple[str, float, bool]]:
+    """Run (or reuse) the Yosys stages in `out`: {stage: (log text, wall seconds, reused)}.
+
+    A stage is reused when its script, the sources (for ``front``) or the front end's key
+    (for the mappings) and the Yosys version are unchanged."""
+    out.mkdir(parents=True, exist_ok=True)
+    scripts = yosys_scripts(design, lib)
+    front_key = hashlib.sha256(
+        scripts["front"].encode()
+        + b"".join(f.read_bytes() for f in sources(design))
+        + tool_versions()["yosys"].encode()
+    ).hexdigest()
+    res: dict[str, tuple[str, float, bool]] = {}
+    for stage in stages:
+        key = (
+            front_key
+            if stage == "front"
+            else hashlib.sha256((front_key + scripts[stage]).encode()).hexdigest()
+        )
+        log, stamp = out / f"yosys_{stage}.log", out / f"yosys_{stage}.key"
+        if not force and stamp.exists() and log.exists() and stamp.read_text().split()[0] == key:
+            res[stage] = (log.read_text(), float(stamp.read_text().split()[1]), True)
+            continue
+        (out / f"{stage}.ys").write_text(scripts[stage])
+        (out / "abc.constr").write_text(ABC_CONSTR)
+        stamp.unlink(missing_ok=True)
+        t0 = time.monotonic()
+        run = subprocess.run(
+            NICE + ["yosys", "-q", "-l", log.name, f"{stage}.ys"],
+            cwd=out,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.monotonic() - t0
+        if run.returncode != 0:
+            raise RuntimeError(
+                f"yosys {stage} failed for {design.label} (see {log}):\n{run.stderr[-2000:]}"
+            )
+        stamp.write_text(f"{key} {wall:.1f}\n")
+        res[stage] = (log.read_text(), wall, False)
+        if stage == "front":
+            force = True  # a new generic netlist invalidates the mappings
+    return res
+
+
+def clean_netlist(src: Path, dst: Path) -> dict[str, str]:
+    """Rename Yosys's escaped `$paramod...` module names to plain identifiers for OpenSTA."""
+    names: dict[str, str] = {}
+
+    def sub(m: re.Match[str]) -> str:
+        ident = m.group(0).strip()
+        if ident not in names:
+            base = re.sub(r"\W", "_", base_name(ident.lstrip("\\")))
+            names[ident] = f"{base}__{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
+        return names[ident] + " "
+
+    text = re.sub(r"\\\$paramod\S*\s", sub, src.read_text())
+    dst.write_text(_ASSIGN_CONCAT.sub(_split_assign, text))
+    return {k.lstrip("\\"): v for k, v in names.items()}
+
+
+_ASSIGN_CONCAT = re.compile(r"^(\s*)assign \{ (.*) \} = \{ (.*) \};$", re.M)
+
+
+def _bits(items: str) -> list[str] | None:
+    """`a[3:1], b[0], 2'b01` -> one entry per bit, MSB first (None if a width is unknown)."""
+    out: list[str] = []
+    for it in (x.strip() for x in items.split(",")):
+        rng = re.fullmatch(r"(\S+)\[(\d+):(\d+)\]", it)
+        const = re.fullmatch(r"(\d+)'b([01xz]+)", it)
+        if rng:
+            hi, lo = int(rng.group(2)), int(rng.group(3))
+            step = -1 if hi >= lo else 1
+            out += [f"{rng.group(1)}[{i}]" for i in range(hi, lo + step, step)]
+        elif const:
+            out += [f"1'b{c}" for c in const.group(2).rjust(int(const.group(1)), "0")]
+        elif re.fullmatch(r"\S+\[\d+\]", it):
+            out.append(it)
+        else:
+            return None
+    return out
+
+
+def _split_assign(m: re.Match[str]) -> str:
+    """OpenSTA's reader takes no concatenation on an assign's left side (Yosys writes one
+    where output bits alias other bits): split it into one assign per bit."""
+    lhs, rhs = _bits(m.group(2)), _bits(m.group(3))
+    if lhs is None or rhs is None or len(lhs) != len(rhs):
+        return m.group(0)
+    return "\n".join(f"{m.group(1)}assign {a} = {b};" for a, b in zip(lhs, rhs, strict=True))
+
+
+# --------------------------------------------------------------------------- OpenSTA
+
+_SLACK = re.compile(r"^\s*(-?[\d.]+)\s+slack", re.M)
+_ARRIVAL = re.compile(r"^\s*([\d.]+)\s+data arrival time", re.M)
+_POINT = re.compile(r"^(Startpoint|Endpoint): (\S+)", re.M)
+_POWER = re.compile(r"^Total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", re.M)
+
+
+def run_sta(
+    netlist: Path,
+    top: str,
+    lib: Path,
+    clock: str | None,
+    out: Path,
+    period_ns: float = PERIOD_NS,
+    activity: float = ACTIVITY,
+    static_ports: tuple[str, ...] = (),
+    timeout_s: float = 300.0,
+) -> dict:
+    """Critical path, fmax and vectorless power of `top` in `netlist`; `static_ports`
+    (port name patterns, e.g. the configuration) get activity 0, every other input
+    `activity` transitions per clock cycle."""
+    static = (
+        (
+            f"set_power_activity -input_ports [get_ports {{{' '.join(static_ports)}}}] "
+            "-activity 0 -duty 0.5"
+        )
+        if static_ports
+        else ""
+    )
+    clk = f"[get_ports {clock}]" if clock else ""
+    inputs = f"[delete_from_list [all_inputs] [get_ports {clock}]]" if clock else "[all_inputs]"
+    # Vectorless activity on every net ("-global"), not propagated from the inputs: the
+    # propagation of this 2019 OpenSTA build returns NaN or crashes on the channel unit.
+    tcl = f"""read_liberty {lib}
+read_verilog {netlist}
+link_design {top}
+create_clock -name clk -period {period_ns} {clk}
+set_input_delay 0 -clock clk {inputs}
+set_output_delay 0 -clock clk [all_outputs]
+report_checks -path_delay max -digits 3
+set_power_activity -global -activity {activity} -duty 0.5
+{static}
+report_power
+exit
+"""
+    script = out / f"sta_{top}.tcl"
+    script.write_text(tcl)
+    try:
+        res = subprocess.run(
+            ["sta", "-no_splash", str(script)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=out,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"OpenSTA did not finish in {timeout_s} s for {top}") from e
+    text = res.stdout + res.stderr
+    (out / f"sta_{top}.log").write_text(text)
+    power = _POWER.search(text)
+    paths = []  # (slack, path text) of each timing path group but the async (recovery) one
+    for chunk in text.split("Startpoint: ")[1:]:
+        slack = _SLACK.search(chunk)
+        if slack and "Path Group: **async_default**" not in chunk:
+            paths.append((float(slack.group(1)), "Startpoint: " + chunk))
+    if not paths or power is None or "Error" in text:
+        raise RuntimeError(f"OpenSTA failed for {top}: see {out / f'sta_{top}.log'}")
+    worst, path = min(paths)
+    min_period = period_ns - worst
+    arrival = _ARRIVAL.search(path)
+    points = dict(_POINT.findall(path))
+    total_w = float(power.group(4))
+    return {
+        "critical_path_ns": round(min_period, 3),
+        "data_arrival_ns": float(arrival.group(1)) if arrival else None,
+        "startpoint": points.get("Startpoint"),
+        "endpoint": points.get("Endpoint"),
+        "fmax_mhz": round(1000.0 / min_period, 2),
+        "power_clock_mhz": round(1000.0 / period_ns, 2),
+        "activity": f"global {activity}",
+        "power_mw": round(total_w * 1e3, 4),
+        "power_internal_mw": round(float(power.group(1)) * 1e3, 4),
+        "power_switching_mw": round(float(power.group(2)) * 1e3, 4),
+        "power_leakage_mw": round(float(power.group(3)) * 1e3, 6),
+        "energy_pj_per_cycle": round(total_w * period_ns * 1e3, 3),
+    }
+
+
+# --------------------------------------------------------------------------- the flow
+
+
+def synthesize(design: Design, force: bool = False, sta_blocks: bool = True) -> dict:
+    """Synthesize `design`, time it and write runs/synth/<label>/result.json."""
+    lib = liberty()
+    out = RUNS / design.label
+    logs = run_yosys(design, out, lib, force=force)
+    lib_mods, lib_tot = parse_stats(_SECTION.split(logs["lib"][0])[-1])
+    cmos_mods, cmos_tot = parse_stats(_SECTION.split(logs["cmos"][0])[-1])
+    wall = {k: round(v[1], 1) for k, v in logs.items()}
+    reused = all(v[2] for v in logs.values())
+    # the whole result (parsing + OpenSTA) is reused when Yosys was, for the same settings
+    key = hashlib.sha256(
+        "".join((out / f"yosys_{k}.key").read_text() for k in logs).encode()
+        + repr((FLOW_VERSION, PERIOD_NS, ACTIVITY, design, sta_blocks)).encode()
+    ).hexdigest()
+    cached = out / "result.json"
+    if reused and not force and cached.exists():
+        old = json.loads(cached.read_text())
+        if old.get("key") == key:
+            old["yosys_reused"] = True
+            return old
+    if "+" in cmos_tot.get("Estimated number of transistors", "+"):
+        raise RuntimeError("transistor count incomplete (a cell type was not counted)")
+    areas = liberty_areas(lib)
+    own_area = {
+        m: sum(n * areas[c] for c, n in cells.items() if c in areas)
+        for m, cells in lib_mods.items()
+    }
+    own_tr = {
+        m: sum(n * CMOS_TRANSISTORS.get(c, 0) for c, n in cells.items())
+        for m, cells in cmos_mods.items()
+    }
+    unknown = {
+        c
+        for cells in cmos_mods.values()
+        for c in cells
+        if c not in CMOS_TRANSISTORS and c not in cmos_mods
+    }
+    if unknown:
+        raise RuntimeError(f"uncounted generic cells: {sorted(unknown)}")
+    tot_area, tot_tr = hier_sum(lib_mods, own_area), hier_sum(cmos_mods, own_tr)
+    own_ff = {
+        m: sum(n for c, n in cells.items() if c.startswith("$_DFF"))
+        for m, cells in cmos_mods.items()
+    }
+    tot_ff = hier_sum(cmos_mods, {m: float(v) for m, v in own_ff.items()})
+    top = design.top
+    # cross-checks against Yosys's own hierarchy totals
+    y_area = float(lib_tot.get("Chip area for top module", "nan"))
+    y_tr = int(cmos_tot["Estimated number of transistors"])
+    if abs(tot_area[top] - y_area) > 1e-6 * max(1.0, y_area) or int(tot_tr[top]) != y_tr:
+        raise RuntimeError(
+            f"hierarchy sums {tot_area[top]}, {tot_tr[top]} != Yosys {y_area}, {y_tr}"
+        )
+    names = clean_netlist(out / "mapped.v", out / "mapped_sta.v")
+    count = instance_counts(cmos_mods, top)
+    blocks = {}
+    for m in lib_mods:
+        blocks[m] = {
+            "module": base_name(m),
+            "instances": count.get(m, 0),
+            "area_um2": round(tot_area[m], 1),
+            "own_area_um2": round(own_area[m], 1),
+            "transistors": int(tot_tr[m]),
+            "flops": int(tot_ff[m]),
+            "own_flops": own_ff[m],
+            "own_transistors": own_tr[m],
+            "parents": sorted(p for p, cells in cmos_mods.items() if m in cells),
+            "sta_name": names.get(m, m),
+        }
+    result = {
+        "label": design.label,
+        "top": top,
+        "params": design.params,
+        "values_per_cycle": design.values_per_cycle,
+        "area_um2": round(tot_area[top], 1),
+        "transistors": y_tr,
+        "flops": int(tot_ff[top]),
+        "yosys_wall_s": round(sum(wall.values()), 1),
+        "yosys_stage_wall_s": wall,
+        "yosys_reused": reused,
+        "blocks": blocks,
+    }
+    t0 = time.monotonic()
+    try:
+        sta = run_sta(
+            out / "mapped_sta.v", top, lib, design.clock, out, static_ports=design.static_ports
+        )
+        result.update(sta)
+        result["energy_pj_per_value"] = round(
+            sta["energy_pj_per_cycle"] / design.values_per_cycle, 4
+        )
+    except RuntimeError as e:  # area and transistors stand; timing/power not measured
+        result["sta_error"] = str(e)
+        for k in ("fmax_mhz", "critical_path_ns", "power_mw", "energy_pj_per_value"):
+            result[k] = None
+    if sta_blocks:
+        for m, b in blocks.items():
+            if m == top or b["instances"] == 0:
+                continue
+            try:
+                b.update(
+                    run_sta(
+                        out / "mapped_sta.v",
+                        b["sta_name"],
+                        lib,
+                        design.clock if _has_port(out, b["sta_name"], design.clock) else None,
+                        out,
+                        timeout_s=180.0,
+                    )
+                )
+            except RuntimeError as e:
+                b["sta_error"] = str(e)
+    result["sta_wall_s"] = round(time.monotonic() - t0, 1)
+    result["key"] = key
+    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _has_port(out: Path, module: str, port: str | None) -> bool:
+    if port is None:
+        return False
+    text = (out / "mapped_sta.v").read_text()
+    m = re.search(rf"^module {re.escape(module)}\s*\(([^)]*)\)", text, re.M)
+    return bool(m) and port in [p.strip() for p in m.group(1).split(",")]
+
+
+def generic_check(design: Design, force: bool = False) -> dict:
+    """CI check: parse + elaborate + generic synthesis (no cell mapping), timed."""
+    out = RUNS / design.label  # the same front end as `synthesize` (shared cache)
+    log, wall, reused = run_yosys(design, out, liberty(), ("front",), force=force)["front"]
+    m = re.findall(r"Number of cells:\s+(\d+)", log.split("=== design hierarchy ===")[-1])
+    return {
+        "label": design.label,
+        "yosys_wall_s": round(wall, 1),
+        "reused": reused,
+        "generic_cells": int(m[0]) if m else None,
+    }
+
+
+# --------------------------------------------------------------------------- designs
+
+LIGHTNORM = Design("lightnorm_core", "lightnorm_core", values_per_cycle=16)
+BASELINE_FILE = "bn_fp32_core.sv"
+BASELINE = Design(
+    "bn_fp32_core",
+    "bn_fp32_core",
+    values_per_cycle=16,
+    extra_files=(BASELINE_FILE,),
+)
+
+
+def default_designs() -> list[tuple[Design, bool]]:
+    """(design, available): the baseline is listed even before its RTL exists."""
+    return [(LIGHTNORM, True), (BASELINE, (HDL / BASELINE_FILE).exists())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lightnorm.synth", description=__doc__)
+    ap.add_argument("--ci", action="store_true", help="generic synthesis only (CI check)")
+    ap.add_argument("--force", action="store_true", help="re-run even if cached")
+    ap.add_argument("--design", action="append", help="label(s) to run (default: all)")
+    args = ap.parse_args(argv)
+    for design, ok in default_designs():
+        if args.design and design.label not in args.design:
+            continue
+        if not ok:
+            print(f"{design.label}: not yet synthesized (hdl/{BASELINE_FILE} missing)")
+            continue
+        t0 = time.monotonic()
+        if args.ci:
+            r = generic_check(design, force=args.force)
+            print(
+                f"{r['label']}: generic synthesis OK, {r['generic_cells']} cells, "
+                f"yosys {r['yosys_wall_s']} s{' (cached)' if r['reused'] else ''}"
+            )
+            continue
+        r = synthesize(design, force=args.force)
+        print(
+            f"{r['label']}: {r['area_um2']:.0f} um2, {r['transistors']} transistors, "
+            f"{r['flops']} flops, fmax {r['fmax_mhz']} MHz, {r['power_mw']} mW @ "
+            f"{PERIOD_NS} ns -> {r['energy_pj_per_value']} pJ/value; yosys "
+            f"{r['yosys_wall_s']} s{' (cached)' if r['yosys_reused'] else ''}, "
+            f"total {time.monotonic() - t0:.0f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
