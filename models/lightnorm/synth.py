@@ -34,6 +34,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,7 +235,7 @@ CMOS_TRANSISTORS = {
 }
 
 
-def hier_sum(mods: dict[str, dict[str, int]], own: dict[str, float]) -> dict[str, float]:
+def hier_sum(mods: dict[str, dict[str, int]], own: Mapping[str, float]) -> dict[str, float]:
     """Per module: own metric + instance counts x submodule totals (recursive)."""
     memo: dict[str, float] = {}
 
@@ -555,9 +556,9 @@ def synthesize(design: Design, force: bool = False, sta_blocks: bool = True) -> 
                 b.update(
                     run_sta(
                         out / "mapped_sta.v",
-                        b["sta_name"],
+                        str(b["sta_name"]),
                         lib,
-                        design.clock if _has_port(out, b["sta_name"], design.clock) else None,
+                        design.clock if _has_port(out, str(b["sta_name"]), design.clock) else None,
                         out,
                         timeout_s=180.0,
                     )
@@ -575,7 +576,7 @@ def _has_port(out: Path, module: str, port: str | None) -> bool:
         return False
     text = (out / "mapped_sta.v").read_text()
     m = re.search(rf"^module {re.escape(module)}\s*\(([^)]*)\)", text, re.M)
-    return bool(m) and port in [p.strip() for p in m.group(1).split(",")]
+    return m is not None and port in [p.strip() for p in m.group(1).split(",")]
 
 
 def generic_check(design: Design, force: bool = False) -> dict:
