@@ -7,8 +7,9 @@ PY     = $(VENV)/bin/python
 SIM   ?= verilator
 SEED  ?=
 WAVES ?= 0
+DESIGN ?= lightnorm
 PYTEST_ARGS ?=
-export VENV SIM SEED WAVES
+export VENV SIM SEED WAVES DESIGN
 
 # The venv is (re)built only when the requirements or the package metadata change.
 STAMP = $(VENV)/.lightnorm-stamp
@@ -16,7 +17,7 @@ STAMP = $(VENV)/.lightnorm-stamp
 WITH_ENV = . scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools test test-torch sim regress demo study bench lint typecheck clean distclean
+.PHONY: help venv tools test test-torch sim regress demo study bench synth synth-ci report lint typecheck clean distclean
 
 help: ## list the targets
 	@echo "LightNorm targets (variables: VENV=$(VENV) SIM=$(SIM) SEED=$(SEED) WAVES=$(WAVES)):"
@@ -34,21 +35,21 @@ venv: $(STAMP) ## create/refresh the Python venv (only when requirements.txt/pyp
 tools: ## install missing system tools (iverilog, yosys, opensta, Fashion-MNIST) and OSU018 cells
 	scripts/setup_tools.sh
 
-# The torch module and training harness (issue 5) are still in progress: their tests run
-# with `make test-torch`, not yet in CI's `make test`.
+# The torch module and training-harness tests (issue 5); part of `make test`, and alone with
+# `make test-torch`. LIGHTNORM_SLOW_TESTS=1 adds the slow cases (compiled path of every preset).
 TORCH_TESTS = models/tests/test_torch.py models/tests/test_train.py models/tests/test_nets.py models/tests/test_data.py
 
-test: venv tools ## run the tests CI runs: model oracles, RTL block and core tests (SIM=, SEED=, WAVES=1)
-	$(WITH_ENV) $(PY) -m pytest models/tests verif $(foreach t,$(TORCH_TESTS),--ignore=$(t)) $(PYTEST_ARGS)
+test: venv tools ## run the tests CI runs: model oracles, torch module + training smoke, RTL block and core tests (SIM=, SEED=, WAVES=1)
+	$(WITH_ENV) $(PY) -m pytest models/tests verif $(PYTEST_ARGS)
 
-test-torch: venv tools ## tests of the torch module and the training harness (work in progress)
+test-torch: venv tools ## only the torch module and training-harness tests (also in `make test`)
 	$(WITH_ENV) $(PY) -m pytest $(TORCH_TESTS) $(PYTEST_ARGS)
 
-sim: venv tools ## main job: one scoreboarded training step on the RTL core (SIM=, SEED=, WAVES=1)
+sim: venv tools ## main job: one scoreboarded training step on the RTL core (SIM=, SEED=, WAVES=1, DESIGN=lightnorm|baseline)
 	$(WITH_ENV) $(PY) verif/sim_main.py
 
 regress: venv tools ## long randomized core regression on both simulators, with coverage
-	$(WITH_ENV) LIGHTNORM_REGRESS=1 $(PY) -m pytest -s verif/test_core.py -k regress $(PYTEST_ARGS)
+	$(WITH_ENV) LIGHTNORM_REGRESS=1 $(PY) -m pytest -s verif/test_core.py verif/test_baseline_core.py -k regress $(PYTEST_ARGS)
 
 demo: venv ## one training step of the reference model vs float64 BN (PRESET=lightnorm)
 	$(PY) -m lightnorm demo --preset $(or $(PRESET),lightnorm)
@@ -58,6 +59,15 @@ study: venv tools ## accuracy study on Fashion-MNIST (<= 60 min) -> docs/results
 
 bench: venv ## run the benchmarks (python -m lightnorm.bench)
 	$(PY) -m lightnorm.bench
+
+synth: venv tools ## synthesize both cores (Yosys + OSU018 + OpenSTA) -> runs/synth/<design>/result.json
+	$(PY) -m lightnorm.synth $(if $(FORCE),--force)
+
+synth-ci: venv tools ## CI check: generic Yosys synthesis of both cores at the default configuration
+	$(PY) -m lightnorm.synth --ci $(if $(FORCE),--force)
+
+report: venv tools ## synthesis + sweep + DRAM model -> docs/results/hw_synth.md, hw_compare.json, PNGs
+	$(PY) -m lightnorm.hwreport $(if $(FORCE),--force)
 
 lint: venv tools ## ruff + Verilator --lint-only -Wall and a Yosys parse of every hdl/ module
 	$(PY) -m ruff check models verif

@@ -15,6 +15,7 @@ the machine and its load average (the machine may be shared: the load is part of
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -76,17 +77,17 @@ def run(shape: tuple[int, ...], repeats: int, presets: list[str], backend: str) 
     modules: dict[str, nn.Module] = {"nn.BatchNorm2d": nn.BatchNorm2d(channels)}
     first_call: dict[str, float] = {}
     for name in presets:
-        mod = LightNorm2d(channels, config=name, backend=backend)
-        first_call[name] = _timed(lambda m=mod: _step(m, x, dy))  # compile or cache hit
-        modules[f"LightNorm2d[{name}]"] = mod
-    for mod in modules.values():  # warm-up
+        light = LightNorm2d(channels, config=name, backend=backend)
+        first_call[name] = _timed(functools.partial(_step, light, x, dy))  # compile or cache hit
+        modules[f"LightNorm2d[{name}]"] = light
+    for module in modules.values():  # warm-up
         for _ in range(3):
-            _step(mod, x, dy)
+            _step(module, x, dy)
     times: dict[str, list[float]] = {k: [] for k in modules}
     load_start = os.getloadavg()
     for _ in range(repeats):
-        for key, mod in modules.items():
-            times[key].append(_timed(lambda m=mod: _step(m, x, dy)))
+        for key, module in modules.items():
+            times[key].append(_timed(functools.partial(_step, module, x, dy)))
     load_end = os.getloadavg()
     base = statistics.median(times["nn.BatchNorm2d"])
     rows = {}
@@ -100,7 +101,8 @@ def run(shape: tuple[int, ...], repeats: int, presets: list[str], backend: str) 
             "ratio_of_minima": min(ts) / min(times["nn.BatchNorm2d"]),
         }
     return {
-        "what": "training forward + backward (input, weight, bias), float32, median of interleaved rounds",
+        "what": "training forward + backward (input, weight, bias), float32, "
+        "median of interleaved rounds",
         "shape": list(shape),
         "repeats": repeats,
         "backend": backend,
@@ -149,7 +151,8 @@ def to_markdown(env: dict[str, Any], res: dict[str, Any]) -> str:
         "First LightNorm call (compile or compile-cache hit), seconds: "
         + ", ".join(f"{k} {v:.1f}" for k, v in res["first_call_s"].items()),
         "",
-        f"Load average (1/5/15 min) at start {tuple(round(v, 2) for v in res['load_average_start'])}, "
+        "Load average (1/5/15 min) at start "
+        f"{tuple(round(v, 2) for v in res['load_average_start'])}, "
         f"at end {tuple(round(v, 2) for v in res['load_average_end'])} "
         f"on {env['cpu_count']} CPUs (a shared machine: both modules ran under the same load).",
         "",
@@ -161,7 +164,9 @@ def to_markdown(env: dict[str, Any], res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--shape", type=int, nargs=4, default=[32, 64, 32, 32])
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--presets", nargs="+", default=["lightnorm"])

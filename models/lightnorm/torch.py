@@ -10,45 +10,53 @@ buffers (running_mean, running_var, num_batches_tracked), state_dict keys, momen
 keyword-only (``config=``, ``backend=``). :func:`convert_batchnorm` / :func:`revert_batchnorm`
 swap modules explicitly; torch itself is never patched.
 
-How the numerics are implemented in torch ops (all device-agnostic, no numpy on the data path):
+How the numerics are implemented in torch ops (device-agnostic; no numpy on the data path):
 
-- Values of every format FP(E <= 8, M <= 23) are exact float32 values; stored tensors (x, y,
-  dy, dx as read back from storage) are float32. Arithmetic runs in float64.
-- ``_quant`` is the one rounding step (spec section 2): with e = floor(log2|x|) read from the
-  float64 bit pattern, k = max(e, emin) - M, the result is 2^k * R(x * 2^-k), R = round half
-  even (rne) or trunc (rtz); both scalings are exact powers of two; then the overflow policy.
-- mul(a, b): the float64 product of two format values (<= 24 significant bits each) is exact,
-  rounded once by ``_quant``.
-- add/sub(a, b): when the operand formats span <= 53 bits (e.g. fp10_e5m4 with fp10_e5m4:
-  2^-18 ... 2^17) the float64 sum is exact and is rounded once. Otherwise the float64 sum s
-  and its exact error (TwoSum) are formed; where the error is nonzero and s is a rounding
-  breakpoint of the target (a value or a midpoint) s is moved one float64 ulp toward the exact
-  result before the rounding (as lightnorm.arith does; no other float64 lies in between).
+- Every value of a format FP(E <= 8, M <= 23) is an exact float32 value. Kept element tensors
+  (x and dy as read back from storage) are float16 when the format fits it exactly (E <= 5,
+  M <= 10: fp10_e5m4), else float32; outputs have the input's dtype.
+- ``_quant`` is the one rounding step (spec section 2). float64 (and float32 with rtz): with
+  e = floor(log2|x|) from the bit pattern, k = clamp(e, emin, emax + 1) - M, the result is
+  2^k * R(x * 2^-k), R = round half even or trunc, both scalings exact. float32 with rne, for
+  formats with E <= 7: Veltkamp's split rounds to M + 1 bits, ties to even (checked on all
+  2^32 float32 inputs for fp10_e5m4, eager and compiled), an addition of 1.5 * 2^(lsb + 23)
+  rounds on the subnormal grid. Then the overflow policy.
+- mul(a, b): the product of two format values is exact in float64, and in float32 when the
+  significands and exponent ranges fit; rounded once.
+- add/sub(a, b): in float32 when rounding to nearest, both operands have at most the result's
+  p = M + 1 <= 11 bits (double rounding through 24 >= 2p + 2 bits is innocuous, Figueroa
+  1995; checked on every pair of fp10_e5m4 values); else in float64: exact when the operand
+  formats span <= 53 bits (fp10_e5m4: 2^-18 ... 2^17), otherwise TwoSum and, where the error
+  is nonzero and the float64 sum is a breakpoint of the result format (a value or a midpoint),
+  a one-ulp nudge toward the exact sum before the one rounding (as lightnorm.arith does).
 - recip(v): 1/v in float64 is correctly rounded and never lands on a breakpoint of a format
-  with <= 24-bit significands unless it is exact (|1 - v*t| >= 2^-49 for such t), so one
-  ``_quant`` of it is correctly rounded. rsqrt(v): 1/sqrt(v) in float64 (error < 2 ulp); when
-  it lies within 4 ulp of a breakpoint B, the side of B is decided exactly from the sign of
-  1 - B^2 v (Dekker product), then the same nudge.
-- Exact accumulators (spec section 4): a channel's n values of format f are integer multiples of
-  2^(emin - M) below 2^(emax + 1); when (emax + 1 - (emin - M)) + ceil(log2 n) <= 53 a float64
-  sum is exact in any order (fp10_e5m4: n <= 2^19), when <= 63 an int64 sum of the scaled
-  integers is (n <= 2^29); wider formats (fp32, fp10_e6m3) use the exact fallback: the values
-  are split into windows of 53 - ceil(log2 n) bits between the tensor's highest and lowest set
-  bit, each window is summed exactly in float64 and the windows are recombined as Python
-  integers. A sum is rounded once, ``round(c * sum)``, by an exact product (Dekker) and the
-  breakpoint nudge (or by lightnorm.arith.round_scaled_int for Python-integer sums).
-- BFP (spec section 5) groups ``group_size`` channels at one (n, h, w) position: rule max
-  (with group poisoning by NaN/Inf) and the authors' second_max rule.
+  with <= 24-bit significands unless it is exact (|1 - v*t| >= 2^-49 for such t): one
+  ``_quant`` of it is correct. rsqrt(v): 1/sqrt(v) in float64 (error < 2 ulp); within 4 ulp of
+  a breakpoint B the side of B is decided exactly by the sign of B^2 v - 1 (Dekker product),
+  then the nudge.
+- Exact accumulators (spec section 4): n values of a format f are integer multiples of
+  2^(emin - M) below 2^(emax + 1). When (emax + 1 - (emin - M)) + ceil(log2 n) <= 53 their
+  float64 sum is exact in any order (fp10_e5m4: n <= 2^19); when <= 63 the int64 sum of the
+  scaled integers is (n <= 2^29); wider formats (fp32, fp10_e6m3) use the exact fallback: the
+  values are split into windows of 53 - ceil(log2 n) bits between the tensor's highest and
+  lowest set bit, each window summed exactly in float64, the windows recombined as Python
+  integers. A sum is rounded once, round(c * sum): exact product (Dekker) and the breakpoint
+  nudge, or lightnorm.arith.round_scaled_int for Python-integer sums.
+- BFP (spec section 5): groups of ``group_size`` channels at one (n, h, w) position, rule max
+  (with the carry of the largest element and NaN/Inf poisoning) and the authors' second_max.
+- Per-channel results (stat_format, running_format) saturate (spec section 2).
 
-Execution: the element-wise passes are plain torch functions. With ``backend="auto"``
-(default) or ``"compile"`` they run through ``torch.compile`` (inductor, dynamic shapes, one
-compilation per pass and configuration, cached on disk by inductor); ``"eager"`` runs the same
-functions op by op. The environment variable LIGHTNORM_TORCH_BACKEND=eager|compile overrides
-``"auto"``. If compilation fails (e.g. no C++ compiler), "auto" warns once and falls back to
-eager. The per-channel steps (C values) always run eagerly. Both paths give the same bits.
+Execution: each step is a plain torch function: four element-wise passes (store + statistics,
+normalize, backward pass 1, backward pass 2) and small per-channel steps (the C values of
+F2/F3/F6/B3, single-threaded). ``backend="compile"`` runs them through ``torch.compile``
+(inductor; one compilation per step and configuration, cached on disk by inductor; the first
+call of a new configuration takes tens of seconds), ``"eager"`` runs them op by op, ``"auto"``
+(default) compiles for inputs of at least AUTO_COMPILE_MIN_NUMEL elements and runs smaller
+ones eagerly; LIGHTNORM_TORCH_BACKEND=eager|compile overrides "auto", and if compilation
+fails (e.g. no C++ compiler) "auto" warns once and stays eager. Both paths give the same bits.
 
 Scope beyond the spec: in eval mode with running statistics the module also has a backward
-(docs/spec.md defines none): with mu, s, a of section 8, dx = stored(mul(dy, a, gf)),
+(docs/spec.md defines none): with mu, s, a of section 8, dx = stored(mul(stored(dy), a, gf)),
 d_gamma = round(sum(dy * x_hat)), d_beta = round(sum(dy)) (B1, B2, B5 of section 7).
 """
 
@@ -66,6 +74,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _NormBase
 
 from lightnorm.arith import round_scaled_int
@@ -114,8 +123,13 @@ class _Fmt:
     @staticmethod
     def of(ff: FloatFormat, rounding: Rounding, overflow: Overflow) -> _Fmt:
         return _Fmt(
-            ff.man_bits, ff.emin, ff.emax, ff.max_normal,
-            rounding is Rounding.RNE, overflow is Overflow.SATURATE, ff,
+            ff.man_bits,
+            ff.emin,
+            ff.emax,
+            ff.max_normal,
+            rounding is Rounding.RNE,
+            overflow is Overflow.SATURATE,
+            ff,
         )
 
 
@@ -135,8 +149,12 @@ class _Bfp:
         if b is None:
             return None
         return _Bfp(
-            b.man_bits, b.group_size, b.exp_min, b.exp_max,
-            b.rule is SharedExpRule.SECOND_MAX, rounding is Rounding.RNE,
+            b.man_bits,
+            b.group_size,
+            b.exp_min,
+            b.exp_max,
+            b.rule is SharedExpRule.SECOND_MAX,
+            rounding is Rounding.RNE,
         )
 
 
@@ -185,8 +203,17 @@ def _f32_fmt(f: _Fmt) -> bool:
     return f.lsb >= -126 and f.emax + 2 <= 126
 
 
+_NARROW = (torch.float16, torch.bfloat16, torch.float32)  # exactly widened to float32
+
+
 def _q_dtype(x: Tensor, f: _Fmt) -> torch.dtype:
-    return torch.float32 if x.dtype == torch.float32 and _f32_fmt(f) else _F64
+    return torch.float32 if x.dtype in _NARROW and _f32_fmt(f) else _F64
+
+
+def _store_dtype(f: _Fmt) -> torch.dtype:
+    """dtype of a kept element tensor of f: float16 holds every value of a format with
+    E <= 5, M <= 10 exactly (fp10_e5m4: half the memory traffic of float32), else float32."""
+    return torch.float16 if f.emax <= 15 and f.lsb >= -24 and f.man <= 10 else torch.float32
 
 
 def _quant(x: Tensor, f: _Fmt) -> Tensor:
@@ -196,9 +223,11 @@ def _quant(x: Tensor, f: _Fmt) -> Tensor:
     k = clamp(floor(log2|x|), emin, emax + 1) - M; result = 2^k * R(x * 2^-k) with R = round
     half even (rne) or trunc (rtz), both scalings exact; zeros keep their sign, NaN stays NaN.
     Then |result| > max_normal: saturate -> +-max_normal (Inf inputs too); inf & rne -> +-Inf;
-    inf & rtz -> +-max_normal for finite x, Inf stays Inf.
+    inf & rtz -> +-max_normal for finite x, Inf stays Inf. (float32 and rne: _quant_rne32.)
     """
     x = x.to(_q_dtype(x, f))
+    if x.dtype == torch.float32 and f.rne:
+        return _quant_rne32(x, f)
     k = _ilogb(x).clamp(f.emin, f.emax + 1) - f.man
     scaled = x * _pow2(-k, x.dtype)
     r = torch.round(scaled) if f.rne else torch.trunc(scaled)
@@ -208,7 +237,32 @@ def _quant(x: Tensor, f: _Fmt) -> Tensor:
         return torch.where(big, torch.copysign(torch.full_like(out, f.maxn), x), out)
     if f.rne:
         return torch.where(big, torch.copysign(torch.full_like(out, math.inf), x), out)
-    return torch.where(big & torch.isfinite(x), torch.copysign(torch.full_like(out, f.maxn), x), out)
+    return torch.where(
+        big & torch.isfinite(x), torch.copysign(torch.full_like(out, f.maxn), x), out
+    )
+
+
+def _quant_rne32(x: Tensor, f: _Fmt) -> Tensor:
+    """quantize(x, f), rne, of float32 x for a format with E <= 7, in float32 arithmetic only.
+
+    x is first clamped to +-2^(emax + 2) (already an overflow; Inf -> that bound, NaN stays).
+    |x| >= 2^emin: Veltkamp's split t = x * (2^(23 - M) + 1), x - ... = t - (t - x) rounds x to
+    M + 1 significant bits, to nearest, ties to even (float32 RNE arithmetic, no FMA; checked
+    on every float32 input for fp10_e5m4). |x| < 2^emin: (x + c) - c with c = 1.5 * 2^(lsb + 23)
+    rounds x to a multiple of 2^lsb (float32 addition rounds there, ties to even), with x's
+    sign (so a negative value rounding to zero gives -0). Then the overflow policy.
+    """
+    bound = float(2.0 ** (f.emax + 2))
+    xc = x.clamp(-bound, bound)
+    t = xc * float(2 ** (23 - f.man) + 1)
+    hi = t - (t - xc)
+    c = float(1.5 * 2.0 ** (f.lsb + 23))
+    lo = torch.copysign((xc + c) - c, xc)
+    out = torch.where(xc.abs() < float(2.0**f.emin), lo, hi)
+    big = out.abs() > f.maxn
+    return torch.where(
+        big, torch.copysign(torch.full_like(out, f.maxn if f.sat else math.inf), xc), out
+    )
 
 
 def _is_breakpoint(s: Tensor, f: _Fmt) -> Tensor:
@@ -232,7 +286,10 @@ def _add_f32(f: _Fmt, fa: _Fmt, fb: _Fmt) -> bool:
     24 >= 2p + 2 bits (Figueroa 1995; checked exhaustively for fp10_e5m4 in the tests)."""
     p = f.man + 1
     return (
-        f.rne and 24 >= 2 * p + 2 and fa.man <= f.man and fb.man <= f.man
+        f.rne
+        and 24 >= 2 * p + 2
+        and fa.man <= f.man
+        and fb.man <= f.man
         and all(_f32_fmt(g) for g in (f, fa, fb))
     )
 
@@ -264,14 +321,16 @@ def _mul(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
     """mul(a, b, f) of a value of fa and a value of fb: the product is exact in float64 (and in
     float32 when the significands have <= 24 bits together and the range fits); rounded once."""
     exact32 = (
-        fa.man + fb.man + 2 <= 24 and fa.lsb + fb.lsb >= -149 and fa.emax + fb.emax + 2 <= 126
+        fa.man + fb.man + 2 <= 24
+        and fa.lsb + fb.lsb >= -149
+        and fa.emax + fb.emax + 2 <= 126
         and _f32_fmt(f)
     )
     dt = torch.float32 if exact32 else _F64
     return _quant(a.to(dt) * b.to(dt), f)
 
 
-def _bfp_grouped(vg: Tensor, b: _Bfp, f: _Fmt | None) -> Tensor:
+def _bfp_grouped(vg: Tensor, b: _Bfp, f: _Fmt | None, gmax: Tensor | None = None) -> Tensor:
     """Store grouped values vg (..., g, S), group axis -2, values of element format f, to BFP
     and load them back (spec section 5); float32 when vg is float32 and f fits float32, else
     float64 (f None: any float64 values).
@@ -284,7 +343,7 @@ def _bfp_grouped(vg: Tensor, b: _Bfp, f: _Fmt | None) -> Tensor:
     elements above E and non-finite elements pass through.
     The clamp range is narrowed to [lsb, emax + 1] of f, which changes no result (nonzero
     values of f have exponents in [lsb, emax], a carry adds one; an all-zero group decodes to
-    zeros for any E).
+    zeros for any E). ``gmax``: the group maxima of |vg| (..., 1, S), when the caller has them.
     """
     if f is None:
         vg, e_lo, e_hi = vg.to(_F64), b.emin, b.emax
@@ -303,7 +362,7 @@ def _bfp_grouped(vg: Tensor, b: _Bfp, f: _Fmt | None) -> Tensor:
             shared = torch.where(second == _NO_EXP, first, second)
         shared = torch.where(shared == _NO_EXP, e_lo, shared).clamp(e_lo, e_hi)
     else:
-        gmax = a.amax(dim=-2, keepdim=True)
+        gmax = a.amax(dim=-2, keepdim=True) if gmax is None else gmax.to(vg.dtype)
         special = ~torch.isfinite(gmax)
         top = _ilogb(gmax).clamp(e_lo, e_hi)  # all-zero group: -> the lowest exponent
         lead = gmax * _pow2((b.mb - 1) - top, vg.dtype)
@@ -315,17 +374,35 @@ def _bfp_grouped(vg: Tensor, b: _Bfp, f: _Fmt | None) -> Tensor:
     val = torch.copysign(mant * _pow2(sh, vg.dtype), vg)
     if b.second_max:
         return torch.where((e > shared) | ~torch.isfinite(vg), vg, val)
-    poisoned = torch.where(torch.isinf(vg), vg, torch.full_like(vg, math.nan))
+    # |v| == Inf rather than torch.isinf: inductor vectorizes the former, not the latter
+    poisoned = torch.where(vg.abs() == math.inf, vg, torch.full_like(vg, math.nan))
     return torch.where(special, poisoned, val)
 
 
-def _storage(v: Tensor, f: _Fmt, b: _Bfp | None) -> Tensor:
+def _bfp_keeps(f: _Fmt, b: _Bfp) -> bool:
+    """BFP (rule max) with man_bits = M + 1 returns values of f for inputs in f: the largest
+    element has <= M + 1 significant bits (no carry), every result is mant * 2^(E - M) with
+    mant < 2^(M + 1) and E at most the group's largest exponent (or Emax), and a grid finer
+    than f's subnormals leaves the element unchanged. The final quantize is then the identity."""
+    return not b.second_max and b.mb == f.man + 1
+
+
+def _storage(v: Tensor, f: _Fmt, b: _Bfp | None, rounded: bool = False) -> Tensor:
     """stored(v, f) (spec section 5) of grouped values v (..., g, S) (group axis -2, g = the BFP
-    group size): quantize, then BFP store/load and quantize again, if BFP is enabled."""
-    q = _quant(v, f)
+    group size): quantize, then BFP store/load and quantize again, if BFP is enabled.
+
+    ``rounded``: v already holds values of f (quantize is then the identity). For rule max the
+    group maxima of |quantize(v)| are quantize(max |v|) (quantize is odd and monotone), taken
+    from v directly; the last quantize is skipped when it is the identity (_bfp_keeps).
+    """
+    q = v if rounded else _quant(v, f)
     if b is None:
         return q
-    return _quant(_bfp_grouped(q, b, f), f)
+    gmax = None
+    if not b.second_max and not rounded:
+        gmax = _quant(v.abs().amax(dim=-2, keepdim=True), f)
+    out = _bfp_grouped(q, b, f, gmax)
+    return out if _bfp_keeps(f, b) else _quant(out, f)
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,8 +410,8 @@ def _storage(v: Tensor, f: _Fmt, b: _Bfp | None) -> Tensor:
 # vectors (C,) float64; `p` is the static description. Inside, every pass works on one grouped
 # view (N, G, g, S) - g: the BFP group (1 without BFP), C padded with +0 lanes to G*g (zeros in,
 # zeros out, so padding never reaches a BFP exponent) - and reduces over S only (partials per
-# (n, c) row, combined exactly afterwards), so that inductor fuses the element chain and the
-# reductions of a pass into one loop nest. Stored tensors are returned as float32 (N, C, S).
+# (n, c) row, combined exactly afterwards: row reductions fuse best with inductor's loops).
+# Kept tensors are float16 or float32 (_store_dtype).
 # --------------------------------------------------------------------------------------------
 
 
@@ -379,7 +456,7 @@ def _sum_parts(v: Tensor, f: _Fmt, kind: str, c: int) -> tuple[Tensor, ...]:
     if kind == "f64":
         return (_rows(v.sum(dim=-1), c),)
     fin = torch.isfinite(v)
-    ints = (torch.where(fin, v, 0.0) * float(2.0 ** -f.lsb)).to(_I64)
+    ints = (torch.where(fin, v, 0.0) * float(2.0**-f.lsb)).to(_I64)
     special = torch.where(fin, 0.0, v).sum(dim=-1)
     return _rows(ints.sum(dim=-1), c), _rows(special, c)
 
@@ -398,7 +475,7 @@ class _PStore:
 def _pass_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
     c = v.shape[1]
     vc = _storage(_group(v, p.lay), p.f, p.bfp)
-    out: tuple[Tensor, ...] = (_ungroup(vc.to(torch.float32), c),)
+    out: tuple[Tensor, ...] = (_ungroup(vc.to(_store_dtype(p.f)), c),)
     if p.kind is not None and p.kind != "wide":
         out += _sum_parts(vc, p.f, p.kind, c)
     if p.extrema:
@@ -443,7 +520,7 @@ def _pass_norm(x: Tensor, mean: Tensor, coeff: Tensor, beta: Tensor, *, p: _PNor
         xg = _storage(xg, p.cf, p.bfp)
     d = _sub(xg, _chan(mean, lay), p.cf, p.cf, p.st)
     y = _add(_mul(d, _chan(coeff, lay), p.cf, p.cf, p.st), _chan(beta, lay), p.cf, p.cf, p.st)
-    return _ungroup(_storage(y, p.cf, p.bfp).to(torch.float32), c)
+    return _ungroup(_storage(y, p.cf, p.bfp, rounded=True).to(torch.float32), c)
 
 
 @dataclass(frozen=True)
@@ -459,13 +536,15 @@ class _PBwd1:
     kind: str
 
 
-def _pass_bwd1(dy: Tensor, x_c: Tensor, mean: Tensor, scale: Tensor, *, p: _PBwd1) -> tuple[Tensor, ...]:
+def _pass_bwd1(
+    dy: Tensor, x_c: Tensor, mean: Tensor, scale: Tensor, *, p: _PBwd1
+) -> tuple[Tensor, ...]:
     c, lay = x_c.shape[1], p.lay
     dyc = _storage(_group(dy, lay), p.gf, p.bfp)
     d = _sub(_group(x_c, lay), _chan(mean, lay), p.cf, p.cf, p.st)
     x_hat = _mul(d, _chan(scale, lay), p.cf, p.cf, p.st)
     prod = _mul(dyc, x_hat, p.gf, p.gf, p.cf)
-    out: tuple[Tensor, ...] = (_ungroup(dyc.to(torch.float32), c),)
+    out: tuple[Tensor, ...] = (_ungroup(dyc.to(_store_dtype(p.gf)), c),)
     if p.kind == "wide":
         return out + (_ungroup(prod.to(torch.float32), c),)
     return out + _sum_parts(dyc, p.gf, p.kind, c) + _sum_parts(prod, p.gf, p.kind, c)
@@ -484,8 +563,17 @@ class _PBwd2:
 
 
 def _pass_bwd2(
-    dy_c: Tensor, x_c: Tensor, mean: Tensor, scale: Tensor, k_beta: Tensor, k_gamma: Tensor,
-    coeff: Tensor, corr: Tensor, marker: Tensor, *, p: _PBwd2,
+    dy_c: Tensor,
+    x_c: Tensor,
+    mean: Tensor,
+    scale: Tensor,
+    k_beta: Tensor,
+    k_gamma: Tensor,
+    coeff: Tensor,
+    corr: Tensor,
+    marker: Tensor,
+    *,
+    p: _PBwd2,
 ) -> Tensor:
     c, lay = x_c.shape[1], p.lay
     dy = _group(dy_c, lay)
@@ -503,10 +591,11 @@ def _pass_bwd2(
         cr = _chan(corr, lay)
         mk = _group(marker, lay)
         dx = torch.where(
-            mk == 1, _sub(t, cr, p.gf, p.gf, p.st),
+            mk == 1,
+            _sub(t, cr, p.gf, p.gf, p.st),
             torch.where(mk == 2, _add(t, cr, p.gf, p.gf, p.st), t),
         )
-    return _ungroup(_storage(dx, p.gf, p.bfp).to(torch.float32), c)
+    return _ungroup(_storage(dx, p.gf, p.bfp, rounded=True).to(torch.float32), c)
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,14 +618,13 @@ def _resolve_backend(backend: str, numel: int | None = None) -> str:
     if backend == "auto":
         env = os.environ.get("LIGHTNORM_TORCH_BACKEND", "auto")
         if env not in _BACKENDS:
-            raise ValueError(f"LIGHTNORM_TORCH_BACKEND must be one of {list(_BACKENDS)}, got {env!r}")
+            raise ValueError(
+                f"LIGHTNORM_TORCH_BACKEND must be one of {list(_BACKENDS)}, got {env!r}"
+            )
         backend = env
     if backend == "auto" and numel is not None:  # compile, falling back to eager on failure
         return "try-compile" if numel >= AUTO_COMPILE_MIN_NUMEL else "eager"
     return backend
-
-
-_INDUCTOR_OPTIONS: dict[str, Any] = {}
 
 
 def _compiled_pass(fn: Callable[..., Any], p: Any) -> Callable[..., Any]:
@@ -551,8 +639,15 @@ def _compiled_pass(fn: Callable[..., Any], p: Any) -> Callable[..., Any]:
                 return fn(*args, p=p)
 
             code = entry.__code__.replace(co_name=f"lightnorm{fn.__name__}_{len(_compiled)}")
-            bound = types.FunctionType(code, entry.__globals__, code.co_name, None, entry.__closure__)
-            cached = torch.compile(bound, dynamic=None, options=dict(_INDUCTOR_OPTIONS))
+            bound = types.FunctionType(
+                code, entry.__globals__, code.co_name, None, entry.__closure__
+            )
+            # Per-channel steps work on C values: one thread (an OpenMP team for 64 values only
+            # costs a wake-up, milliseconds on a busy machine).
+            options: dict[str, Any] | None = None
+            if fn.__name__.startswith("_chan"):
+                options = {"cpp.threads": 1}
+            cached = torch.compile(bound, dynamic=None, options=options)
             _compiled[key] = cached
     return cached
 
@@ -596,14 +691,13 @@ def _two_prod_err(a: Tensor, b: Tensor, p: Tensor) -> Tensor:
 
 
 def _recip(v: Tensor, f: _Fmt) -> Tensor:
-    """recip(v, f): round(1 / v) once (float64 division). 1/+-0 = +-Inf (also under
-    saturation, as lightnorm.arith.recip), 1/+-Inf = +-0."""
-    out = _quant(torch.ones_like(v) / v, f)
-    return torch.where(v == 0, torch.copysign(torch.full_like(v, math.inf), v), out)
+    """recip(v, f): round(1 / v) once (float64 division). 1/+-0 = +-Inf (+-max_normal under
+    saturation), 1/+-Inf = +-0."""
+    return _quant(torch.ones_like(v) / v, f)
 
 
 def _rsqrt(v: Tensor, f: _Fmt) -> Tensor:
-    """rsqrt(v, f): round(1 / sqrt(v)) once; rsqrt(+-0) = +Inf (also under saturation),
+    """rsqrt(v, f): round(1 / sqrt(v)) once; rsqrt(+-0) = +Inf (max_normal under saturation),
     rsqrt(+Inf) = +0, v < 0 -> NaN."""
     r = torch.ones_like(v) / torch.sqrt(v)
     ok = torch.isfinite(r) & (r > 0)
@@ -617,8 +711,8 @@ def _rsqrt(v: Tensor, f: _Fmt) -> Tensor:
     near = ok & ((rs - bp).abs() <= rs * 2.0**-50)
     step = torch.where(t < 0, 1, -1)  # truth above B: one ulp up, else down
     nudged = torch.where(t == 0, bp, (bp.view(_I64) + step).view(_F64))
-    out = _quant(torch.where(near, nudged, r), f)
-    return torch.where(v == 0, torch.full_like(out, math.inf), out)  # as lightnorm.arith.rsqrt
+    r = torch.where(near, nudged, r)
+    return _quant(torch.where(v == 0, torch.full_like(r, math.inf), r), f)
 
 
 @dataclass
@@ -630,16 +724,12 @@ class _Acc:
     ints: list[int] | None = None
     lsb: int = 0
     special: Tensor | None = None
-    bits: int = 53  # the float64 sums are integer multiples of 2^lsb below 2^(lsb + bits)
 
     @staticmethod
-    def from_parts(parts: tuple[Tensor, ...], f: _Fmt, count: int) -> _Acc:
-        """From the row sums (rows, C) of a pass over count values per channel (their sum is
-        exact as well)."""
+    def from_parts(parts: tuple[Tensor, ...], f: _Fmt) -> _Acc:
+        """From the row sums (rows, C) of a pass (their sum is exact as well)."""
         if len(parts) == 1:
-            s = parts[0].sum(dim=0)
-            bits = f.emax + 1 - f.lsb + _ceil_log2(count)
-            return _Acc(f64=torch.where(s == 0, torch.zeros_like(s), s), bits=bits)  # +0
+            return _Acc(f64=_plus_zero(parts[0].sum(dim=0)))  # an exact zero sum is +0
         ints = parts[0].sum(dim=0)
         return _Acc(ints=[int(t) for t in ints.tolist()], lsb=f.lsb, special=parts[1].sum(dim=0))
 
@@ -650,7 +740,7 @@ class _Acc:
         if kind == "wide":
             return _exact_sum_wide(t.unsqueeze(0), f)
         parts = _sum_parts(t.reshape(1, t.shape[0], 1, t.shape[1]), f, kind, t.shape[0])
-        return _Acc.from_parts(parts, f, t.shape[1])
+        return _Acc.from_parts(parts, f)
 
 
 def _exact_sum_wide(v: Tensor, f: _Fmt) -> _Acc:
@@ -685,26 +775,10 @@ def _exact_sum_wide(v: Tensor, f: _Fmt) -> _Acc:
     return _Acc(ints=totals, lsb=lsb, special=special)
 
 
-def _sig_bits(c: float) -> int:
-    """Number of significant bits of the finite nonzero float c."""
-    m = int(math.ldexp(abs(math.frexp(c)[0]), 53))
-    return 54 - (m & -m).bit_length()
-
-
 def _round_acc(acc: _Acc, c: float, f: _Fmt) -> Tensor:
-    """acc.round(f, scale=c): round(c * sum) once (spec section 4); NaN/Inf sums give sum * c."""
+    """acc.round(f, scale=c): round(c * sum) once (spec section 4)."""
     if acc.f64 is not None:
-        s = acc.f64
-        if c == 0.0:
-            return torch.where(torch.isfinite(s), torch.zeros_like(s), _quant(s * c, f))
-        prod = s * c
-        if acc.bits + _sig_bits(c) <= 53:  # the float64 product is exact
-            return _quant(prod, f)
-        cs = torch.full_like(s, c)
-        fin = torch.isfinite(prod)
-        err = torch.where(fin, _two_prod_err(torch.where(fin, s, 0.0), cs, torch.where(fin, prod, 0.0)), 0.0)
-        out = _round_with_error(prod, err, f)
-        return torch.where(torch.isfinite(s), out, _quant(prod, f))
+        return _round_sum(acc.f64, torch.tensor(c, dtype=_F64, device=acc.f64.device), f)
     assert acc.ints is not None and acc.special is not None
     frac, exp = math.frexp(c)
     c_int, exp = int(math.ldexp(frac, 53)), exp - 53
@@ -715,8 +789,162 @@ def _round_acc(acc: _Acc, c: float, f: _Fmt) -> Tensor:
     return torch.where(acc.special != 0, _quant(acc.special * c, f), out)
 
 
-def _scalar(v: float, like: Tensor) -> Tensor:
-    return torch.full((1,), v, dtype=_F64, device=like.device)
+def _plus_zero(s: Tensor) -> Tensor:
+    """s with -0 replaced by +0 (an exact zero sum is +0), by clearing the sign bit of zeros
+    (integer ops: immune to the compiler's -fno-signed-zeros)."""
+    mask = torch.where(s == 0, 0x7FFFFFFFFFFFFFFF, -1)
+    return (s.view(_I64) & mask).view(_F64)
+
+
+def _round_sum(s: Tensor, c: Tensor, f: _Fmt) -> Tensor:
+    """round(c * s) once (spec section 4: acc.round(f, scale=c)) of exact float64 sums s with
+    a finite float64 constant c (a tensor, broadcast): the product and its exact error
+    (Dekker), the breakpoint nudge, one rounding. NaN/Inf sums give quantize(s * c); c = 0
+    gives +0 for finite sums."""
+    prod = s * c
+    fin = torch.isfinite(prod)
+    sf, pf = torch.where(fin, s, 0.0), torch.where(fin, prod, 0.0)
+    err = torch.where(fin, _two_prod_err(sf, c.expand_as(sf), pf), 0.0)
+    out = _round_with_error(prod, err, f)
+    out = torch.where(torch.isfinite(s), out, _quant(prod, f))
+    return torch.where(torch.isfinite(s) & (c == 0), torch.zeros_like(out), out)
+
+
+# Per-layer constants travel as one float64 tensor (no recompilation when n or eps change).
+_INV, _INV_UNBIASED, _RANGE_C, _RANGE_C_K, _EPS = range(5)
+
+
+@dataclass(frozen=True)
+class _PChan:
+    """Static description of the per-channel steps."""
+
+    cf: _Fmt
+    gf: _Fmt
+    st: _Fmt
+    rf: _Fmt
+    k: int  # K
+    pre: bool  # accumulator roundings were done outside (Python integers): inputs are rounded
+    aligned: bool = False  # range: extrema are row extrema (N, C), chunks of N / K samples
+
+
+def _coeffs(scale: Tensor, gamma: Tensor, beta: Tensor, st: _Fmt) -> tuple[Tensor, Tensor]:
+    """F3: a = mul(round(gamma), s, st) and round(beta), stat_format."""
+    g = _quant(gamma.to(_F64), st)
+    return _mul(g, scale, st, st, st), _quant(beta.to(_F64), st)
+
+
+def _chan_mean(rows: Tensor, kc: Tensor, *, p: _PChan) -> Tensor:
+    """F2: mu = round(sum(x) * inv_count) from exact row sums (N, C)."""
+    return _round_sum(_plus_zero(rows.sum(dim=0)), kc[_INV], p.st)
+
+
+def _chan_range(
+    ext_max: Tensor,
+    ext_min: Tensor,
+    rmean: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    kc: Tensor,
+    *,
+    p: _PChan,
+) -> tuple[Tensor, ...]:
+    """F2 range + F3: r = round(sum_k(max_k - min_k) / K) (exact sum, unless p.pre: rmean given),
+    sigma = mul(r, C), s = recip(add(sigma, eps)), a, beta; v_b = mul(sigma, sigma, rf)."""
+    st, rf = p.st, p.rf
+    if not p.pre:
+        if p.aligned:  # chunk k = samples [k N/K, (k+1) N/K): reduce the row extrema
+            ch = ext_max.shape[1]
+            ext_max = ext_max.reshape(p.k, -1, ch).amax(dim=1).t()
+            ext_min = ext_min.reshape(p.k, -1, ch).amin(dim=1).t()
+        both = torch.cat([ext_max, -ext_min], dim=1).to(_F64)  # (C, 2K) values of cf: exact sum
+        rmean = _round_sum(_plus_zero(both.sum(dim=1)), kc.new_full((1,), 1.0 / p.k), st)
+    sigma = _mul(rmean, kc[_RANGE_C], st, st, st)
+    scale = _recip(_add(sigma, kc[_EPS], st, st, st), st)
+    coeff, b = _coeffs(scale, gamma, beta, st)
+    return scale, coeff, b, _mul(sigma, sigma, rf, st, st)
+
+
+def _chan_var(
+    rows: Tensor,
+    var: Tensor,
+    batch_var: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    kc: Tensor,
+    *,
+    p: _PChan,
+) -> tuple[Tensor, ...]:
+    """F2 variance + F3: var = round(sum(q) * inv_count), s = rsqrt(add(var, eps)), a, beta;
+    v_b = round(sum(q) * inv_count_unbiased) (rf) (unless p.pre: var, v_b given)."""
+    st = p.st
+    if not p.pre:
+        sq = _plus_zero(rows.sum(dim=0))
+        var, batch_var = _round_sum(sq, kc[_INV], st), _round_sum(sq, kc[_INV_UNBIASED], p.rf)
+    scale = _rsqrt(_add(var, kc[_EPS], st, st, st), st)
+    coeff, b = _coeffs(scale, gamma, beta, st)
+    return scale, coeff, b, batch_var
+
+
+def _chan_running(
+    running_mean: Tensor,
+    running_var: Tensor,
+    mean: Tensor,
+    batch_var: Tensor,
+    mk: Tensor,
+    *,
+    p: _PChan,
+) -> tuple[Tensor, Tensor]:
+    """F6: running <- add(mul(round(running), keep, rf), mul(batch, mom, rf), rf);
+    mk = (m, 1 - m)."""
+    rf = p.rf
+    mom, keep = _quant(mk[0], rf), _quant(mk[1], rf)
+    out = []
+    for buf, batch, fb in ((running_mean, mean, p.st), (running_var, batch_var, rf)):
+        old = _quant(buf.to(_F64), rf)
+        out.append(_add(_mul(old, keep, rf, rf, rf), _mul(batch, mom, rf, fb, rf), rf, rf, rf))
+    return out[0], out[1]
+
+
+def _chan_infer(
+    running_mean: Tensor,
+    running_var: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    eps: Tensor,
+    *,
+    p: _PChan,
+) -> tuple[Tensor, ...]:
+    """I1 + I2: mu = round(rm), v = round(rv), s = rsqrt(add(v, round(eps))), a, beta."""
+    st = p.st
+    mean = _quant(running_mean.to(_F64), st)
+    var = _quant(running_var.to(_F64), st)
+    scale = _rsqrt(_add(var, _quant(eps, st), st, st, st), st)
+    coeff, b = _coeffs(scale, gamma, beta, st)
+    return mean, scale, coeff, b
+
+
+def _chan_bwd(
+    rows_dy: Tensor,
+    rows_p: Tensor,
+    rounded: Tensor,
+    coeff: Tensor,
+    kc: Tensor,
+    *,
+    p: _PChan,
+) -> tuple[Tensor, ...]:
+    """B2 + B3: d_beta = round(sum dy), d_gamma = round(sum p), k_beta, k_gamma (times 1/n),
+    corr = mul(mul(a, d_gamma), C/K) (stat_format). p.pre: rounded = (d_beta, d_gamma, k_beta,
+    k_gamma) (4, C) given."""
+    st = p.st
+    if p.pre:
+        d_beta, d_gamma, k_beta, k_gamma = rounded.unbind(0)
+    else:
+        sdy, sp = _plus_zero(rows_dy.sum(dim=0)), _plus_zero(rows_p.sum(dim=0))
+        one = kc.new_ones(())
+        d_beta, d_gamma = _round_sum(sdy, one, st), _round_sum(sp, one, st)
+        k_beta, k_gamma = _round_sum(sdy, kc[_INV], st), _round_sum(sp, kc[_INV], st)
+    corr = _mul(_mul(coeff, d_gamma, st, st, st), kc[_RANGE_C_K], st, st, st)
+    return d_beta, d_gamma, k_beta, k_gamma, corr
 
 
 # --------------------------------------------------------------------------------------------
@@ -731,7 +959,8 @@ class _FwdState:
     mean: Tensor
     scale: Tensor
     coeff: Tensor
-    consts: LayerConstants | None
+    consts: LayerConstants | None  # None: eval mode (running statistics)
+    kc: Tensor | None  # the constants as a tensor
     argmax: Tensor | None = None  # (C, K) stream indices (range_exact)
     argmin: Tensor | None = None
 
@@ -760,56 +989,98 @@ class _Engine:
         self.range_exact = cfg.grad_mode is GradMode.RANGE_EXACT
         self.k = cfg.num_chunks
         self.g = 1 if cfg.bfp is None else cfg.bfp.group_size
-        self._consts: dict[tuple[int, float], LayerConstants] = {}
+        self._consts: dict[tuple[int, float, str], tuple[LayerConstants, Tensor]] = {}
 
-    def constants(self, count: int, eps: float) -> LayerConstants:
-        key = (count, float(eps))
+    def constants(
+        self, count: int, eps: float, device: torch.device
+    ) -> tuple[LayerConstants, Tensor]:
+        """The layer constants (lightnorm.reference.layer_constants, cached by n and eps) and
+        the same as a float64 tensor for the per-channel steps."""
+        key = (count, float(eps), str(device))
         c = self._consts.get(key)
         if c is None:
-            c = layer_constants(count, self.cfg, eps)  # raises ValueError for a bad n / eps
-            self._consts[key] = c
+            k = layer_constants(count, self.cfg, eps)  # raises ValueError for a bad n / eps
+            vals = [
+                k.inv_count,
+                k.inv_count_unbiased,
+                k.range_const,
+                k.range_const_per_chunk,
+                k.eps,
+            ]
+            c = self._consts[key] = (k, torch.tensor(vals, dtype=_F64, device=device))
         return c
+
+    def _pchan(self, pre: bool, aligned: bool = False) -> _PChan:
+        return _PChan(self.cf, self.gf, self.st, self.rf, self.k, pre, aligned)
+
+    def _acc(
+        self, outs: tuple[Tensor, ...], stored: Tensor, f: _Fmt, kind: str, count: int
+    ) -> _Acc:
+        """The exact accumulator of a pass's row sums (kind 'i64'), or of stored values ('wide')."""
+        if kind == "wide":
+            return _exact_sum_wide(stored, f)
+        return _Acc.from_parts(outs, f)
 
     # ---- F1..F6 -----------------------------------------------------------------------------
 
-    def forward_train(self, x: Tensor, gamma: Tensor, beta: Tensor, eps: float, backend: str) -> _FwdOut:
-        st, cf, rf = self.st, self.cf, self.rf
+    def forward_train(
+        self, x: Tensor, gamma: Tensor, beta: Tensor, eps: float, backend: str
+    ) -> _FwdOut:
+        st, cf = self.st, self.cf
         n_, ch, s_ = x.shape
         count = n_ * s_
-        k = self.constants(count, eps)
+        k, kc = self.constants(count, eps, x.device)
         kind = _sum_kind(cf, count)
         aligned = self.range and n_ % self.k == 0
         lay = _Layout(self.g)
         outs = _run(backend, _pass_store, _PStore(cf, self.bfp, lay, kind, aligned), x)
         x_c = outs[0]
         nsum = {"f64": 1, "i64": 2, "wide": 0}[kind]
-        acc_x = _exact_sum_wide(x_c, cf) if kind == "wide" else _Acc.from_parts(outs[1 : 1 + nsum], cf, count)
-        mean = _round_acc(acc_x, k.inv_count, st)
+        if kind == "f64":
+            mean = _run(backend, _chan_mean, self._pchan(False), outs[1], kc)
+        else:
+            acc_x = self._acc(outs[1 : 1 + nsum], x_c, cf, kind, count)
+            mean = _round_acc(acc_x, k.inv_count, st)
         amax = amin = None
         if self.range:
-            if aligned:  # chunk k = samples [k N/K, (k+1) N/K): reduce the row extrema
-                cmax = outs[-2].reshape(self.k, -1, ch).amax(dim=1).t().to(_F64)
-                cmin = outs[-1].reshape(self.k, -1, ch).amin(dim=1).t().to(_F64)
+            if aligned:
+                ext_max, ext_min = outs[-2], outs[-1]
             else:
-                cmax, cmin = self.chunk_extrema(x_c)
+                ext_max, ext_min = self.chunk_extrema(x_c)
             if self.range_exact:
                 amax, amin = self.chunk_args(x_c)
-            acc_r = _Acc.of_rows(torch.cat([cmax, -cmin], dim=1).to(_F64), cf)  # (C, 2K)
-            rmean = _round_acc(acc_r, 1.0 / self.k, st)
-            sigma = _mul(rmean, _scalar(k.range_const, rmean), st, st, st)
-            scale = _recip(_add(sigma, _scalar(k.eps, sigma), st, st, st), st)
-            batch_var = _mul(sigma, sigma, rf, st, st)
+            pre = _sum_kind(cf, 2 * self.k) != "f64"
+            rmean = mean
+            if pre:
+                if aligned:
+                    ext_max = ext_max.reshape(self.k, -1, ch).amax(dim=1).t()
+                    ext_min = ext_min.reshape(self.k, -1, ch).amin(dim=1).t()
+                both = torch.cat([ext_max, -ext_min], dim=1).to(_F64)
+                rmean = _round_acc(_Acc.of_rows(both, cf), 1.0 / self.k, st)
+            scale, coeff, b, batch_var = _run(
+                backend,
+                _chan_range,
+                self._pchan(pre, aligned and not pre),
+                ext_max,
+                ext_min,
+                rmean,
+                gamma,
+                beta,
+                kc,
+            )
         else:
-            vouts = _run(backend, _pass_var, _PVar(cf, st, _Layout(self.g), kind), x_c, mean)
-            acc_q = _exact_sum_wide(vouts[0], cf) if kind == "wide" else _Acc.from_parts(vouts, cf, count)
-            var = _round_acc(acc_q, k.inv_count, st)
-            scale = _rsqrt(_add(var, _scalar(k.eps, var), st, st, st), st)
-            batch_var = _round_acc(acc_q, k.inv_count_unbiased, rf)
-        g = _quant(gamma.to(_F64), st)
-        b = _quant(beta.to(_F64), st)
-        coeff = _mul(g, scale, st, st, st)
-        y = _run(backend, _pass_norm, _PNorm(cf, st, self.bfp, _Layout(self.g), False), x_c, mean, coeff, b)
-        state = _FwdState(mean, scale, coeff, k, amax, amin)
+            vouts = _run(backend, _pass_var, _PVar(cf, st, lay, kind), x_c, mean)
+            pre = kind != "f64"
+            var = batch_var = mean
+            if pre:
+                acc_q = self._acc(vouts, vouts[0], cf, kind, count)
+                var = _round_acc(acc_q, k.inv_count, st)
+                batch_var = _round_acc(acc_q, k.inv_count_unbiased, self.rf)
+            scale, coeff, b, batch_var = _run(
+                backend, _chan_var, self._pchan(pre), vouts[0], var, batch_var, gamma, beta, kc
+            )
+        y = _run(backend, _pass_norm, _PNorm(cf, st, self.bfp, lay, False), x_c, mean, coeff, b)
+        state = _FwdState(mean, scale, coeff, k, kc, amax, amin)
         return _FwdOut(y, x_c, state, batch_var)
 
     def _stream_chunks(self, x_c: Tensor) -> tuple[Tensor, Tensor]:
@@ -837,33 +1108,48 @@ class _Engine:
         return imax, imin
 
     def update_running(
-        self, running_mean: Tensor, running_var: Tensor, mean: Tensor, batch_var: Tensor,
+        self,
+        running_mean: Tensor,
+        running_var: Tensor,
+        mean: Tensor,
+        batch_var: Tensor,
         momentum: float,
+        backend: str,
     ) -> None:
-        """F6, in place: running <- add(mul(round(running), keep, rf), mul(batch, mom, rf), rf)
-        with mom = round(m), keep = round(1 - m) (1 - m in float64), batch = mu or v_b."""
-        rf = self.rf
-        mom = _quant(_scalar(momentum, mean), rf)
-        keep = _quant(_scalar(1.0 - momentum, mean), rf)
-        for buf, batch, fb in ((running_mean, mean, self.st), (running_var, batch_var, rf)):
-            old = _quant(buf.detach().to(_F64), rf)
-            new = _add(_mul(old, keep, rf, rf, rf), _mul(batch, mom, rf, fb, rf), rf, rf, rf)
-            buf.copy_(new.to(buf.dtype))
+        """F6, in place (momentum m as in torch; 1 - m in float64)."""
+        mk = torch.tensor([momentum, 1.0 - momentum], dtype=_F64, device=mean.device)
+        rm, rv = _run(
+            backend,
+            _chan_running,
+            self._pchan(False),
+            running_mean.detach(),
+            running_var.detach(),
+            mean,
+            batch_var,
+            mk,
+        )
+        running_mean.copy_(rm.to(running_mean.dtype))
+        running_var.copy_(rv.to(running_var.dtype))
 
     # ---- I1..I3 -----------------------------------------------------------------------------
 
     def forward_infer(
-        self, x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Tensor, running_var: Tensor,
-        eps: float, backend: str, keep_input: bool,
+        self,
+        x: Tensor,
+        gamma: Tensor,
+        beta: Tensor,
+        running_mean: Tensor,
+        running_var: Tensor,
+        eps: float,
+        backend: str,
+        keep_input: bool,
     ) -> tuple[Tensor, Tensor | None, _FwdState]:
         st, cf = self.st, self.cf
-        eps_q = _quant(_scalar(float(eps), x), st)
-        mean = _quant(running_mean.to(_F64), st)
-        var = _quant(running_var.to(_F64), st)
-        scale = _rsqrt(_add(var, eps_q, st, st, st), st)
-        coeff = _mul(_quant(gamma.to(_F64), st), scale, st, st, st)
-        b = _quant(beta.to(_F64), st)
-        state = _FwdState(mean, scale, coeff, None)
+        eps_t = torch.tensor(float(eps), dtype=_F64, device=x.device)
+        mean, scale, coeff, b = _run(
+            backend, _chan_infer, self._pchan(False), running_mean, running_var, gamma, beta, eps_t
+        )
+        state = _FwdState(mean, scale, coeff, None, None)
         lay = _Layout(self.g)
         if not keep_input:
             y = _run(backend, _pass_norm, _PNorm(cf, st, self.bfp, lay, True), x, mean, coeff, b)
@@ -882,35 +1168,60 @@ class _Engine:
         count = n_ * s_
         kind = _sum_kind(gf, count)
         lay = _Layout(self.g)
-        outs = _run(backend, _pass_bwd1, _PBwd1(cf, gf, st, self.bfp, lay, kind), dy, x_c, state.mean, state.scale)
+        outs = _run(
+            backend,
+            _pass_bwd1,
+            _PBwd1(cf, gf, st, self.bfp, lay, kind),
+            dy,
+            x_c,
+            state.mean,
+            state.scale,
+        )
         dy_c = outs[0]
-        if kind == "wide":
-            acc_dy, acc_p = _exact_sum_wide(dy_c, gf), _exact_sum_wide(outs[1], gf)
+        kc = state.kc if state.kc is not None else torch.zeros(5, dtype=_F64, device=x_c.device)
+        if kind == "f64":
+            d_beta, d_gamma, k_beta, k_gamma, corr = _run(
+                backend, _chan_bwd, self._pchan(False), outs[1], outs[2], outs[1], state.coeff, kc
+            )
         else:
-            w = 1 if kind == "f64" else 2
-            acc_dy = _Acc.from_parts(outs[1 : 1 + w], gf, count)
-            acc_p = _Acc.from_parts(outs[1 + w : 1 + 2 * w], gf, count)
-        d_beta = _round_acc(acc_dy, 1.0, st)
-        d_gamma = _round_acc(acc_p, 1.0, st)
+            w = 0 if kind == "wide" else 2
+            acc_dy = self._acc(outs[1 : 1 + w], dy_c, gf, kind, count)
+            acc_p = self._acc(outs[1 + w : 1 + 2 * w], outs[-1], gf, kind, count)
+            inv = state.consts.inv_count if state.consts is not None else 0.0
+            rounded = torch.stack(
+                [
+                    _round_acc(acc_dy, 1.0, st),
+                    _round_acc(acc_p, 1.0, st),
+                    _round_acc(acc_dy, inv, st),
+                    _round_acc(acc_p, inv, st),
+                ]
+            )
+            d_beta, d_gamma, k_beta, k_gamma, corr = _run(
+                backend, _chan_bwd, self._pchan(True), rounded, rounded, rounded, state.coeff, kc
+            )
         if not need_dx:
             return None, d_gamma, d_beta
-        zero = torch.zeros_like(state.mean)
         marker = torch.zeros((1,), dtype=torch.int8, device=x_c.device)
-        corr = zero
         if state.consts is None:
-            mode, k_beta, k_gamma = "eval", zero, zero
+            mode = "eval"
         else:
-            k = state.consts
-            k_beta = _round_acc(acc_dy, k.inv_count, st)
-            k_gamma = _round_acc(acc_p, k.inv_count, st)
             mode = "range_exact" if self.range_exact else "bn"
             if self.range_exact:
                 assert state.argmax is not None and state.argmin is not None
-                corr = _mul(_mul(state.coeff, d_gamma, st, st, st), _scalar(k.range_const_per_chunk, zero), st, st, st)
                 marker = self._marker(x_c.shape, state.argmax, state.argmin)
         dx = _run(
-            backend, _pass_bwd2, _PBwd2(cf, gf, st, self.bfp, lay, mode),
-            dy_c, x_c, state.mean, state.scale, k_beta, k_gamma, state.coeff, corr, marker,
+            backend,
+            _pass_bwd2,
+            _PBwd2(cf, gf, st, self.bfp, lay, mode),
+            dy_c,
+            x_c,
+            state.mean,
+            state.scale,
+            k_beta,
+            k_gamma,
+            state.coeff,
+            corr,
+            marker,
         )
         return dx, d_gamma, d_beta
 
@@ -959,9 +1270,16 @@ class _LightNormFunction(torch.autograd.Function):
     Extra outputs (non-differentiable): mu and v_b for the running statistics."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, weight: Tensor | None, bias: Tensor | None, eng: _Engine,
-        eps: float, backend: str, running: tuple[Tensor, Tensor] | None, keep: bool,
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor | None,
+        bias: Tensor | None,
+        eng: _Engine,
+        eps: float,
+        backend: str,
+        running: tuple[Tensor, Tensor] | None,
+        keep: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
         shape, dtype = x.shape, x.dtype
         xs = x.detach().contiguous().reshape(shape[0], shape[1], -1)
@@ -974,18 +1292,30 @@ class _LightNormFunction(torch.autograd.Function):
             x_c, state, y = out.x_c, out.state, out.y
             stats = (state.mean, out.batch_var)
         else:
-            y, x_in, state = eng.forward_infer(xs, gamma, beta, *running, eps, backend, keep_input=keep)
+            y, x_in, state = eng.forward_infer(
+                xs, gamma, beta, *running, eps, backend, keep_input=keep
+            )
             x_c = xs if x_in is None else x_in
             stats = (state.mean, state.mean)
         ctx.eng, ctx.state, ctx.backend = eng, state, backend
         ctx.meta = (shape, dtype)
-        ctx.param_dtype = weight.dtype if weight is not None else bias.dtype if bias is not None else dtype
+        ctx.param_dtype = (
+            weight.dtype if weight is not None else bias.dtype if bias is not None else dtype
+        )
         ctx.save_for_backward(x_c)
         ctx.mark_non_differentiable(*stats)
-        return y.to(dtype).reshape(shape), stats[0], stats[1]
+        y = y.to(dtype).reshape(shape)
+        if (
+            x.dim() == 4
+            and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)
+        ):
+            y = y.contiguous(memory_format=torch.channels_last)  # as nn.BatchNorm2d
+        return y, stats[0], stats[1]
 
     @staticmethod
-    def backward(ctx: Any, dy: Tensor, *_: Any) -> tuple[Any, ...]:  # type: ignore[override]
+    @once_differentiable
+    def backward(ctx: Any, dy: Tensor, *_: Any) -> tuple[Any, ...]:
         (x_c,) = ctx.saved_tensors
         shape, dtype = ctx.meta
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
@@ -1003,7 +1333,8 @@ class _LightNormFunction(torch.autograd.Function):
 
 
 class _LightNorm(_NormBase):
-    """Common base of LightNorm1d / LightNorm2d (nn.BatchNorm's parameters, buffers and state_dict)."""
+    """Common base of LightNorm1d / LightNorm2d (nn.BatchNorm's parameters, buffers and
+    state_dict)."""
 
     def __init__(
         self,
@@ -1038,7 +1369,9 @@ class _LightNorm(_NormBase):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            factor = (
+                1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            )
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
         for name in ("weight", "bias"):
             p = getattr(self, name)
@@ -1056,14 +1389,18 @@ class _LightNorm(_NormBase):
                 raise ValueError("running_var must be >= 0")
             running = (rm, rv)
         params = [p for p in (self.weight, self.bias) if p is not None]
-        keep = torch.is_grad_enabled() and (input.requires_grad or any(p.requires_grad for p in params))
+        keep = torch.is_grad_enabled() and (
+            input.requires_grad or any(p.requires_grad for p in params)
+        )
         y, mean, batch_var = _LightNormFunction.apply(
             input, self.weight, self.bias, eng, self.eps, backend, running, keep
         )
         if use_batch and self.training and self.track_running_stats:
             assert self.running_mean is not None and self.running_var is not None
             with torch.no_grad():
-                eng.update_running(self.running_mean, self.running_var, mean, batch_var, factor)
+                eng.update_running(
+                    self.running_mean, self.running_var, mean, batch_var, factor, backend
+                )
         return y
 
 
@@ -1108,7 +1445,8 @@ _PAIRS: tuple[tuple[type[nn.Module], type[_LightNorm]], ...] = (
 
 
 def _swap(
-    model: nn.Module, pick: Callable[[str, nn.Module], type[nn.Module] | None],
+    model: nn.Module,
+    pick: Callable[[str, nn.Module], type[nn.Module] | None],
     build: Callable[[nn.Module, type[nn.Module]], nn.Module],
 ) -> nn.Module:
     found = [(name, mod, pick(name, mod)) for name, mod in model.named_modules()]
@@ -1164,8 +1502,14 @@ def convert_batchnorm(
     def build(mod: nn.Module, target: type[nn.Module]) -> nn.Module:
         assert isinstance(mod, nn.modules.batchnorm._BatchNorm)
         new = target(
-            mod.num_features, mod.eps, mod.momentum, mod.affine, mod.track_running_stats,
-            device="meta", config=cfg, backend=backend,
+            mod.num_features,
+            mod.eps,
+            mod.momentum,
+            mod.affine,
+            mod.track_running_stats,
+            device="meta",
+            config=cfg,
+            backend=backend,
         )
         _move_state(mod, new)
         return new
@@ -1190,7 +1534,11 @@ def revert_batchnorm(
     def build(mod: nn.Module, target: type[nn.Module]) -> nn.Module:
         assert isinstance(mod, _LightNorm)
         new = target(
-            mod.num_features, mod.eps, mod.momentum, mod.affine, mod.track_running_stats,
+            mod.num_features,
+            mod.eps,
+            mod.momentum,
+            mod.affine,
+            mod.track_running_stats,
             device="meta",
         )
         _move_state(mod, new)
@@ -1205,7 +1553,10 @@ def revert_batchnorm(
 
 
 def quantize(
-    x: Tensor, fmt: FloatFormat | str, rounding: Rounding | str = "rne", overflow: Overflow | str = "inf"
+    x: Tensor,
+    fmt: FloatFormat | str,
+    rounding: Rounding | str = "rne",
+    overflow: Overflow | str = "inf",
 ) -> Tensor:
     """lightnorm.formats.quantize for torch tensors: round every element of x once to fmt.
 
@@ -1218,7 +1569,9 @@ def quantize(
     return _quant(x.to(_F64), f).to(x.dtype)
 
 
-def bfp_quantize(x: Tensor, fmt: BFPFormat, axis: int = 1, rounding: Rounding | str = "rne") -> Tensor:
+def bfp_quantize(
+    x: Tensor, fmt: BFPFormat, axis: int = 1, rounding: Rounding | str = "rne"
+) -> Tensor:
     """lightnorm.bfp.bfp_quantize for torch tensors: store x to BFP (groups along ``axis``)
     and load it back; float64 result of x's shape."""
     b = _Bfp.of(fmt, as_rounding(rounding))
@@ -1229,4 +1582,3 @@ def bfp_quantize(x: Tensor, fmt: BFPFormat, axis: int = 1, rounding: Rounding | 
     lay = _Layout(b.g)
     out = _ungroup(_bfp_grouped(_group(x3, lay), b, None), shp[1]).reshape(shp)
     return out.movedim(1, axis)
-

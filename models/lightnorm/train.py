@@ -145,6 +145,9 @@ def convert_model(model: nn.Module, config: LightNormConfig | None) -> int:
     n_bn = sum(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules())
     if config is None:
         return 0
+    if not _MODULE_DIGEST:
+        source = Path(__file__).with_name("torch.py").read_bytes()
+        _MODULE_DIGEST.append(hashlib.sha256(source).hexdigest()[:16])
     from lightnorm.torch import convert_batchnorm  # noqa: PLC0415 (torch module is optional)
 
     convert_batchnorm(model, config)
@@ -242,6 +245,12 @@ def evaluate(
     return loss_sum / len(y), 100.0 * correct / len(y)
 
 
+def _finite_state(model: nn.Module) -> bool:
+    """True when every parameter and floating buffer (running statistics) is finite."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
@@ -254,12 +263,13 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     ]
 
 
+_MODULE_DIGEST: list[str] = []  # set once, when lightnorm.torch is first imported here
+
+
 def _module_digest() -> str | None:
-    """sha256 (first 16 hex digits) of lightnorm/torch.py: which LightNorm module trained."""
-    path = Path(__file__).with_name("torch.py")
-    if not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """sha256 (first 16 hex digits) of lightnorm/torch.py as it was when this process imported
+    it: which LightNorm module trained (None if no run of this process converted a model)."""
+    return _MODULE_DIGEST[0] if _MODULE_DIGEST else None
 
 
 def _environment(threads: int) -> dict[str, Any]:
@@ -348,6 +358,9 @@ def run(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                diverged = True  # a finite loss with non-finite gradients: NaN/Inf weights
+                break
             step_losses.append(loss.item())
             loss_sum += step_losses[-1] * len(idx)
             correct += int((logits.argmax(1) == target).sum())
@@ -359,7 +372,11 @@ def run(
             bar.close()
         train_time = time.perf_counter() - t0
         t1 = time.perf_counter()
-        test_loss, test_acc = evaluate(model, data.x_test, data.y_test, inputs)
+        if _finite_state(model):
+            test_loss, test_acc = evaluate(model, data.x_test, data.y_test, inputs)
+        else:  # e.g. running statistics overflowed: no defined eval output (LightNorm refuses)
+            diverged = True
+            test_loss, test_acc = float("nan"), 100.0 / data.num_classes  # chance level
         eval_time = time.perf_counter() - t1
         row = {
             "epoch": epoch,
@@ -382,7 +399,10 @@ def run(
             )
         if diverged:
             if log is not None:
-                log(f"non-finite training loss in epoch {epoch}: run stopped (diverged)")
+                log(
+                    f"non-finite training loss or model state in epoch {epoch}: run stopped "
+                    "(diverged; test accuracy recorded at chance level if the state is not finite)"
+                )
             break
     wall = time.perf_counter() - t_run
     epoch_times = [r["train_time_s"] for r in history]

@@ -108,6 +108,24 @@ def test_lightnorm_training_smoke_loss_decreases(fashion, monkeypatch):
     assert losses[-1] < losses[0] - 0.05, losses
 
 
+def test_non_finite_model_state_counts_as_diverged():
+    # a LightNorm layer refuses to evaluate with non-finite running statistics: run() checks
+    # the state before evaluating and records the run as diverged instead of crashing
+    import torch  # noqa: PLC0415
+
+    from lightnorm.nets import build_model  # noqa: PLC0415
+    from lightnorm.train import _finite_state  # noqa: PLC0415
+
+    model = build_model("resnet8", 1, 10, 2)
+    assert _finite_state(model)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var[0] = float("nan")
+    assert not _finite_state(model)
+    bn.running_var[0] = 1.0
+    next(model.parameters()).data.view(-1)[0] = float("inf")
+    assert not _finite_state(model)
+
+
 @needs_fashion
 def test_bn_training_is_reproducible(fashion):
     settings = TrainSettings(
@@ -198,7 +216,10 @@ def test_study_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
 
 def _fake_result(path, acc, seed, epochs=3):
     path.mkdir(parents=True)
-    hist = [{"epoch": e + 1, "test_acc": acc - (epochs - 1 - e)} for e in range(epochs)]
+    hist = [
+        {"epoch": e + 1, "test_acc": acc - (epochs - 1 - e), "train_time_s": 2.0}
+        for e in range(epochs)
+    ]
     path.joinpath("result.json").write_text(
         json.dumps(
             {
@@ -266,6 +287,8 @@ def test_study_plans_cover_the_required_variants():
     for plan in S.PLANS.values():
         assert len(plan.seeds) >= 3
         assert {m.family for m in plan.models} == {"ResNet", "MobileNetV2"}
+        assert plan.backend in ("auto", "eager", "compile")
+        assert plan.limit_train is None or plan.limit_train >= plan.batch_size
 
 
 def test_cli_trains_on_cifar_pickles_with_augmentation(tmp_path):
