@@ -17,7 +17,7 @@ STAMP = $(VENV)/.lightnorm-stamp
 WITH_ENV = . scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools test test-torch sim regress demo study bench synth synth-ci report lint typecheck clean distclean
+.PHONY: help venv tools test test-torch sim regress demo train study bench synth synth-ci report lint typecheck clean distclean
 
 help: ## list the targets
 	@echo "LightNorm targets (variables: VENV=$(VENV) SIM=$(SIM) SEED=$(SEED) WAVES=$(WAVES)):"
@@ -53,6 +53,9 @@ regress: venv tools ## long randomized core regression on both simulators, with 
 
 demo: venv ## one training step of the reference model vs float64 BN (PRESET=lightnorm)
 	$(PY) -m lightnorm demo --preset $(or $(PRESET),lightnorm)
+
+train: venv tools ## one training run: TRAIN_ARGS="--model resnet20 --norm lightnorm --epochs 5 --seed 0"
+	$(PY) -m lightnorm.train $(or $(TRAIN_ARGS),--model resnet20 --norm lightnorm --epochs 5 --seed 0)
 
 study: venv tools ## accuracy study on Fashion-MNIST (<= 60 min) -> docs/results/accuracy.md
 	$(PY) -m lightnorm.study
