@@ -66,10 +66,9 @@ def test_parse_and_hierarchy_sums() -> None:
     reason="yosys / sta not installed (make tools)",
 )
 def test_small_block_end_to_end(tmp_path, monkeypatch) -> None:
-    try:
-        synth.liberty()
-    except FileNotFoundError:
-        pytest.skip("OSU018 Liberty not extracted (make tools)")
+    # make test extracts the OSU018 cells first (make tools): a missing Liberty file is a
+    # broken set-up, not a reason to skip.
+    synth.liberty()
     monkeypatch.setattr(synth, "RUNS", tmp_path)
     d = synth.Design("t_fp_mul", "lightnorm_fp_mul", {"ExpBits": 4, "ManBits": 3}, clock=None)
     r = synth.synthesize(d)  # raises if the per-module sums differ from Yosys's totals

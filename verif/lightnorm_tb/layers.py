@@ -14,7 +14,6 @@ reads or writes into beats (BFP groups or plain words) in the core's stream orde
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,10 +50,6 @@ __all__ = [
 ]
 
 F64 = npt.NDArray[np.float64]
-
-#: LN_SAT_ZERO_RECIP=1 lets random layers use eps = 0, which exercises recip(0) / rsqrt(0)
-#: of the saturating per-channel unit (model issue, see random_layer).
-SAT_ZERO_RECIP = os.environ.get("LN_SAT_ZERO_RECIP", "").strip() in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -383,13 +378,9 @@ def random_layer(
     infer_mean = rng.normal(0.0, 2.0, c)
     infer_var = np.abs(rng.normal(1.0, 1.0, c)) * 2.0 ** rng.uniform(-4, 4, c)
     infer_var[rng.random(c) < 0.1] = 0.0
+    # eps = 0 with a constant channel (sigma = 0) or a zero inference variance reaches
+    # recip(0) / rsqrt(0) of the saturating per-channel unit (+-max_normal, spec section 3)
     eps = float(rng.choice([1e-5, 1e-3, 0.0]))
-    if eps == 0.0 and not SAT_ZERO_RECIP:
-        # Known model issue (reported): lightnorm.arith.recip(+-0) / rsqrt(+-0) return +-Inf
-        # although per-channel results always saturate (spec section 2), where the RTL gives
-        # +-max_normal. eps = 0 with a constant channel (sigma = 0) or a zero inference
-        # variance reaches it; with eps > 0, sigma + eps and v + eps are never 0.
-        eps = 1e-5
     return Layer(
         name=name,
         shape=shape,
