@@ -30,6 +30,7 @@ import json
 import math
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -108,8 +109,9 @@ class Plan:
     lr: float = 0.1
     dataset: str = "fashion-mnist"
     threads: int = 2
-    # LightNorm execution backend of the runs ("auto" | "eager" | "compile"; bit-identical
-    # results, only the speed differs): set as LIGHTNORM_TORCH_BACKEND for the study's process
+    jobs: int = 1  # study processes sharing the plan (each with `threads` torch threads)
+    # LightNorm execution backend of the runs ("auto" | "native" | "eager" | "compile";
+    # bit-identical results, only the speed differs): LIGHTNORM_TORCH_BACKEND of the processes
     backend: str = "auto"
     note: str = ""
 
@@ -119,27 +121,21 @@ PLANS: dict[str, Plan] = {
         name="default",
         models=(ModelSpec("ResNet", "resnet8", 8), ModelSpec("MobileNetV2", "mobilenetv2s", 0.25)),
         seeds=(0, 1, 2),
-        epochs=1,
-        limit_train=1536,
-        limit_test=1000,
-        batch_size=32,
-        lr=0.4,
+        epochs=2,
+        limit_train=8192,
+        limit_test=2000,
+        batch_size=64,
+        lr=0.2,
         threads=1,
-        backend="eager",
+        jobs=2,
+        backend="native",
         note=(
-            "sized to finish within 60 min on 2 shared CPU cores (measured 2026-11-25 at load "
-            "average 3-4, 1 thread, eager: ms per training image ResNet-8 / MobileNetV2: "
-            "torch BN 0.8 / 1.4, lightnorm 11 / 21, fp32-bn 14 / 51, authors 64 / 99): one "
-            "epoch over a fixed 1 536-image training subset in batches of 32 (48 steps), lr "
-            "0.4 with cosine decay (picked on short torch-bn ResNet-8 runs of 2 048 images: lr "
-            "0.01 / 0.05 / 0.2 / 0.5 gave 21 / 33 / 63 / 67 %), ResNet-8 (width 8) and a 7-block "
-            "MobileNetV2 (width 0.25), a fixed 1 000-image test subset. One torch thread (two "
-            "threads contend with the other jobs of a shared machine: 3x slower steps "
-            "measured) and the eager backend (torch.compile needs minutes per variant and "
-            "layer shape on a loaded machine). This is far too short to train the networks to "
-            "convergence (torch BN: 64 % with 2 048 images, 70 % with 8 192; more did not fit "
-            "the hour: 2 048 images projected 70 min at this load): it ranks the variants "
-            "early in training; the --full plan is the real accuracy test"
+            "sized to finish within 60 min on this 2-core CPU: two study processes with one "
+            "torch thread each, the native LightNorm kernels; two epochs over a fixed 8 192-image "
+            "training subset in batches of 64 (256 steps), lr 0.2 with cosine decay, ResNet-8 "
+            "(width 8) and a 7-block MobileNetV2 (width 0.25), a fixed 2 000-image test subset. "
+            "Not trained to convergence (the --full plan is); long enough that torch BN is well "
+            "past the first-epoch transient"
         ),
     ),
     "full": Plan(
@@ -510,7 +506,8 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         "- LightNorm module: `models/lightnorm/torch.py` sha256 prefix "
         + ", ".join(f"`{d}`" for d in report["lightnorm_torch_sha256"])
         + " (recorded by every run).",
-        f"- Study wall time (sum of run wall times, training + evaluation): "
+        f"- Run time (sum of the runs' wall times, training + evaluation, over all study "
+        "processes; with --jobs N the study's own wall time is about 1/N of it): "
         f"{report['total_run_time_s'] / 60:.1f} min for {report['runs_finished']} of "
         f"{report['runs_planned']} runs.",
         "",
@@ -663,6 +660,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", type=Path, default=Path("runs/study"))
     p.add_argument("--out-dir", type=Path, default=Path("docs/results"))
     p.add_argument("--progress", action="store_true", help="tqdm bar per epoch")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="study processes sharing the plan (default: the plan's)",
+    )
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # spawned by --jobs
     g = p.add_argument_group("plan overrides (the plan is then named 'custom')")
     g.add_argument("--epochs", type=int, default=None)
     g.add_argument("--limit-train", type=int, default=None)
@@ -713,9 +717,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         measure(plan, variants)
         return 0
     if not args.summarize:
-        print(f"plan {plan.name}: {plan.note}", flush=True)
+        if not args.worker:
+            print(f"plan {plan.name}: {plan.note}", flush=True)
+        jobs = plan.jobs if args.jobs is None else args.jobs
+        workers = []
+        if not args.worker and jobs > 1:  # the other processes run the same plan (run locks)
+            own = list(sys.argv[1:] if argv is None else argv)
+            cmd = [sys.executable, "-m", "lightnorm.study", *own, "--worker"]
+            workers = [subprocess.Popen(cmd) for _ in range(jobs - 1)]
         done, skipped = run_study(plan, variants, args.runs_dir, progress=args.progress)
-        print(f"{done} runs done, {skipped} skipped (finished or running elsewhere)")
+        failed = [w.args for w in workers if w.wait() != 0]
+        print(f"{done} runs done here, {skipped} skipped (finished or run by another process)")
+        if failed:
+            print(f"error: study worker failed: {failed}", file=sys.stderr)
+            return 1
+        if args.worker:
+            return 0
     # the report always covers every variant; missing ones show as "—"
     report = summarize(plan, list(VARIANTS), args.runs_dir, args.out_dir)
     verdict = {True: "reached", False: "not reached", None: "undecided"}[

@@ -46,14 +46,18 @@ How the numerics are implemented in torch ops (device-agnostic; no numpy on the 
   (with the carry of the largest element and NaN/Inf poisoning) and the authors' second_max.
 - Per-channel results (stat_format, running_format) saturate (spec section 2).
 
-Execution: each step is a plain torch function: four element-wise passes (store + statistics,
-normalize, backward pass 1, backward pass 2) and small per-channel steps (the C values of
-F2/F3/F6/B3, single-threaded). ``backend="compile"`` runs them through ``torch.compile``
+Execution: each step is a plain torch function: the element-wise passes (store + statistics,
+variance sums, normalize, backward pass 1, backward pass 2) and small per-channel steps (the C
+values of F2/F3/F6/B3). ``backend="native"`` runs the element-wise passes as fused C++ loops
+(lightnorm/csrc/lightnorm_native.cpp, built at first use with the system compiler, see
+lightnorm._native; CPU tensors of float32/float16/bfloat16, other inputs take the eager path)
+and the per-channel steps eagerly. ``"compile"`` runs every step through ``torch.compile``
 (inductor; one compilation per step and configuration, cached on disk by inductor; the first
-call of a new configuration takes tens of seconds), ``"eager"`` runs them op by op, ``"auto"``
-(default) compiles for inputs of at least AUTO_COMPILE_MIN_NUMEL elements and runs smaller
-ones eagerly; LIGHTNORM_TORCH_BACKEND=eager|compile overrides "auto", and if compilation
-fails (e.g. no C++ compiler) "auto" warns once and stays eager. Both paths give the same bits.
+call of a new configuration takes tens of seconds), ``"eager"`` runs them op by op. ``"auto"``
+(default) is "native" when the kernels build, else it compiles inputs of at least
+AUTO_COMPILE_MIN_NUMEL elements (falling back to eager if compilation fails) and runs smaller
+ones eagerly. LIGHTNORM_TORCH_BACKEND=native|eager|compile overrides "auto". Every path gives
+the same bits.
 
 Scope beyond the spec: in eval mode with running statistics the module also has a backward
 (docs/spec.md defines none): with mu, s, a of section 8, dx = stored(mul(stored(dy), a, gf)),
@@ -77,6 +81,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _NormBase
 
+from lightnorm import _native
 from lightnorm.arith import round_scaled_int
 from lightnorm.bfp import BFPFormat, SharedExpRule
 from lightnorm.config import GradMode, LightNormConfig, Statistics
@@ -91,6 +96,11 @@ __all__ = [
     "quantize",
     "revert_batchnorm",
 ]
+
+# Per-channel primitives in the native kernels: on (per thread) while a "native" engine step
+# runs; _quant, _add, _mul, _recip, _rsqrt and _round_sum of CPU tensors then run natively
+# (float64 arrays, the same bits: each is one correct rounding).
+_prims = threading.local()
 
 _F64 = torch.float64
 _I64 = torch.int64
@@ -182,6 +192,38 @@ def _exact_add(fa: _Fmt, fb: _Fmt) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def _prims_on(t: Tensor) -> bool:
+    return getattr(_prims, "on", False) and t.device.type == "cpu"
+
+
+def _prim(op: int, f: _Fmt, a: Tensor, b: Tensor | None = None) -> Tensor:
+    """A per-channel primitive in the native kernels (float64 result, a's shape broadcast with
+    b's): the values of the torch-op implementation, not always its dtype."""
+    if b is not None:
+        a, b = torch.broadcast_tensors(a, b)
+        b = b.to(_F64).contiguous()
+    a = a.to(_F64).contiguous()
+    out = torch.empty_like(a)
+    _native.prim(
+        op, a.numel(), a.data_ptr(), None if b is None else b.data_ptr(), out.data_ptr(), _nfmt(f)
+    )
+    return out
+
+
+class _NativePrims:
+    """Context: the per-channel primitives run natively on this thread (when ``on``)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __enter__(self) -> None:
+        self.prev = getattr(_prims, "on", False)
+        _prims.on = self.on
+
+    def __exit__(self, *exc: object) -> None:
+        _prims.on = self.prev
+
+
 def _ilogb(x: Tensor) -> Tensor:
     """floor(log2|x|) from the bit pattern of a normal float32/float64 x (0 and subnormals give
     -127 / -1023, Inf/NaN 128 / 1024); int32 / int64."""
@@ -225,6 +267,8 @@ def _quant(x: Tensor, f: _Fmt) -> Tensor:
     Then |result| > max_normal: saturate -> +-max_normal (Inf inputs too); inf & rne -> +-Inf;
     inf & rtz -> +-max_normal for finite x, Inf stays Inf. (float32 and rne: _quant_rne32.)
     """
+    if _prims_on(x):
+        return _prim(_native.PRIM_QUANT, f, x)
     x = x.to(_q_dtype(x, f))
     if x.dtype == torch.float32 and f.rne:
         return _quant_rne32(x, f)
@@ -301,6 +345,8 @@ def _add(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
     otherwise TwoSum and the breakpoint nudge. Exact zero sums follow IEEE (+0 except
     (-0) + (-0)), as float addition does.
     """
+    if _prims_on(a):
+        return _prim(_native.PRIM_ADD, f, a, b)
     if _add_f32(f, fa, fb):
         return _quant(a.to(torch.float32) + b.to(torch.float32), f)
     a, b = a.to(_F64), b.to(_F64)
@@ -317,16 +363,23 @@ def _sub(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
     return _add(a, -b, f, fa, fb)
 
 
-def _mul(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
-    """mul(a, b, f) of a value of fa and a value of fb: the product is exact in float64 (and in
-    float32 when the significands have <= 24 bits together and the range fits); rounded once."""
-    exact32 = (
+def _mul_f32(f: _Fmt, fa: _Fmt, fb: _Fmt) -> bool:
+    """The product of a value of fa and a value of fb is exact in float32 (the significands
+    have <= 24 bits together and the range fits) and f fits float32."""
+    return (
         fa.man + fb.man + 2 <= 24
         and fa.lsb + fb.lsb >= -149
         and fa.emax + fb.emax + 2 <= 126
         and _f32_fmt(f)
     )
-    dt = torch.float32 if exact32 else _F64
+
+
+def _mul(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
+    """mul(a, b, f) of a value of fa and a value of fb: the product is exact in float64 (and in
+    float32 when _mul_f32 holds); rounded once."""
+    if _prims_on(a):
+        return _prim(_native.PRIM_MUL, f, a, b)
+    dt = torch.float32 if _mul_f32(f, fa, fb) else _F64
     return _quant(a.to(dt) * b.to(dt), f)
 
 
@@ -602,7 +655,7 @@ def _pass_bwd2(
 # Running the passes: eager or torch.compile
 # --------------------------------------------------------------------------------------------
 
-_BACKENDS = ("auto", "compile", "eager")
+_BACKENDS = ("auto", "native", "compile", "eager")
 # "auto" compiles the passes of tensors with at least this many elements; smaller ones run
 # eagerly (a few ms per step), which spares a short run or a test the compilation (tens of s).
 AUTO_COMPILE_MIN_NUMEL = 1 << 16
@@ -622,8 +675,15 @@ def _resolve_backend(backend: str, numel: int | None = None) -> str:
                 f"LIGHTNORM_TORCH_BACKEND must be one of {list(_BACKENDS)}, got {env!r}"
             )
         backend = env
-    if backend == "auto" and numel is not None:  # compile, falling back to eager on failure
+    if backend == "auto" and numel is not None:
+        if _native.load() is not None:
+            return "native"
+        # no native kernels (no C++ compiler): compile, falling back to eager on failure
         return "try-compile" if numel >= AUTO_COMPILE_MIN_NUMEL else "eager"
+    if backend == "native" and numel is not None and _native.load() is None:
+        raise RuntimeError(
+            f"backend='native': the native kernels are unavailable: {_native.error()}"
+        )
     return backend
 
 
@@ -653,7 +713,13 @@ def _compiled_pass(fn: Callable[..., Any], p: Any) -> Callable[..., Any]:
 
 
 def _run(backend: str, fn: Callable[..., Any], p: Any, *args: Any) -> Any:
-    """Run pass fn(*args, p=p) on the resolved backend ('auto' may fall back to eager)."""
+    """Run pass fn(*args, p=p) on the resolved backend ('auto' may fall back to eager;
+    'native' runs the element-wise passes it covers natively and the rest eagerly)."""
+    if backend == "native":
+        native = _NATIVE_PASSES.get(fn.__name__)
+        if native is not None and _native_ok(args):
+            return native(*args, p=p)
+        return fn(*args, p=p)
     if (
         backend == "eager"
         or (backend == "try-compile" and _compile_broken)
@@ -670,6 +736,231 @@ def _run(backend: str, fn: Callable[..., Any], p: Any, *args: Any) -> Any:
             f"lightnorm.torch: torch.compile failed ({exc!r}); using the eager path", stacklevel=3
         )
         return fn(*args, p=p)
+
+
+# --------------------------------------------------------------------------------------------
+# Native passes (lightnorm/csrc/lightnorm_native.cpp through lightnorm._native)
+# --------------------------------------------------------------------------------------------
+# The same passes as fused C++ loops: same inputs, same outputs, same bits (each operator is one
+# correct rounding there too). A pass runs in float32 arithmetic when every operator in it passes
+# the float32 checks used above (_f32_fmt, _add_f32, _mul_f32), else in float64 (products exact,
+# sums by TwoSum and the breakpoint nudge). Exact sums: float64 rows ('f64' kinds) or 32-bit
+# limbs (any width: 'i64' and 'wide' kinds, combined by _Acc.from_parts).
+
+_NATIVE_MIN_PAR = 1 << 15  # below this many elements a pass runs on one thread
+_NATIVE_MAX_COUNT = 1 << 31  # limb sums stay below 2^63 for fewer values per channel
+
+
+def _native_ok(args: tuple[Any, ...]) -> bool:
+    """The native passes take CPU tensors with float32, float16 or bfloat16 elements (widened
+    to float32 exactly) and fewer than 2^31 values per channel."""
+    t = args[0]
+    return (
+        t.device.type == "cpu"
+        and t.dtype in _NARROW
+        and t.shape[0] * t.shape[2] < _NATIVE_MAX_COUNT
+    )
+
+
+def _nfmt(f: _Fmt) -> Any:
+    return _native.Fmt(f.man, f.emin, f.emax, int(f.rne), int(f.sat), 0, f.maxn)
+
+
+def _bfp_f32(b: _Bfp | None, f: _Fmt) -> bool:
+    """BFP of values of f runs in float32: every scaling 2^(+-k) it uses is a normal float32."""
+    if b is None:
+        return True
+    e_lo, e_hi = max(b.emin, f.lsb), min(b.emax, f.emax + 1)
+    return e_lo - b.mb + 1 >= -126 and e_hi + 1 <= 127 and b.mb - 1 - e_lo <= 127
+
+
+def _nbfp(b: _Bfp | None, f: _Fmt) -> Any:
+    if b is None:
+        return _native.Bfp()
+    e_lo, e_hi = max(b.emin, f.lsb), min(b.emax, f.emax + 1)
+    return _native.Bfp(
+        1, b.mb, b.g, e_lo, e_hi, int(b.second_max), int(b.rne), int(_bfp_keeps(f, b))
+    )
+
+
+def _f32_in(t: Tensor) -> Tensor:
+    return (t if t.dtype == torch.float32 else t.to(torch.float32)).contiguous()
+
+
+def _stored_in(t: Tensor) -> Tensor:
+    return (t if t.dtype in (torch.float16, torch.float32) else t.to(torch.float32)).contiguous()
+
+
+def _vec(t: Tensor) -> Tensor:
+    return t.detach().to(_F64).contiguous()
+
+
+def _nptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _nlimbs(f: _Fmt) -> int:
+    return ((f.emax + 1 - f.man - f.lsb) >> 5) + 3
+
+
+def _native_args(pass_id: int, f32: bool, shape: torch.Size, **kw: Any) -> Any:
+    n, c, s = shape
+    a = _native.Args()
+    a.pass_, a.arith, a.n, a.c, a.s = pass_id, 0 if f32 else 1, n, c, s
+    a.nthreads = torch.get_num_threads() if n * c * s >= _NATIVE_MIN_PAR else 1
+    for key, val in kw.items():
+        setattr(a, key, val)
+    # unused formats: the compute format (the kernels check one rounding/overflow per pass)
+    if "fg" not in kw:
+        a.fg = a.fc
+    a.fs = a.fc
+    return a
+
+
+def _native_sums(
+    a: Any, f: _Fmt, kind: str | None, n: int, c: int, slot: int
+) -> tuple[Tensor, ...]:
+    """Allocate the row sums of `kind` for slot 0/1 of a; the parts a torch pass returns."""
+    if kind is None:
+        return ()
+    rows = torch.zeros((n, c), dtype=_F64)
+    if kind == "f64":
+        a.sum_kind = 1
+        setattr(a, f"sum{slot}", rows.data_ptr())
+        return (rows,)
+    a.sum_kind, a.nlimbs, a.fs = 2, _nlimbs(f), _nfmt(f)
+    limbs = torch.zeros((n, c, a.nlimbs), dtype=_I64)
+    setattr(a, f"sum{slot}", rows.data_ptr())
+    setattr(a, f"limb{slot}", limbs.data_ptr())
+    return (limbs, rows)
+
+
+def _native_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
+    v = _f32_in(v)
+    n, c, s = v.shape
+    f32 = _f32_fmt(p.f) and _bfp_f32(p.bfp, p.f)
+    a = _native_args(0, f32, v.shape, fc=_nfmt(p.f), bfp=_nbfp(p.bfp, p.f), in0=v.data_ptr())
+    out = torch.empty((n, c, s), dtype=_store_dtype(p.f))
+    a.out0, a.out_half = out.data_ptr(), int(out.dtype == torch.float16)
+    sums = _native_sums(a, p.f, p.kind, n, c, 0)
+    ext: tuple[Tensor, ...] = ()
+    if p.extrema:
+        ext = (torch.empty((n, c), dtype=_F64), torch.empty((n, c), dtype=_F64))
+        a.extrema, a.ext_max, a.ext_min = 1, ext[0].data_ptr(), ext[1].data_ptr()
+    _native.call(a)
+    return (out, *sums, *ext)
+
+
+def _native_var(x_c: Tensor, mean: Tensor, *, p: _PVar) -> tuple[Tensor, ...]:
+    x_c, mu = _stored_in(x_c), _vec(mean)
+    n, c, _ = x_c.shape
+    f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.cf)
+    a = _native_args(1, f32, x_c.shape, fc=_nfmt(p.cf), in0=x_c.data_ptr(), v0=mu.data_ptr())
+    a.in0_half = int(x_c.dtype == torch.float16)
+    sums = _native_sums(a, p.cf, p.kind, n, c, 0)
+    _native.call(a)
+    return sums
+
+
+def _native_norm(x: Tensor, mean: Tensor, coeff: Tensor, beta: Tensor, *, p: _PNorm) -> Tensor:
+    x = _f32_in(x) if p.store_input else _stored_in(x)
+    vecs = [_vec(t) for t in (mean, coeff, beta)]
+    f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf)
+    a = _native_args(2, f32, x.shape, fc=_nfmt(p.cf), bfp=_nbfp(p.bfp, p.cf), in0=x.data_ptr())
+    a.in0_half, a.mode = int(x.dtype == torch.float16), int(p.store_input)
+    a.v0, a.v1, a.v2 = (t.data_ptr() for t in vecs)
+    out = torch.empty(x.shape, dtype=torch.float32)
+    a.out0 = out.data_ptr()
+    _native.call(a)
+    return out
+
+
+def _native_bwd1(
+    dy: Tensor, x_c: Tensor, mean: Tensor, scale: Tensor, *, p: _PBwd1
+) -> tuple[Tensor, ...]:
+    dy, x_c = _f32_in(dy), _stored_in(x_c)
+    n, c, s = dy.shape
+    mu, sc = _vec(mean), _vec(scale)
+    f32 = (
+        _f32_fmt(p.gf)
+        and _bfp_f32(p.bfp, p.gf)
+        and _add_f32(p.cf, p.cf, p.st)
+        and _mul_f32(p.cf, p.cf, p.st)
+        and _mul_f32(p.gf, p.gf, p.cf)
+    )
+    a = _native_args(3, f32, dy.shape, fc=_nfmt(p.cf), fg=_nfmt(p.gf), bfp=_nbfp(p.bfp, p.gf))
+    a.in0, a.in1, a.in1_half = dy.data_ptr(), x_c.data_ptr(), int(x_c.dtype == torch.float16)
+    a.v0, a.v1 = mu.data_ptr(), sc.data_ptr()
+    out = torch.empty((n, c, s), dtype=_store_dtype(p.gf))
+    a.out0, a.out_half = out.data_ptr(), int(out.dtype == torch.float16)
+    kind = "i64" if p.kind == "wide" else p.kind
+    sums = _native_sums(a, p.gf, kind, n, c, 0) + _native_sums(a, p.gf, kind, n, c, 1)
+    _native.call(a)
+    return (out, *sums)
+
+
+def _native_bwd2(
+    dy_c: Tensor,
+    x_c: Tensor,
+    mean: Tensor,
+    scale: Tensor,
+    k_beta: Tensor,
+    k_gamma: Tensor,
+    coeff: Tensor,
+    corr: Tensor,
+    marker: Tensor,
+    *,
+    p: _PBwd2,
+) -> Tensor:
+    dy_c, x_c = _stored_in(dy_c), _stored_in(x_c)
+    vecs = [_vec(t) for t in (mean, scale, corr, k_beta, k_gamma, coeff)]
+    cf, gf, st = p.cf, p.gf, p.st
+    f32 = _f32_fmt(gf) and _bfp_f32(p.bfp, gf) and _mul_f32(gf, gf, st)
+    if p.mode != "eval":
+        f32 = f32 and _add_f32(gf, gf, st)
+    if p.mode == "bn":
+        f32 = f32 and (
+            _add_f32(cf, cf, st)
+            and _mul_f32(cf, cf, st)
+            and _mul_f32(gf, cf, st)
+            and _add_f32(gf, gf, gf)
+        )
+    mode = {"bn": 0, "range_exact": 1, "eval": 2}[p.mode]
+    a = _native_args(4, f32, dy_c.shape, fc=_nfmt(cf), fg=_nfmt(gf), bfp=_nbfp(p.bfp, gf))
+    a.mode, a.in0, a.in1 = mode, dy_c.data_ptr(), x_c.data_ptr()
+    a.in0_half, a.in1_half = int(dy_c.dtype == torch.float16), int(x_c.dtype == torch.float16)
+    a.v0, a.v1, a.v2, a.v3, a.v4, a.v5 = (t.data_ptr() for t in vecs)
+    mk = None
+    if p.mode == "range_exact":
+        mk = marker.to(torch.int8).contiguous()
+        a.marker = mk.data_ptr()
+    out = torch.empty(dy_c.shape, dtype=torch.float32)
+    a.out0 = out.data_ptr()
+    _native.call(a)
+    return out
+
+
+def _native_backend(backend: str, t: Tensor) -> str:
+    """'native' stays 'native' only for tensors the native passes take (else 'eager')."""
+    if backend == "native" and not _native_ok((t.reshape(t.shape[0], t.shape[1], -1),)):
+        return "eager"
+    return backend
+
+
+def _pass_kind(f: _Fmt, count: int, backend: str) -> str:
+    """The exact-sum kind of a pass: the native passes give limb rows ('i64' layout) for any
+    width, so 'wide' becomes 'i64' there."""
+    kind = _sum_kind(f, count)
+    return "i64" if backend == "native" and kind == "wide" else kind
+
+
+_NATIVE_PASSES: dict[str, Callable[..., Any]] = {
+    "_pass_store": _native_store,
+    "_pass_var": _native_var,
+    "_pass_norm": _native_norm,
+    "_pass_bwd1": _native_bwd1,
+    "_pass_bwd2": _native_bwd2,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -693,12 +984,16 @@ def _two_prod_err(a: Tensor, b: Tensor, p: Tensor) -> Tensor:
 def _recip(v: Tensor, f: _Fmt) -> Tensor:
     """recip(v, f): round(1 / v) once (float64 division). 1/+-0 = +-Inf (+-max_normal under
     saturation), 1/+-Inf = +-0."""
+    if _prims_on(v):
+        return _prim(_native.PRIM_RECIP, f, v)
     return _quant(torch.ones_like(v) / v, f)
 
 
 def _rsqrt(v: Tensor, f: _Fmt) -> Tensor:
     """rsqrt(v, f): round(1 / sqrt(v)) once; rsqrt(+-0) = +Inf (max_normal under saturation),
     rsqrt(+Inf) = +0, v < 0 -> NaN."""
+    if _prims_on(v):
+        return _prim(_native.PRIM_RSQRT, f, v)
     r = torch.ones_like(v) / torch.sqrt(v)
     ok = torch.isfinite(r) & (r > 0)
     rs = torch.where(ok, r, torch.ones_like(r))
@@ -727,11 +1022,17 @@ class _Acc:
 
     @staticmethod
     def from_parts(parts: tuple[Tensor, ...], f: _Fmt) -> _Acc:
-        """From the row sums (rows, C) of a pass (their sum is exact as well)."""
+        """From the row sums (rows, C) of a pass (their sum is exact as well); int64 rows
+        (rows, C) in units of 2^lsb, or the native passes' limb rows (rows, C, L): value
+        sum_i limb_i * 2^(32 i + lsb), each limb sum below 2^63 (rows * S < 2^31 values)."""
         if len(parts) == 1:
             return _Acc(f64=_plus_zero(parts[0].sum(dim=0)))  # an exact zero sum is +0
         ints = parts[0].sum(dim=0)
-        return _Acc(ints=[int(t) for t in ints.tolist()], lsb=f.lsb, special=parts[1].sum(dim=0))
+        if ints.dim() == 2:
+            vals = [sum(v << (32 * i) for i, v in enumerate(row)) for row in ints.tolist()]
+        else:
+            vals = [int(t) for t in ints.tolist()]
+        return _Acc(ints=vals, lsb=f.lsb, special=parts[1].sum(dim=0))
 
     @staticmethod
     def of_rows(t: Tensor, f: _Fmt) -> _Acc:
@@ -801,6 +1102,8 @@ def _round_sum(s: Tensor, c: Tensor, f: _Fmt) -> Tensor:
     a finite float64 constant c (a tensor, broadcast): the product and its exact error
     (Dekker), the breakpoint nudge, one rounding. NaN/Inf sums give quantize(s * c); c = 0
     gives +0 for finite sums."""
+    if _prims_on(s):
+        return _prim(_native.PRIM_ROUND_SUM, f, s, c)
     prod = s * c
     fin = torch.isfinite(prod)
     sf, pf = torch.where(fin, s, 0.0), torch.where(fin, prod, 0.0)
@@ -1030,7 +1333,8 @@ class _Engine:
         n_, ch, s_ = x.shape
         count = n_ * s_
         k, kc = self.constants(count, eps, x.device)
-        kind = _sum_kind(cf, count)
+        backend = _native_backend(backend, x)
+        kind = _pass_kind(cf, count, backend)
         aligned = self.range and n_ % self.k == 0
         lay = _Layout(self.g)
         outs = _run(backend, _pass_store, _PStore(cf, self.bfp, lay, kind, aligned), x)
@@ -1145,6 +1449,7 @@ class _Engine:
         keep_input: bool,
     ) -> tuple[Tensor, Tensor | None, _FwdState]:
         st, cf = self.st, self.cf
+        backend = _native_backend(backend, x)
         eps_t = torch.tensor(float(eps), dtype=_F64, device=x.device)
         mean, scale, coeff, b = _run(
             backend, _chan_infer, self._pchan(False), running_mean, running_var, gamma, beta, eps_t
@@ -1166,7 +1471,8 @@ class _Engine:
         st, cf, gf = self.st, self.cf, self.gf
         n_, ch, s_ = x_c.shape
         count = n_ * s_
-        kind = _sum_kind(gf, count)
+        backend = _native_backend(backend, dy)
+        kind = _pass_kind(gf, count, backend)
         lay = _Layout(self.g)
         outs = _run(
             backend,
@@ -1288,13 +1594,15 @@ class _LightNormFunction(torch.autograd.Function):
         gamma = ones if weight is None else weight.detach()
         beta = torch.zeros_like(ones) if bias is None else bias.detach()
         if running is None:
-            out = eng.forward_train(xs, gamma, beta, eps, backend)
+            with _NativePrims(backend == "native"):
+                out = eng.forward_train(xs, gamma, beta, eps, backend)
             x_c, state, y = out.x_c, out.state, out.y
             stats = (state.mean, out.batch_var)
         else:
-            y, x_in, state = eng.forward_infer(
-                xs, gamma, beta, *running, eps, backend, keep_input=keep
-            )
+            with _NativePrims(backend == "native"):
+                y, x_in, state = eng.forward_infer(
+                    xs, gamma, beta, *running, eps, backend, keep_input=keep
+                )
             x_c = xs if x_in is None else x_in
             stats = (state.mean, state.mean)
         ctx.eng, ctx.state, ctx.backend = eng, state, backend
@@ -1320,7 +1628,8 @@ class _LightNormFunction(torch.autograd.Function):
         shape, dtype = ctx.meta
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         dys = dy.reshape(x_c.shape)
-        dx, d_gamma, d_beta = ctx.eng.backward(dys, x_c, ctx.state, ctx.backend, need_dx=need_x)
+        with _NativePrims(ctx.backend == "native"):
+            dx, d_gamma, d_beta = ctx.eng.backward(dys, x_c, ctx.state, ctx.backend, need_dx=need_x)
         gx = dx.to(dtype).reshape(shape) if dx is not None else None
         gw = d_gamma.to(ctx.param_dtype) if need_w else None
         gb = d_beta.to(ctx.param_dtype) if need_b else None
@@ -1397,7 +1706,7 @@ class _LightNorm(_NormBase):
         )
         if use_batch and self.training and self.track_running_stats:
             assert self.running_mean is not None and self.running_var is not None
-            with torch.no_grad():
+            with torch.no_grad(), _NativePrims(backend == "native"):
                 eng.update_running(
                     self.running_mean, self.running_var, mean, batch_var, factor, backend
                 )
@@ -1410,7 +1719,7 @@ class LightNorm1d(_LightNorm):
     Args (as nn.BatchNorm1d): num_features, eps=1e-5, momentum=0.1 (None: cumulative average),
     affine=True, track_running_stats=True, device=None, dtype=None; keyword-only: bias=True (as
     torch), config (a LightNormConfig or a preset name, default "lightnorm"), backend ("auto",
-    "compile" or "eager"). Numerics: docs/spec.md (n = N * L values per channel).
+    "native", "compile" or "eager"). Numerics: docs/spec.md (n = N * L values per channel).
     """
 
     def _check_input_dim(self, input: Tensor) -> None:
@@ -1424,7 +1733,7 @@ class LightNorm2d(_LightNorm):
     Args (as nn.BatchNorm2d): num_features, eps=1e-5, momentum=0.1 (None: cumulative average),
     affine=True, track_running_stats=True, device=None, dtype=None; keyword-only: bias=True (as
     torch), config (a LightNormConfig or a preset name, default "lightnorm"), backend ("auto",
-    "compile" or "eager"). Numerics: docs/spec.md (n = N * H * W values per channel).
+    "native", "compile" or "eager"). Numerics: docs/spec.md (n = N * H * W values per channel).
     """
 
     def _check_input_dim(self, input: Tensor) -> None:

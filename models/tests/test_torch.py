@@ -4,10 +4,13 @@
    overflow policies, edge-value tables), BFP (both rules, padding, NaN/Inf groups), recip /
    rsqrt (every positive value of small formats, random fp32), add/sub of mixed wide formats
    (near-tie cases), the rounded exact accumulator.
+   The per-channel primitives also with the native kernels (``_NativePrims``), and the native
+   row rounding (Veltkamp fast path + fallbacks) on float32 bit patterns of every kind.
 2. LightNorm1d/2d == lightnorm.reference bit for bit (output, input gradient, weight/bias
    gradients, running statistics, eval output) in every preset and variant, on shapes that are
-   / are not multiples of K and of the BFP group, on the eager path; on the default path
-   (torch.compile for large tensors) for "lightnorm" (both grad modes) at a size that uses it.
+   / are not multiples of K and of the BFP group, on the native and the eager path; native
+   float16/bfloat16 inputs; the default path ("auto" = native) at a larger size (several
+   blocks per row), and the torch.compile path for "lightnorm" (both grad modes).
    LIGHTNORM_SLOW_TESTS=1 adds the compiled path for every preset.
 3. "fp32-bn" against nn.BatchNorm2d / 1d within FP32 rounding (tolerances below).
 4. gradcheck (float64) of range batch norm, and the spec's range_exact formula against autograd.
@@ -30,19 +33,22 @@ import pytest
 import torch
 from torch import nn
 
-from lightnorm import arith
+from lightnorm import _native, arith
 from lightnorm import reference as ref
 from lightnorm.bfp import BFPFormat, SharedExpRule, bfp_quantize
 from lightnorm.config import PRESETS, LightNormConfig
 from lightnorm.formats import FORMATS, FloatFormat, decode
 from lightnorm.formats import quantize as np_quantize
 from lightnorm.torch import (
-    AUTO_COMPILE_MIN_NUMEL,
     LightNorm1d,
     LightNorm2d,
     _Acc,
     _add,
     _Fmt,
+    _Layout,
+    _native_store,
+    _NativePrims,
+    _PStore,
     _recip,
     _round_acc,
     _rsqrt,
@@ -118,9 +124,23 @@ def edge_values(fmt: FloatFormat) -> np.ndarray:
 # ------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=[False, True], ids=["torch-ops", "native-prims"])
+def prims(request):
+    """Run the test body with the per-channel primitives as torch ops, then natively."""
+    with _NativePrims(request.param):
+        yield request.param
+
+
+def test_native_kernels_build_here():
+    """The native kernels build and load on this machine (the default backend needs them; a
+    machine without a C++ compiler falls back to torch ops, which this test reports)."""
+    assert _native.load() is not None, _native.error()
+    assert _native.library_path() is not None
+
+
 @pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
 @pytest.mark.parametrize("name", sorted(FORMATS))
-def test_quantize_matches_model(name, rounding, overflow):
+def test_quantize_matches_model(name, rounding, overflow, prims):
     fmt = FORMATS[name]
     rng = rng_for(1)
     rand = rng.standard_normal(4000) * np.exp2(rng.integers(-160, 140, 4000))
@@ -132,6 +152,39 @@ def test_quantize_matches_model(name, rounding, overflow):
     got32 = quantize(torch.from_numpy(x32), fmt, rounding, overflow)
     assert got32.dtype == torch.float32
     assert_bits(got32, np_quantize(x32, fmt, rounding, overflow), f"{name} float32")
+
+
+@pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
+@pytest.mark.parametrize("name", ["fp10_e5m4", "fp8_e5m2", "fp16_e5m10", "fp10_e6m3"])
+def test_native_row_rounding_matches_model(name, rounding, overflow):
+    """The native store pass (quantize only) on float32 inputs of every kind: each top-16-bit
+    pattern (all exponents, signs, NaN/Inf) with random low bits, random patterns, and every
+    value / midpoint of the format with its float32 neighbours; rows of 512 mix f-normal,
+    f-subnormal and overflowing values (the fast path, the subnormal fix-up, the fallback)."""
+    fmt = FORMATS[name]
+    rng = rng_for(12)
+    top = np.arange(1 << 16, dtype=np.uint32) << 16
+    patterns = np.concatenate(
+        [
+            top | rng.integers(0, 1 << 16, 1 << 16, dtype=np.uint32),
+            rng.integers(0, 1 << 32, 1 << 18, dtype=np.uint32),
+        ]
+    )
+    vals = np.concatenate([_all_finite_positive(fmt), [0.0]])
+    mids = (vals[1:] + vals[:-1]) / 2
+    near = np.concatenate([vals, mids]).astype(np.float32)
+    near = np.concatenate(
+        [near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, np.float32(0))]
+    )
+    x = np.concatenate([patterns.view(np.float32), near, -near])
+    x = np.concatenate([x, np.zeros((-x.size) % 512, np.float32)])
+    x = rng.permutation(x)
+    f = _tf(fmt, rounding, overflow)
+    got = _native_store(
+        torch.from_numpy(x).reshape(1, 1, -1), p=_PStore(f, None, _Layout(1), None, False)
+    )[0]
+    exp = np_quantize(x.astype(np.float64), fmt, rounding, overflow)
+    assert_bits(got.reshape(-1).to(torch.float64), exp, f"native quantize {name}")
 
 
 BFPS = [
@@ -172,7 +225,7 @@ def _tf(fmt: FloatFormat, rounding: str = "rne", overflow: str = "inf") -> _Fmt:
 
 @pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
 @pytest.mark.parametrize("name", ["fp10_e5m4", "fp10_e6m3", "fp8_e5m2", "fp12_e5m6"])
-def test_recip_rsqrt_every_value(name, rounding, overflow):
+def test_recip_rsqrt_every_value(name, rounding, overflow, prims):
     fmt = FORMATS[name]
     v = np.concatenate([_all_finite_positive(fmt), [0.0, -0.0, np.inf, -1.0, np.nan]])
     for out_name in (name, "fp32_e8m23", "fp10_e5m4"):
@@ -188,7 +241,7 @@ def test_recip_rsqrt_every_value(name, rounding, overflow):
 
 
 @pytest.mark.parametrize("rounding", ["rne", "rtz"])
-def test_recip_rsqrt_fp32_random_and_near_ties(rounding):
+def test_recip_rsqrt_fp32_random_and_near_ties(rounding, prims):
     fmt = FORMATS["fp32_e8m23"]
     rng = rng_for(3)
     v = np_quantize(np.abs(rng.standard_normal(3000)) * np.exp2(rng.integers(-140, 120, 3000)), fmt)
@@ -216,7 +269,7 @@ PAIRS = [
 
 @pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
 @pytest.mark.parametrize(("fa", "fb", "fo"), PAIRS, ids=["+".join(p) for p in PAIRS])
-def test_add_sub_mixed_formats(fa, fb, fo, rounding, overflow):
+def test_add_sub_mixed_formats(fa, fb, fo, rounding, overflow, prims):
     ffa, ffb, ffo = FORMATS[fa], FORMATS[fb], FORMATS[fo]
     rng = rng_for(4)
     n = 3000
@@ -258,7 +311,7 @@ def test_float32_add_double_rounding_is_exact(name):
 
 
 @pytest.mark.parametrize("name", ["fp32_e8m23", "fp10_e5m4", "fp12_e6m5"])
-def test_rounded_accumulator_matches_model(name):
+def test_rounded_accumulator_matches_model(name, prims):
     fmt = FORMATS[name]
     rng = rng_for(5)
     vals = np_quantize(
@@ -381,14 +434,39 @@ def run_module_vs_reference(
     assert_bits(xe.grad, dx_eval, f"{what} eval dx")
 
 
+@pytest.mark.parametrize("backend", ["native", "eager"])
 @pytest.mark.parametrize("shape", SHAPES, ids=[str(s) for s in SHAPES])
 @pytest.mark.parametrize(("preset", "overrides"), VARIANTS, ids=VARIANT_IDS)
-def test_module_matches_reference(preset, overrides, shape):
-    """Small tensors: backend "auto" runs them eagerly (what users get at this size)."""
+def test_module_matches_reference(preset, overrides, shape, backend):
     cfg = LightNormConfig.from_preset(preset, **overrides)
     run_module_vs_reference(
-        cfg, shape, "auto", tag=zlib.crc32(f"{preset}{overrides}{shape}".encode())
+        cfg, shape, backend, tag=zlib.crc32(f"{preset}{overrides}{shape}".encode())
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("preset", ["lightnorm", "fp32-bn", "authors"])
+def test_native_other_input_dtypes_match_eager(preset, dtype):
+    """float16 / bfloat16 inputs run natively (widened exactly), float64 inputs take the eager
+    path: outputs and gradients equal the eager path's bit for bit."""
+    x, dy, gamma, beta = make_inputs((6, 40, 3, 7), 13)
+    outs = []
+    for backend in ("native", "eager"):
+        m = LightNorm2d(40, config=preset, backend=backend)
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(gamma))
+            m.bias.copy_(torch.from_numpy(beta))
+        xt = torch.from_numpy(x).to(dtype).requires_grad_()
+        y = m(xt)
+        y.backward(torch.from_numpy(dy).to(dtype))
+        outs.append((y, xt.grad, m.weight.grad, m.bias.grad, m.running_mean, m.running_var))
+    for got, exp, what in zip(outs[0], outs[1], ("y", "dx", "dw", "db", "rm", "rv"), strict=True):
+        assert got.dtype == exp.dtype, what
+        assert_bits(
+            got.detach().to(torch.float64),
+            exp.detach().double().numpy(),
+            f"{preset} {dtype} {what}",
+        )
 
 
 def test_int64_accumulator_path_matches_reference():
@@ -442,12 +520,21 @@ DEFAULT_PATH = [("lightnorm", {}), ("lightnorm", {"grad_mode": "range_exact"})]
     ("preset", "overrides"), DEFAULT_PATH, ids=["lightnorm", "lightnorm-range_exact"]
 )
 def test_default_path_matches_reference(preset, overrides):
-    """What users get by default for large tensors (backend "auto": torch.compile). The first
+    """What users get by default (backend "auto": the native kernels) at a size with several
+    512-value blocks per row and both threads (S = 1200, not a multiple of the block)."""
+    cfg = LightNormConfig.from_preset(preset, **overrides)
+    run_module_vs_reference(cfg, (16, 40, 30, 40), "auto", tag=9, eval_grad=False)
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides"), DEFAULT_PATH, ids=["lightnorm", "lightnorm-range_exact"]
+)
+def test_compiled_path_matches_reference(preset, overrides):
+    """The torch.compile path (other devices; machines without the native kernels). The first
     run compiles (about ten graphs, minutes on a busy 2-core machine); inductor caches them on
     disk. Eval is checked without autograd (the fused inference pass)."""
     cfg = LightNormConfig.from_preset(preset, **overrides)
-    assert 16 * 64 * 16 * 16 >= AUTO_COMPILE_MIN_NUMEL
-    run_module_vs_reference(cfg, (16, 64, 16, 16), "auto", tag=9, eval_grad=False)
+    run_module_vs_reference(cfg, (16, 64, 16, 16), "compile", tag=9, eval_grad=False)
 
 
 @pytest.mark.skipif(not SLOW, reason="compiles every preset (minutes): set LIGHTNORM_SLOW_TESTS=1")

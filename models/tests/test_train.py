@@ -287,7 +287,8 @@ def test_study_plans_cover_the_required_variants():
     for plan in S.PLANS.values():
         assert len(plan.seeds) >= 3
         assert {m.family for m in plan.models} == {"ResNet", "MobileNetV2"}
-        assert plan.backend in ("auto", "eager", "compile")
+        assert plan.backend in ("auto", "native", "eager", "compile")
+        assert plan.jobs >= 1
         assert plan.limit_train is None or plan.limit_train >= plan.batch_size
 
 
@@ -329,3 +330,21 @@ def test_cli_trains_on_cifar_pickles_with_augmentation(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["settings"]["augment"] is True and result["data"]["n_train"] == 80
     assert result["data"]["steps_per_epoch"] == 5 and not (out / "curves.png").exists()
+
+
+def test_study_with_two_jobs_runs_every_run_once(tmp_path, capsys):
+    """--jobs 2: a worker process shares the plan through the run locks; every run finishes
+    exactly once and the report covers them all."""
+    argv = [
+        "--variants", "torch-bn", "--limit-train", "64", "--limit-test", "64", "--epochs", "1",
+        "--batch-size", "32", "--seeds", "0,1", "--resnet", "resnet8:4",
+        "--mobilenet", "mobilenetv2s:0.25", "--jobs", "2",
+        "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert S.main(argv) == 0
+    results = sorted(p.relative_to(tmp_path) for p in (tmp_path / "runs").rglob("result.json"))
+    assert len(results) == 4, results  # 2 models x 2 seeds
+    report = json.loads((tmp_path / "out" / "accuracy_custom.json").read_text())
+    assert report["runs_finished"] == 4
+    out = capsys.readouterr().out
+    assert "runs done here" in out

@@ -1,0 +1,223 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Build and load the native kernels of lightnorm.torch (csrc/lightnorm_native.cpp).
+
+The library is compiled at first use with the system C++ compiler (``CXX``, default ``g++``)
+for this machine (``-march=native``) and cached under ``$LIGHTNORM_CACHE`` (default
+``~/.cache/lightnorm``), keyed by the source, the flags, the compiler and the CPU, so a change of
+any of them rebuilds it. Compiling takes a few seconds. No compiler, or a failed build: ``load()``
+returns None and ``error()`` says why; lightnorm.torch then runs its torch-op passes.
+
+The flags keep IEEE semantics: ``-ffp-contract=off`` (no fused multiply-add, which would change
+TwoSum and the products) and no ``-ffast-math``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parent / "csrc" / "lightnorm_native.cpp"
+FLAGS = (
+    "-std=c++17",
+    "-O3",
+    "-march=native",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+    "-fPIC",
+    "-shared",
+    "-pthread",
+)
+ABI = 4  # lightnorm_native_abi() of the source this module matches
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+class Fmt(ctypes.Structure):
+    _fields_ = [
+        ("man", ctypes.c_int32),
+        ("emin", ctypes.c_int32),
+        ("emax", ctypes.c_int32),
+        ("rne", ctypes.c_int32),
+        ("sat", ctypes.c_int32),
+        ("pad", ctypes.c_int32),
+        ("maxn", ctypes.c_double),
+    ]
+
+
+class Bfp(ctypes.Structure):
+    _fields_ = [
+        ("enabled", ctypes.c_int32),
+        ("mb", ctypes.c_int32),
+        ("g", ctypes.c_int32),
+        ("e_lo", ctypes.c_int32),
+        ("e_hi", ctypes.c_int32),
+        ("second_max", ctypes.c_int32),
+        ("rne", ctypes.c_int32),
+        ("keeps", ctypes.c_int32),
+    ]
+
+
+class Args(ctypes.Structure):
+    """struct LnArgs of the source (same field order)."""
+
+    _fields_ = [
+        ("pass_", ctypes.c_int32),
+        ("arith", ctypes.c_int32),
+        ("in0_half", ctypes.c_int32),
+        ("in1_half", ctypes.c_int32),
+        ("out_half", ctypes.c_int32),
+        ("n", ctypes.c_int64),
+        ("c", ctypes.c_int64),
+        ("s", ctypes.c_int64),
+        ("nthreads", ctypes.c_int32),
+        ("mode", ctypes.c_int32),
+        ("extrema", ctypes.c_int32),
+        ("sum_kind", ctypes.c_int32),
+        ("nlimbs", ctypes.c_int32),
+        ("fc", Fmt),
+        ("fg", Fmt),
+        ("fs", Fmt),
+        ("bfp", Bfp),
+        ("in0", ctypes.c_void_p),
+        ("in1", ctypes.c_void_p),
+        ("marker", ctypes.c_void_p),
+        ("v0", ctypes.c_void_p),
+        ("v1", ctypes.c_void_p),
+        ("v2", ctypes.c_void_p),
+        ("v3", ctypes.c_void_p),
+        ("v4", ctypes.c_void_p),
+        ("v5", ctypes.c_void_p),
+        ("out0", ctypes.c_void_p),
+        ("sum0", ctypes.c_void_p),
+        ("limb0", ctypes.c_void_p),
+        ("sum1", ctypes.c_void_p),
+        ("limb1", ctypes.c_void_p),
+        ("ext_max", ctypes.c_void_p),
+        ("ext_min", ctypes.c_void_p),
+    ]
+
+
+def _cxx() -> str:
+    return os.environ.get("CXX", "g++")
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("LIGHTNORM_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lightnorm"
+
+
+def _cpu_key() -> str:
+    """The CPU's model and feature flags (-march=native code is only valid on such a CPU)."""
+    keep = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith(("model name", "flags", "Features")):
+                    keep.append(line.strip())
+                if len(keep) >= 2:
+                    break
+    except OSError:
+        keep.append(platform.processor())
+    return "\n".join(keep)
+
+
+def _build(out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        cmd = [_cxx(), *FLAGS, str(SOURCE), "-o", tmp]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr.strip()[-2000:]}")
+        os.replace(tmp, out)  # atomic: concurrent processes never load a partial file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _library_path() -> Path:
+    ver = subprocess.run([_cxx(), "--version"], capture_output=True, text=True, check=True)
+    h = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), ver.stdout.encode()):
+        h.update(part)
+        h.update(b"\0")
+    h.update(_cpu_key().encode())
+    return _cache_dir() / f"lightnorm_native-{h.hexdigest()[:16]}.so"
+
+
+def load() -> ctypes.CDLL | None:
+    """The loaded library (built first if needed), or None when it cannot be built/loaded."""
+    with _lock:
+        if "lib" in _state:
+            return _state["lib"]  # type: ignore[return-value]
+        lib = None
+        try:
+            path = _library_path()
+            if not path.exists():
+                _build(path)
+            lib = ctypes.CDLL(str(path))
+            if lib.lightnorm_native_abi() != ABI:
+                raise RuntimeError(f"{path}: ABI {lib.lightnorm_native_abi()} != {ABI}")
+            lib.lightnorm_native_pass.argtypes = [ctypes.POINTER(Args)]
+            lib.lightnorm_native_pass.restype = ctypes.c_int
+            lib.lightnorm_native_prim.argtypes = [
+                ctypes.c_int,
+                ctypes.c_int64,
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.POINTER(Fmt),
+            ]
+            lib.lightnorm_native_prim.restype = ctypes.c_int
+            _state["path"] = str(path)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            _state["error"] = repr(exc)
+            lib = None
+        _state["lib"] = lib
+        return lib
+
+
+def error() -> str | None:
+    """Why load() returned None (None if it did not)."""
+    return _state.get("error")  # type: ignore[return-value]
+
+
+def library_path() -> str | None:
+    """Path of the loaded library (None before load() or when it failed)."""
+    return _state.get("path")  # type: ignore[return-value]
+
+
+def call(args: Args) -> None:
+    """Run one pass; the tensors behind the pointers must stay alive during the call (ctypes
+    releases the GIL: other Python threads run meanwhile)."""
+    lib = load()
+    if lib is None:
+        raise RuntimeError(f"lightnorm native kernels unavailable: {error()}")
+    rc = lib.lightnorm_native_pass(ctypes.byref(args))
+    if rc != 0:
+        raise RuntimeError(f"lightnorm_native_pass failed with code {rc}")
+
+
+# lightnorm_native_prim op codes
+PRIM_QUANT, PRIM_ADD, PRIM_MUL, PRIM_ROUND_SUM, PRIM_RECIP, PRIM_RSQRT = range(6)
+
+
+def prim(op: int, n: int, a: int, b: int | None, out: int, fmt: Fmt) -> None:
+    """out[i] = op(a[i], b[i]) rounded to fmt on float64 arrays (pointers) of n values."""
+    lib = load()
+    if lib is None:
+        raise RuntimeError(f"lightnorm native kernels unavailable: {error()}")
+    rc = lib.lightnorm_native_prim(op, n, a, b, out, ctypes.byref(fmt))
+    if rc != 0:
+        raise RuntimeError(f"lightnorm_native_prim({op}) failed with code {rc}")
