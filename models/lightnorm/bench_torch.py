@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Benchmark: LightNorm2d vs nn.BatchNorm2d, forward + backward, in the same run.
 
-    python -m lightnorm.bench_torch [--shape 32 64 32 32] [--repeats 30] [--presets lightnorm ...]
+    python -m lightnorm.bench_torch [--shape 32 64 32 32] [--repeats 300] [--presets lightnorm ...]
 
 Each timed step is a training forward (running statistics updated), a backward to the input
 and the parameters, on a float32 tensor. Steps of nn.BatchNorm2d and of every LightNorm
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--shape", type=int, nargs=4, default=[32, 64, 32, 32])
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=300)
     ap.add_argument("--presets", nargs="+", default=["lightnorm"])
     ap.add_argument("--backend", default="auto", choices=["auto", "native", "compile", "eager"])
     ap.add_argument("--out-dir", type=Path, default=_ROOT / "docs" / "results")

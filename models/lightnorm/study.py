@@ -79,6 +79,16 @@ VARIANTS: tuple[Variant, ...] = (
         "full LightNorm, C = 1/d2(m) (unbiased for Gaussian data)",
     ),
     Variant(
+        "lightnorm/grad=e6m3",
+        "lightnorm:grad_format=fp10_e6m3",
+        "full LightNorm with E6M3 gradients (the authors' gradient format: 2^-33 .. 2^31)",
+    ),
+    Variant(
+        "lightnorm/grad=fp32",
+        "lightnorm:grad_format=fp32_e8m23",
+        "full LightNorm with FP32 gradients (isolates the gradient format)",
+    ),
+    Variant(
         "authors", "authors", "the authors' code's numerics (RTZ, second-max BFP g32, E6M3 grads)"
     ),
 )
