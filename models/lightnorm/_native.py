@@ -8,7 +8,9 @@ any of them rebuilds it. Compiling takes a few seconds. No compiler, or a failed
 returns None and ``error()`` says why; lightnorm.torch then runs its torch-op passes.
 
 The flags keep IEEE semantics: ``-ffp-contract=off`` (no fused multiply-add, which would change
-TwoSum and the products) and no ``-ffast-math``.
+TwoSum and the products) and no ``-ffast-math``. ``-fopenmp``: the library needs libgomp.so.1,
+which the dynamic loader resolves to the copy torch has already loaded (same soname), so the
+passes run on torch's own OpenMP threads (load it only after importing torch).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ FLAGS = (
     "-fno-math-errno",
     "-fPIC",
     "-shared",
-    "-pthread",
+    "-fopenmp",
 )
 ABI = 4  # lightnorm_native_abi() of the source this module matches
 

@@ -16,12 +16,11 @@
 // (a fused multiply-add would change TwoSum and the products).
 //
 // Layout: (N, C, S) contiguous; BFP groups are `g` consecutive channels at one (n, s). Work
-// items are (n, group) pairs, split over threads (pthreads: no second OpenMP runtime next to
-// torch's). Row sums per (n, c): float64 (exact for 'f64' kinds) or 32-bit limbs in int64
-// (exact for any format up to FP32; lightnorm/_native.py combines them into Python ints).
+// items are (n, group) pairs, split over OpenMP threads (torch's runtime, see run()). Row
+// sums per (n, c): float64 (exact for 'f64' kinds) or 32-bit limbs in int64 (exact for any
+// format up to FP32; lightnorm/_native.py combines them into Python ints).
 
 #include <immintrin.h>
-#include <pthread.h>
 
 #include <algorithm>
 #include <cmath>
@@ -239,44 +238,65 @@ template <class P, class T> void quant_arr(const T* in, T* out, int len, const F
   for (int i = 0; i < len; ++i) out[i] = quant<P>(in[i], f);
 }
 
-// out[i] = op(i) rounded to f, one operator over a row: in float, pre(i) is the float32 result
-// (exact, or innocuously double-rounded: the checks of lightnorm/torch.py) and quant_arr rounds
-// it; in double, full(i) is the whole operator (TwoSum and the nudge for additions). out may be
-// an operand (element i is only read for element i).
+// out[i] = op(i) rounded to f, one operator over a row. Float: pre(i) is the float32 result
+// (exact, or innocuously double-rounded: the checks of lightnorm/torch.py), rounded as in
+// quant_arr in the same loop; double: full(i) is the whole operator (TwoSum and the nudge for
+// additions). out must not be an operand: the fix-up and fallback loops read them again.
 template <class P, class T, class Pre, class Full>
-LN_INLINE void row_op(T* out, int len, const Fmt& f, T* tmp, Pre pre, Full full) {
-  if constexpr (std::is_same_v<T, float>) {
-    for (int i = 0; i < len; ++i) tmp[i] = pre(i);
-    quant_arr<P>(tmp, out, len, f);
+LN_INLINE void row_op(T* out, int len, const Fmt& f, Pre pre, Full full) {
+  if constexpr (std::is_same_v<T, float> && P::rne) {
+    const float c1 = pow2<float>(23 - f.man) + 1.0f;
+    const float lo_n = pow2<float>(f.emin), bound = pow2<float>(f.emax + 2);
+    const float maxn = static_cast<float>(f.maxn);
+    int bad = 0, sub = 0;
+    for (int i = 0; i < len; ++i) {
+      const float x = pre(i);
+      const float t = x * c1;
+      const float h = t - (t - x);
+      const float ax = std::fabs(x);
+      sub |= (ax < lo_n) & (x != 0.0f);
+      bad |= !(ax <= bound) | (std::fabs(h) > maxn);
+      out[i] = h;
+    }
+    if (!bad) {
+      if (sub) {
+        const float c = 1.5f * pow2<float>(f.emin - f.man + 23);
+        for (int i = 0; i < len; ++i) {
+          const float x = pre(i);
+          out[i] = std::fabs(x) < lo_n ? std::copysign((x + c) - c, x) : out[i];
+        }
+      }
+      return;
+    }
+    for (int i = 0; i < len; ++i) out[i] = quant<P>(pre(i), f);
+  } else if constexpr (std::is_same_v<T, float>) {
+    for (int i = 0; i < len; ++i) out[i] = quant<P>(pre(i), f);
   } else {
     for (int i = 0; i < len; ++i) out[i] = full(i);
   }
 }
 
-// add / sub / mul of a row and a per-channel constant, or of two rows
-template <class P, class T>
-LN_INLINE void add_rc(const T* a, T b, T* out, int len, const Fmt& f, T* tmp) {
-  row_op<P>(out, len, f, tmp, [&](int i) { return a[i] + b; },
-            [&](int i) { return add<P, T>(a[i], b, f); });
+// add / sub / mul of a row and a per-channel constant, or of two rows (out != operands)
+template <class P, class T> LN_INLINE void add_rc(const T* a, T b, T* out, int len, const Fmt& f) {
+  row_op<P, T>(out, len, f, [&](int i) { return a[i] + b; },
+               [&](int i) { return add<P, T>(a[i], b, f); });
+}
+template <class P, class T> LN_INLINE void sub_rc(const T* a, T b, T* out, int len, const Fmt& f) {
+  add_rc<P, T>(a, -b, out, len, f);
+}
+template <class P, class T> LN_INLINE void mul_rc(const T* a, T b, T* out, int len, const Fmt& f) {
+  row_op<P, T>(out, len, f, [&](int i) { return a[i] * b; },
+               [&](int i) { return mul<P, T>(a[i], b, f); });
 }
 template <class P, class T>
-LN_INLINE void sub_rc(const T* a, T b, T* out, int len, const Fmt& f, T* tmp) {
-  add_rc<P>(a, -b, out, len, f, tmp);
+LN_INLINE void sub_rr(const T* a, const T* b, T* out, int len, const Fmt& f) {
+  row_op<P, T>(out, len, f, [&](int i) { return a[i] - b[i]; },
+               [&](int i) { return sub<P, T>(a[i], b[i], f); });
 }
 template <class P, class T>
-LN_INLINE void mul_rc(const T* a, T b, T* out, int len, const Fmt& f, T* tmp) {
-  row_op<P>(out, len, f, tmp, [&](int i) { return a[i] * b; },
-            [&](int i) { return mul<P, T>(a[i], b, f); });
-}
-template <class P, class T>
-LN_INLINE void sub_rr(const T* a, const T* b, T* out, int len, const Fmt& f, T* tmp) {
-  row_op<P>(out, len, f, tmp, [&](int i) { return a[i] - b[i]; },
-            [&](int i) { return sub<P, T>(a[i], b[i], f); });
-}
-template <class P, class T>
-LN_INLINE void mul_rr(const T* a, const T* b, T* out, int len, const Fmt& f, T* tmp) {
-  row_op<P>(out, len, f, tmp, [&](int i) { return a[i] * b[i]; },
-            [&](int i) { return mul<P, T>(a[i], b[i], f); });
+LN_INLINE void mul_rr(const T* a, const T* b, T* out, int len, const Fmt& f) {
+  row_op<P, T>(out, len, f, [&](int i) { return a[i] * b[i]; },
+               [&](int i) { return mul<P, T>(a[i], b[i], f); });
 }
 
 // ---- BFP on a block buffer (spec section 5; lightnorm/torch.py _bfp_grouped) ---------------
@@ -521,9 +541,9 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
             load_row(r0, a.in0, off, len, false);
             break;
           case 1: {  // var: d = sub(x, mu); q = mul(d, d) -> sums
-            load_row(r0, a.in0, off, len, h0);
-            sub_rc<P>(r0, static_cast<T>(a.v0[c]), r0, len, fc, t0);
-            mul_rr<P>(r0, r0, r0, len, fc, t0);
+            load_row(t1, a.in0, off, len, h0);
+            sub_rc<P, T>(t1, static_cast<T>(a.v0[c]), t2, len, fc);
+            mul_rr<P, T>(t2, t2, r0, len, fc);
             sum_out(a, fs, r0, len, row, a.sum0, a.limb0);
             break;
           }
@@ -532,25 +552,25 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
             break;
           default: {  // bwd2: dx_c per mode (stored below, rounded)
             const T kb = static_cast<T>(a.v3[c]), coeff = static_cast<T>(a.v5[c]);
-            load_row(r0, a.in0, off, len, h0);
+            load_row(t1, a.in0, off, len, h0);  // dy_c
             if (a.mode == 2) {  // eval: dx = mul(dy, a)
-              mul_rc<P>(r0, coeff, r0, len, fg, t0);
+              mul_rc<P, T>(t1, coeff, r0, len, fg);
             } else if (a.mode == 0) {  // bn
-              load_row(r2, a.in1, off, len, h1);
-              sub_rc<P>(r2, static_cast<T>(a.v0[c]), r2, len, fc, t0);
-              mul_rc<P>(r2, static_cast<T>(a.v1[c]), r2, len, fc, t0);    // x_hat
-              sub_rc<P>(r0, kb, r0, len, fg, t0);                          // centered
-              mul_rc<P>(r2, static_cast<T>(a.v4[c]), r2, len, fg, t0);    // x_hat * k_gamma
-              sub_rr<P>(r0, r2, r0, len, fg, t0);                          // inner
-              mul_rc<P>(r0, coeff, r0, len, fg, t0);
+              load_row(t2, a.in1, off, len, h1);                           // x_c
+              sub_rc<P, T>(t2, static_cast<T>(a.v0[c]), r2, len, fc);
+              mul_rc<P, T>(r2, static_cast<T>(a.v1[c]), t2, len, fc);     // x_hat
+              sub_rc<P, T>(t1, kb, r2, len, fg);                           // centered
+              mul_rc<P, T>(t2, static_cast<T>(a.v4[c]), t1, len, fg);     // x_hat * k_gamma
+              sub_rr<P, T>(r2, t1, t2, len, fg);                           // inner
+              mul_rc<P, T>(t2, coeff, r0, len, fg);
             } else {  // range_exact: t, and t -+ corr at the chunk arg-max / arg-min
               const T corr = static_cast<T>(a.v2[c]);
-              sub_rc<P>(r0, kb, r0, len, fg, t0);
-              mul_rc<P>(r0, coeff, r0, len, fg, t0);
-              sub_rc<P>(r0, corr, t1, len, fg, t0);
-              add_rc<P>(r0, corr, t2, len, fg, t0);
+              sub_rc<P, T>(t1, kb, t2, len, fg);
+              mul_rc<P, T>(t2, coeff, t1, len, fg);                        // t
+              sub_rc<P, T>(t1, corr, t2, len, fg);
+              add_rc<P, T>(t1, corr, r2, len, fg);
               const int8_t* mk = a.marker + off;
-              for (int i = 0; i < len; ++i) r0[i] = mk[i] == 1 ? t1[i] : (mk[i] == 2 ? t2[i] : r0[i]);
+              for (int i = 0; i < len; ++i) r0[i] = mk[i] == 1 ? t2[i] : (mk[i] == 2 ? r2[i] : t1[i]);
             }
             break;
           }
@@ -572,9 +592,9 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
         for (int j = 0; j < gs; ++j) {
           const int64_t c = c0 + j;
           T* r0 = b0 + j * kBlock;
-          sub_rc<P>(r0, static_cast<T>(a.v0[c]), r0, len, fc, t0);
-          mul_rc<P>(r0, static_cast<T>(a.v1[c]), r0, len, fc, t0);
-          add_rc<P>(r0, static_cast<T>(a.v2[c]), r0, len, fc, t0);
+          sub_rc<P, T>(r0, static_cast<T>(a.v0[c]), t1, len, fc);
+          mul_rc<P, T>(t1, static_cast<T>(a.v1[c]), t2, len, fc);
+          add_rc<P, T>(t2, static_cast<T>(a.v2[c]), r0, len, fc);
         }
         storage_block<P>(b0, gs, len, fc, bfp, true, t0);
         for (int j = 0; j < gs; ++j)
@@ -587,10 +607,10 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
           const int64_t off = row * a.s + s0;
           const T* r0 = b0 + j * kBlock;
           T* r2 = b2 + j * kBlock;
-          load_row(r2, a.in1, off, len, h1);
-          sub_rc<P>(r2, static_cast<T>(a.v0[c]), r2, len, fc, t0);
-          mul_rc<P>(r2, static_cast<T>(a.v1[c]), r2, len, fc, t0);  // x_hat
-          mul_rr<P>(r0, r2, r2, len, fg, t0);                         // dy_c * x_hat
+          load_row(t1, a.in1, off, len, h1);
+          sub_rc<P, T>(t1, static_cast<T>(a.v0[c]), t2, len, fc);
+          mul_rc<P, T>(t2, static_cast<T>(a.v1[c]), t1, len, fc);  // x_hat
+          mul_rr<P, T>(r0, t1, r2, len, fg);                         // dy_c * x_hat
           store_out(a.out0, off, r0, len, a.out_half);
           sum_out(a, fs, r0, len, row, a.sum0, a.limb0);
           sum_out(a, fs, r2, len, row, a.sum1, a.limb1);
@@ -604,33 +624,16 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
   }
 }
 
-struct Span {
-  const Ctx* ctx;
-  int64_t i0, i1;
-};
-
-template <class P, class T> void* thread_main(void* p) {
-  const Span* sp = static_cast<const Span*>(p);
-  run_items<P, T>(*sp->ctx, sp->i0, sp->i1);
-  return nullptr;
-}
-
 template <class P, class T> int run(const LnArgs& a) {
   const int g = a.bfp.enabled ? a.bfp.g : 1;
-  Ctx ctx{&a, (a.c + g - 1) / g};
+  const Ctx ctx{&a, (a.c + g - 1) / g};
   const int64_t items = a.n * ctx.groups;
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(a.nthreads, items)));
-  std::vector<Span> spans(nt);
-  for (int t = 0; t < nt; ++t) spans[t] = Span{&ctx, items * t / nt, items * (t + 1) / nt};
-  std::vector<pthread_t> threads(nt > 1 ? nt - 1 : 0);
-  int started = 0;
-  for (int t = 1; t < nt; ++t) {
-    if (pthread_create(&threads[t - 1], nullptr, thread_main<P, T>, &spans[t]) != 0) break;
-    ++started;
-  }
-  run_items<P, T>(ctx, spans[0].i0, spans[0].i1);
-  for (int t = 0; t < started; ++t) pthread_join(threads[t], nullptr);
-  for (int t = started + 1; t < nt; ++t) run_items<P, T>(ctx, spans[t].i0, spans[t].i1);
+  // OpenMP: the library links libgomp.so.1, which resolves to the copy torch already loaded, so
+  // these are torch's own worker threads (a second thread pool would compete with torch's
+  // spinning workers for the cores).
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+  for (int t = 0; t < nt; ++t) run_items<P, T>(ctx, items * t / nt, items * (t + 1) / nt);
   return 0;
 }
 
