@@ -203,45 +203,16 @@ template <class T> void load_row(T* dst, const void* src, int64_t off, int len, 
 
 // ---- operators on block rows --------------------------------------------------------------
 
-// out[i] = quantize(in[i], f) (in != out). Float and round-to-nearest (lightnorm/torch.py
-// _quant_rne32): Veltkamp's split t = x * (2^(23 - M) + 1), x' = t - (t - x) rounds x to M + 1
-// significant bits, ties to even: quantize for 2^emin <= |x| <= 2^(emax + 2) and zeros, while
-// |x'| <= max_normal; |x| < 2^emin: (x + c) - c with c = 1.5 * 2^(lsb + 23) rounds to the
-// subnormal grid (a second, cheap loop, only for rows that have such values). A row with an
-// overflow, NaN or Inf is done again by the general quantize.
-template <class P, class T> void quant_arr(const T* in, T* out, int len, const Fmt& f) {
-  if constexpr (std::is_same_v<T, float> && P::rne) {
-    const float c1 = pow2<float>(23 - f.man) + 1.0f;
-    const float lo_n = pow2<float>(f.emin), bound = pow2<float>(f.emax + 2);
-    const float maxn = static_cast<float>(f.maxn);
-    int bad = 0, sub = 0;
-    for (int i = 0; i < len; ++i) {
-      const float x = in[i];
-      const float t = x * c1;
-      const float h = t - (t - x);
-      const float ax = std::fabs(x);
-      sub |= (ax < lo_n) & (x != 0.0f);
-      bad |= !(ax <= bound) | (std::fabs(h) > maxn);
-      out[i] = h;
-    }
-    if (!bad) {
-      if (sub) {
-        const float c = 1.5f * pow2<float>(f.emin - f.man + 23);
-        for (int i = 0; i < len; ++i) {
-          const float x = in[i];
-          out[i] = std::fabs(x) < lo_n ? std::copysign((x + c) - c, x) : out[i];
-        }
-      }
-      return;
-    }
-  }
-  for (int i = 0; i < len; ++i) out[i] = quant<P>(in[i], f);
-}
-
 // out[i] = op(i) rounded to f, one operator over a row. Float: pre(i) is the float32 result
-// (exact, or innocuously double-rounded: the checks of lightnorm/torch.py), rounded as in
-// quant_arr in the same loop; double: full(i) is the whole operator (TwoSum and the nudge for
-// additions). out must not be an operand: the fix-up and fallback loops read them again.
+// (exact, or innocuously double-rounded: the checks of lightnorm/torch.py), rounded in the
+// same loop; double: full(i) is the whole operator (TwoSum and the nudge for additions). out
+// must not be an operand: the fix-up and fallback loops read the operands again.
+// Float and round-to-nearest (lightnorm/torch.py _quant_rne32): Veltkamp's split
+// t = x * (2^(23 - M) + 1), x' = t - (t - x) rounds x to M + 1 significant bits, ties to even:
+// quantize for 2^emin <= |x| <= 2^(emax + 2) and zeros, while |x'| <= max_normal; |x| < 2^emin:
+// (x + c) - c with c = 1.5 * 2^(lsb + 23) rounds to the subnormal grid (a second, cheap loop,
+// only for rows that have such values). A row with an overflow, NaN or Inf is done again by
+// the general quantize.
 template <class P, class T, class Pre, class Full>
 LN_INLINE void row_op(T* out, int len, const Fmt& f, Pre pre, Full full) {
   if constexpr (std::is_same_v<T, float> && P::rne) {
@@ -274,6 +245,12 @@ LN_INLINE void row_op(T* out, int len, const Fmt& f, Pre pre, Full full) {
   } else {
     for (int i = 0; i < len; ++i) out[i] = full(i);
   }
+}
+
+// out[i] = quantize(in[i], f) (in != out)
+template <class P, class T> void quant_arr(const T* in, T* out, int len, const Fmt& f) {
+  row_op<P, T>(out, len, f, [&](int i) { return in[i]; },
+               [&](int i) { return quant<P>(in[i], f); });
 }
 
 // add / sub / mul of a row and a per-channel constant, or of two rows (out != operands)
