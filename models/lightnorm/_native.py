@@ -4,8 +4,9 @@
 The library is compiled at first use with the system C++ compiler (``CXX``, default ``g++``)
 for this machine (``-march=native``) and cached under ``$LIGHTNORM_CACHE`` (default
 ``~/.cache/lightnorm``), keyed by the source, the flags, the compiler and the CPU, so a change of
-any of them rebuilds it. Compiling takes a few seconds. No compiler, or a failed build: ``load()``
-returns None and ``error()`` says why; lightnorm.torch then runs its torch-op passes.
+any of them rebuilds it. Compiling takes about 16 s on a 2-core machine. No compiler, or a
+failed build: ``load()`` returns None and ``error()`` says why; lightnorm.torch then runs its
+torch-op passes.
 
 The flags keep IEEE semantics: ``-ffp-contract=off`` (no fused multiply-add, which would change
 TwoSum and the products) and no ``-ffast-math``. ``-fopenmp``: the library needs libgomp.so.1,
