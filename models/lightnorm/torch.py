@@ -51,13 +51,13 @@ variance sums, normalize, backward pass 1, backward pass 2) and small per-channe
 values of F2/F3/F6/B3). ``backend="native"`` runs the element-wise passes as fused C++ loops
 (lightnorm/csrc/lightnorm_native.cpp, built at first use with the system compiler, see
 lightnorm._native; CPU tensors of float32/float16/bfloat16, other inputs take the eager path)
-and the per-channel steps eagerly. ``"compile"`` runs every step through ``torch.compile``
-(inductor; one compilation per step and configuration, cached on disk by inductor; the first
-call of a new configuration takes tens of seconds), ``"eager"`` runs them op by op. ``"auto"``
-(default) is "native" when the kernels build, else it compiles inputs of at least
-AUTO_COMPILE_MIN_NUMEL elements (falling back to eager if compilation fails) and runs smaller
-ones eagerly. LIGHTNORM_TORCH_BACKEND=native|eager|compile overrides "auto". Every path gives
-the same bits.
+and the per-channel steps with the same library's primitives. ``"compile"`` runs every step
+through ``torch.compile`` (inductor; one compilation per step and configuration, cached on disk
+by inductor; the first call of a new configuration takes tens of seconds), ``"eager"`` runs
+them op by op. ``"auto"`` (default) is "native" when the kernels build, else it compiles
+inputs of at least AUTO_COMPILE_MIN_NUMEL elements (falling back to eager if compilation
+fails) and runs smaller ones eagerly. LIGHTNORM_TORCH_BACKEND=native|eager|compile overrides
+"auto". Every path gives the same bits.
 
 Scope beyond the spec: in eval mode with running statistics the module also has a backward
 (docs/spec.md defines none): with mu, s, a of section 8, dx = stored(mul(stored(dy), a, gf)),
@@ -659,8 +659,9 @@ def _pass_bwd2(
 # --------------------------------------------------------------------------------------------
 
 _BACKENDS = ("auto", "native", "compile", "eager")
-# "auto" compiles the passes of tensors with at least this many elements; smaller ones run
-# eagerly (a few ms per step), which spares a short run or a test the compilation (tens of s).
+# Without the native kernels, "auto" compiles the passes of tensors with at least this many
+# elements; smaller ones run eagerly (a few ms per step), which spares a short run or a test the
+# compilation (tens of s).
 AUTO_COMPILE_MIN_NUMEL = 1 << 16
 _compile_lock = threading.Lock()
 _compiled: dict[tuple[str, Any], Callable[..., Any]] = {}
@@ -758,12 +759,13 @@ class _BufferPool:
     """Output buffers of the native passes (x_c, y, dy_c, dx), kept for reuse.
 
     glibc hands freed multi-megabyte blocks back to the kernel, so fresh output tensors of
-    that size are page-faulted in again on every step (measured: about 6 400 faults per
-    training step of a (32, 64, 32, 32) layer, a third of its time). A buffer here is a numpy
-    array lent as ``torch.from_numpy(array)``: the tensor's storage holds a reference to the
-    array, so the array is free again exactly when its reference count is back to the pool's
-    own (every tensor and view of it, in Python or held by autograd, is gone). Small buffers,
-    and requests beyond ``cap`` live buffers of one shape, get a plain torch.empty.
+    that size are page-faulted in again on every step (before this pool, ``perf stat -e
+    page-faults`` counted about 6 400 faults per training step of a (32, 64, 32, 32) layer).
+    A buffer here is a numpy array lent as ``torch.from_numpy(array)``: the tensor's storage
+    holds a reference to the array, so the array is free again exactly when its reference
+    count is back to the pool's own (every tensor and view of it, in Python or held by
+    autograd, is gone). Small buffers, and requests beyond ``cap`` live buffers of one shape,
+    get a plain torch.empty.
     """
 
     MIN_BYTES = 1 << 20
@@ -846,10 +848,6 @@ def _stored_in(t: Tensor) -> Tensor:
 
 def _vec(t: Tensor) -> Tensor:
     return t.detach().to(_F64).contiguous()
-
-
-def _nptr(t: Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
 
 
 def _nlimbs(f: _Fmt) -> int:
@@ -946,8 +944,7 @@ def _native_bwd1(
     a.v0, a.v1 = mu.data_ptr(), sc.data_ptr()
     out = _pool.empty((n, c, s), _store_dtype(p.gf))
     a.out0, a.out_half = out.data_ptr(), int(out.dtype == torch.float16)
-    kind = "i64" if p.kind == "wide" else p.kind
-    sums = _native_sums(a, p.gf, kind, n, c, 0) + _native_sums(a, p.gf, kind, n, c, 1)
+    sums = _native_sums(a, p.gf, p.kind, n, c, 0) + _native_sums(a, p.gf, p.kind, n, c, 1)
     _native.call(a)
     return (out, *sums)
 
@@ -1017,7 +1014,7 @@ _NATIVE_PASSES: dict[str, Callable[..., Any]] = {
 
 
 # --------------------------------------------------------------------------------------------
-# Per-channel steps (eager; C values)
+# Per-channel steps (C values; their primitives run natively under _NativePrims)
 # --------------------------------------------------------------------------------------------
 
 

@@ -388,11 +388,6 @@ void add_limbs(const T* v, int len, const Fmt& f, int64_t* limb, double* special
   }
 }
 
-struct RowSum {  // one (n, c) row's exact sum
-  double f64 = 0.0;
-  double special = 0.0;
-};
-
 // Sum in float64 (exact for the 'f64' kinds, so in any order: 8 independent lanes, which
 // vectorize; an in-order float sum does not without -ffast-math).
 template <class T> double sum_f64(const T* v, int len) {
