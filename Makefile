@@ -37,7 +37,7 @@ tools: ## install missing system tools (iverilog, yosys, opensta, Fashion-MNIST)
 
 # The torch module and training-harness tests (issue 5); part of `make test`, and alone with
 # `make test-torch`. LIGHTNORM_SLOW_TESTS=1 adds the slow cases (compiled path of every preset).
-TORCH_TESTS = models/tests/test_torch.py models/tests/test_train.py models/tests/test_nets.py models/tests/test_data.py
+TORCH_TESTS = models/tests/test_torch.py models/tests/study
 
 test: venv tools ## run the tests CI runs: model oracles, torch module + training smoke, RTL block and core tests (SIM=, SEED=, WAVES=1)
 	$(WITH_ENV) $(PY) -m pytest models/tests verif $(PYTEST_ARGS)
@@ -55,7 +55,7 @@ demo: venv ## one training step of the reference model vs float64 BN (PRESET=lig
 	$(PY) -m lightnorm demo --preset $(or $(PRESET),lightnorm)
 
 train: venv tools ## one training run: TRAIN_ARGS="--model resnet20 --norm lightnorm --epochs 5 --seed 0"
-	$(PY) -m lightnorm.train $(or $(TRAIN_ARGS),--model resnet20 --norm lightnorm --epochs 5 --seed 0)
+	$(PY) -m lightnorm.study.train $(or $(TRAIN_ARGS),--model resnet20 --norm lightnorm --epochs 5 --seed 0)
 
 study: venv tools ## accuracy study on Fashion-MNIST (<= 60 min) -> docs/results/accuracy.md
 	$(PY) -m lightnorm.study
@@ -64,13 +64,13 @@ bench: venv ## run the benchmarks (python -m lightnorm.bench)
 	$(PY) -m lightnorm.bench
 
 synth: venv tools ## synthesize both cores (Yosys + OSU018 + OpenSTA) -> runs/synth/<design>/result.json
-	$(PY) -m lightnorm.synth $(if $(FORCE),--force)
+	$(PY) -m lightnorm.hw.synth $(if $(FORCE),--force)
 
 synth-ci: venv tools ## CI check: generic Yosys synthesis of both cores at the default configuration
-	$(PY) -m lightnorm.synth --ci $(if $(FORCE),--force)
+	$(PY) -m lightnorm.hw.synth --ci $(if $(FORCE),--force)
 
 report: venv tools ## synthesis + sweep + DRAM model -> docs/results/hw_synth.md, hw_compare.json, PNGs
-	$(PY) -m lightnorm.hwreport $(if $(FORCE),--force)
+	$(PY) -m lightnorm.hw.report $(if $(FORCE),--force)
 
 lint: venv tools ## ruff + Verilator --lint-only -Wall and a Yosys parse of every hdl/ module
 	$(PY) -m ruff check models verif

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// GENERATED FILE - do not edit. Regenerate with `python -m lightnorm.hdlgen`
-// (models/lightnorm/hdlgen.py) from lightnorm.formats.FORMATS; a test fails on drift.
+// GENERATED FILE - do not edit. Regenerate with `python -m lightnorm.hw.hdlgen`
+// (models/lightnorm/hw/hdlgen.py) from lightnorm.formats.FORMATS; a test fails on drift.
 //
 // lightnorm_pkg: the named float formats FP(E, M) of the Python model, the encodings
 // of the rounding / overflow controls, and the correctly rounded significand tables of

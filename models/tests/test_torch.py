@@ -17,7 +17,7 @@
 5. The nn.BatchNorm contract: signature, state_dict both ways, momentum=None, train/eval,
    track_running_stats=False, convert/revert with a filter, errors naming the field.
 
-Seeds are fixed (SEED); no timing assertions (speed: python -m lightnorm.bench_torch).
+Seeds are fixed (SEED); no timing assertions (speed: python -m lightnorm.torch.bench).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightnorm import _native, arith
+from lightnorm import arith
 from lightnorm import reference as ref
 from lightnorm.bfp import BFPFormat, SharedExpRule, bfp_quantize
 from lightnorm.config import PRESETS, LightNormConfig
@@ -42,22 +42,16 @@ from lightnorm.formats import quantize as np_quantize
 from lightnorm.torch import (
     LightNorm1d,
     LightNorm2d,
-    _Acc,
-    _add,
-    _Fmt,
-    _Layout,
-    _native_store,
-    _NativePrims,
-    _PStore,
-    _recip,
-    _round_acc,
-    _rsqrt,
-    _sub,
+    _native,
     convert_batchnorm,
     quantize,
     revert_batchnorm,
 )
 from lightnorm.torch import bfp_quantize as t_bfp_quantize
+from lightnorm.torch.channel import _Acc, _recip, _round_acc, _rsqrt
+from lightnorm.torch.native import _native_store
+from lightnorm.torch.ops import _add, _Fmt, _NativePrims, _sub
+from lightnorm.torch.passes import _Layout, _PStore
 
 SEED = 20261126
 print(f"[test_torch] SEED={SEED}")
@@ -449,7 +443,7 @@ def test_native_buffers_reused_only_when_free():
     same shape before one backward (the first x_c is held only by autograd), outputs kept
     across steps, a view kept after its tensor is gone: every result equals the eager path's,
     and a freed buffer is reused."""
-    from lightnorm.torch import _pool
+    from lightnorm.torch.native import _pool
 
     x, dy, gamma, beta = make_inputs((16, 64, 16, 16), 14, special=False)  # 1 MiB outputs
     results = []

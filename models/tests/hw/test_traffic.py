@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Tests of lightnorm.traffic: hand-computed traffic of a tiny layer list for each scheme,
+"""Tests of lightnorm.hw.traffic: hand-computed traffic of a tiny layer list for each scheme,
 network shapes against architecture facts and torchvision's own definitions, BFP storage
 against lightnorm.bfp, energy arithmetic, input validation, the CLI."""
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lightnorm.bfp import BFPFormat, bfp_pack
-from lightnorm.traffic import (
+from lightnorm.hw.traffic import (
     CONSTANTS,
     PHASES,
     BNLayer,
@@ -156,7 +156,7 @@ def test_tables_equal_torchvision_definitions() -> None:
 
 def test_tables_equal_live_torchvision() -> None:
     tv = pytest.importorskip("torchvision", reason="torchvision not importable here")
-    from lightnorm.traffic import bn_layers_from_module
+    from lightnorm.hw.traffic import bn_layers_from_module
 
     for fn, net in ((tv.models.resnet18, "resnet18"), (tv.models.mobilenet_v2, "mobilenet_v2")):
         for dataset, size, classes in (("cifar", 32, 10), ("imagenet", 224, 1000)):
@@ -168,7 +168,7 @@ def test_project_nets_by_hooks() -> None:
     pytest.importorskip("torch")
     from torch import nn
 
-    from lightnorm.nets import build_model
+    from lightnorm.study.nets import build_model
 
     for name in ("resnet20", "mobilenetv2"):
         layers = bn_layers(f"lightnorm.{name}", "cifar", batch=4)

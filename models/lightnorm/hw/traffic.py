@@ -2,7 +2,7 @@
 """DRAM traffic and energy of batch normalization per training iteration (issue 4, section 3).
 
 Pure functions over a list of BN layer shapes; file I/O only in the CLI
-(``python -m lightnorm.traffic`` writes ``docs/results/dram_traffic.{md,json}``).
+(``python -m lightnorm.hw.traffic`` writes ``docs/results/dram_traffic.{md,json}``).
 
 Networks. ``bn_layers(network, dataset, batch)`` gives every BN layer's output shape
 (N, C, H, W) in forward order:
@@ -19,7 +19,7 @@ Networks. ``bn_layers(network, dataset, batch)`` gives every BN layer's output s
   ``models/tests/data/torchvision_bn_shapes.json``; the test also compares live when
   torchvision imports). :func:`bn_layers_from_module` records any ``nn.Module`` that way.
 - ``lightnorm.resnet20`` and ``lightnorm.mobilenetv2``: the project's own CIFAR networks
-  (:mod:`lightnorm.nets`), recorded by forward hooks on a meta tensor (needs torch).
+  (:mod:`lightnorm.study.nets`), recorded by forward hooks on a meta tensor (needs torch).
 
 What is counted as BN's own DRAM traffic (bits, then bytes = bits / 8), per layer, for a
 training iteration (forward + backward), with E = the stored size of one feature-map tensor
@@ -314,7 +314,7 @@ def bn_layers(network: str, dataset: str, batch: int = 32) -> list[BNLayer]:
         raise ValueError(f"dataset: {network} is a CIFAR network, got {dataset!r}")
     import torch
 
-    from lightnorm.nets import build_model
+    from lightnorm.study.nets import build_model
 
     with torch.device("meta"):
         model = build_model(network.removeprefix("lightnorm."), in_channels=3, num_classes=10)
@@ -713,7 +713,7 @@ def compare(
 # ----------------------------------------------------------------------------------------------
 # CLI (the only I/O)
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[3]
 
 
 def _mb(x: float) -> str:
@@ -742,7 +742,7 @@ def _markdown(report: dict[str, Any]) -> str:
     main = report["compare"]
     nets = main["networks"]
     lines = [
-        "# BN DRAM traffic and energy per training iteration (`python -m lightnorm.traffic`)",
+        "# BN DRAM traffic and energy per training iteration (`python -m lightnorm.hw.traffic`)",
         "",
         f"- command: `{report['command']}`; date: {report['date']}; Python {report['python']}",
         f"- batch {main['batch']}; LightNorm storage `{main['bfp']}` "
@@ -941,7 +941,7 @@ def _parse_datapath(text: str | None) -> dict[str, float | None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lightnorm.traffic",
+        prog="python -m lightnorm.hw.traffic",
         description="BN DRAM traffic and energy per training iteration (issue 4, section 3).",
     )
     parser.add_argument("--batch", type=int, default=32)
@@ -976,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep = _sweep(DEFAULT_NETWORKS, args.batch, args.stat_passes)
     args_text = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
     report = {
-        "command": "python -m lightnorm.traffic" + (" " + args_text if args_text else ""),
+        "command": "python -m lightnorm.hw.traffic" + (" " + args_text if args_text else ""),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "constants": [c.__dict__ for c in CONSTANTS],

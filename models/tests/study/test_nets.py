@@ -1,4 +1,4 @@
-"""lightnorm.nets: ResNet and MobileNetV2 on 1x28x28 and 3x32x32 inputs, forward and backward,
+"""lightnorm.study.nets: ResNet and MobileNetV2 on 1x28x28 and 3x32x32 inputs, forward and backward,
 with plain BatchNorm2d and converted to LightNorm."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightnorm.nets import MODELS, build_model, default_width, make_divisible
+from lightnorm.study.nets import MODELS, build_model, default_width, make_divisible
 
 SEED = 20251125
 print(f"[test_nets] SEED={SEED}")
@@ -46,7 +46,7 @@ def test_depths_and_norm_layers():
     assert convs(build_model("resnet8", width=4)) == 7
     assert convs(build_model("resnet20", width=4)) == 19
     # MobileNetV2: 17 inverted residual blocks, 7 in the short variant
-    from lightnorm.nets import InvertedResidual
+    from lightnorm.study.nets import InvertedResidual
 
     def blocks(m):
         return sum(isinstance(b, InvertedResidual) for b in m.modules())

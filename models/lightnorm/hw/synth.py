@@ -21,7 +21,7 @@ One function, :func:`synthesize`, takes a design (top module + parameters) throu
 Results go to ``runs/synth/<label>/`` (logs, netlist, ``result.json``); a run whose Yosys
 script, sources and tools are unchanged is reused (``force=True`` re-runs).
 
-``python -m lightnorm.synth`` synthesizes the default LightNorm core (and the FP32 baseline
+``python -m lightnorm.hw.synth`` synthesizes the default LightNorm core (and the FP32 baseline
 when ``hdl/bn_fp32_core.sv`` exists); ``--ci`` runs only the quick generic check.
 """
 
@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HDL = ROOT / "hdl"
 RUNS = ROOT / "runs" / "synth"
 LIB_NAME = "osu018_stdcells.lib"
@@ -610,7 +610,7 @@ def default_designs() -> list[tuple[Design, bool]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lightnorm.synth", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m lightnorm.hw.synth", description=__doc__)
     ap.add_argument("--ci", action="store_true", help="generic synthesis only (CI check)")
     ap.add_argument("--force", action="store_true", help="re-run even if cached")
     ap.add_argument("--design", action="append", help="label(s) to run (default: all)")

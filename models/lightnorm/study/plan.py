@@ -7,7 +7,7 @@
     python -m lightnorm.study --summarize  # only rebuild the report from finished runs
 
 Every variant (see :data:`VARIANTS`) trains each model family (a CIFAR-style ResNet and a
-MobileNetV2) with >= 3 seeds through ``lightnorm.train.run``. A run writes
+MobileNetV2) with >= 3 seeds through ``lightnorm.study.train.run``. A run writes
 ``<runs-dir>/<plan>/<model>/<variant>/seed<k>/result.json`` last, so the study is resumable
 (finished runs are skipped) and parallel-safe: a run is claimed with an exclusive lock file
 (holding the owner's pid; a lock of a dead process is taken over), so several
@@ -161,7 +161,7 @@ PLANS: dict[str, Plan] = {
 
 
 def _settings(plan: Plan, model: ModelSpec, variant: Variant, seed: int) -> Any:
-    from lightnorm.train import TrainSettings  # noqa: PLC0415 (keeps --help free of torch)
+    from lightnorm.study.train import TrainSettings  # noqa: PLC0415 (keeps --help free of torch)
 
     return TrainSettings(
         model=model.name,
@@ -272,8 +272,8 @@ def run_study(
     plan: Plan, variants: Sequence[Variant], runs_root: Path, progress: bool = False
 ) -> tuple[int, int]:
     """Run every missing run of ``plan``; returns (runs done here, runs skipped)."""
-    from lightnorm.data import load_dataset  # noqa: PLC0415
-    from lightnorm.train import run, write_outputs  # noqa: PLC0415
+    from lightnorm.study.data import load_dataset  # noqa: PLC0415
+    from lightnorm.study.train import run, write_outputs  # noqa: PLC0415
 
     _use_backend(plan)
     data = load_dataset(plan.dataset)
@@ -321,9 +321,9 @@ def measure(plan: Plan, variants: Sequence[Variant], steps: int = 4) -> dict[str
     import torch  # noqa: PLC0415
     import torch.nn.functional as F  # noqa: PLC0415
 
-    from lightnorm.data import load_dataset  # noqa: PLC0415
-    from lightnorm.nets import build_model  # noqa: PLC0415
-    from lightnorm.train import convert_model, parse_norm  # noqa: PLC0415
+    from lightnorm.study.data import load_dataset  # noqa: PLC0415
+    from lightnorm.study.nets import build_model  # noqa: PLC0415
+    from lightnorm.study.train import convert_model, parse_norm  # noqa: PLC0415
 
     torch.set_num_threads(plan.threads)
     _use_backend(plan)
@@ -504,7 +504,7 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         "inputs normalized by the training mean/std, no augmentation.",
         "- Models: "
         + "; ".join(f"{m.family} = `{m.name}` width {m.width:g}" for m in plan.models)
-        + " (`lightnorm.nets`; every BatchNorm2d converted with `convert_batchnorm` except "
+        + " (`lightnorm.study.nets`; every BatchNorm2d converted with `convert_batchnorm` except "
         "`torch-bn`).",
         f"- Training: {s['epochs']} epochs, batch {s['batch_size']} (last partial batch "
         f"dropped), SGD momentum 0.9 Nesterov, lr {s['lr']} with per-step cosine decay to 0, "
@@ -513,7 +513,7 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         f"- Seeds: {', '.join(map(str, plan.seeds))} (weight init, batch order; not tuned). "
         "± is the sample standard deviation over seeds.",
         f"- Budget: {plan.note}.",
-        "- LightNorm module: `models/lightnorm/torch.py` sha256 prefix "
+        "- LightNorm module: `models/lightnorm/torch/` sha256 prefix "
         + ", ".join(f"`{d}`" for d in report["lightnorm_torch_sha256"])
         + " (recorded by every run).",
         f"- Run time (sum of the runs' wall times, training + evaluation, over all study "
@@ -601,7 +601,7 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         "",
         "```",
         (f"LIGHTNORM_TORCH_BACKEND={plan.backend} " if plan.backend != "auto" else "")
-        + f"python -m lightnorm.train --model {plan.models[0].name} "
+        + f"python -m lightnorm.study.train --model {plan.models[0].name} "
         f"--width {plan.models[0].width:g} --norm lightnorm --dataset fashion-mnist "
         f"--epochs {plan.epochs} --seed 0 --batch-size {plan.batch_size} --lr {plan.lr:g} "
         f"--threads {plan.threads}"

@@ -1,4 +1,4 @@
-"""lightnorm.train and lightnorm.study: the --norm parser, a LightNorm training smoke test on
+"""lightnorm.study.train and lightnorm.study: the --norm parser, a LightNorm training smoke test on
 real Fashion-MNIST (the loss must decrease), the CLI outputs, and the study's resumable,
 parallel-safe bookkeeping and report."""
 
@@ -11,11 +11,11 @@ import os
 import numpy as np
 import pytest
 
-from lightnorm import study as S
 from lightnorm.bfp import BFPFormat, SharedExpRule
 from lightnorm.config import GradMode, LightNormConfig, RangeConstant
-from lightnorm.data import FASHION_MNIST_DEFAULT_DIR, load_fashion_mnist, write_idx
-from lightnorm.train import TrainSettings, main, parse_norm, run
+from lightnorm.study import plan as S
+from lightnorm.study.data import FASHION_MNIST_DEFAULT_DIR, load_fashion_mnist, write_idx
+from lightnorm.study.train import TrainSettings, main, parse_norm, run
 
 SEED = 20251125
 print(f"[test_train] SEED={SEED}")
@@ -113,8 +113,8 @@ def test_non_finite_model_state_counts_as_diverged():
     # the state before evaluating and records the run as diverged instead of crashing
     import torch  # noqa: PLC0415
 
-    from lightnorm.nets import build_model  # noqa: PLC0415
-    from lightnorm.train import _finite_state  # noqa: PLC0415
+    from lightnorm.study.nets import build_model  # noqa: PLC0415
+    from lightnorm.study.train import _finite_state  # noqa: PLC0415
 
     model = build_model("resnet8", 1, 10, 2)
     assert _finite_state(model)

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Train a network with LightNorm (or plain BatchNorm) on Fashion-MNIST / CIFAR, on the CPU.
 
-    python -m lightnorm.train --model resnet20 --norm lightnorm --dataset fashion-mnist \
+    python -m lightnorm.study.train --model resnet20 --norm lightnorm --dataset fashion-mnist \
         --epochs 5 --seed 0 [--width 16] [--batch-size 128] [--limit-train N] [--out DIR]
 
 ``--norm``: ``bn`` keeps torch's nn.BatchNorm2d; any preset name of ``lightnorm.config.PRESETS``
@@ -49,8 +49,8 @@ from torch import nn
 
 from lightnorm.bfp import BFPFormat, SharedExpRule
 from lightnorm.config import PRESETS, LightNormConfig
-from lightnorm.data import DATASETS, Dataset, batches, load_dataset
-from lightnorm.nets import MODELS, build_model, default_width
+from lightnorm.study.data import DATASETS, Dataset, batches, load_dataset
+from lightnorm.study.nets import MODELS, build_model, default_width
 
 __all__ = [
     "TrainSettings",
@@ -140,14 +140,24 @@ def config_to_dict(config: LightNormConfig | None) -> dict[str, Any] | None:
     return out
 
 
+def _torch_module_digest() -> str:
+    """sha256 (first 16 hex digits) over the sources of the lightnorm.torch package (its .py and
+    .cpp files, in path order, each preceded by its relative path)."""
+    pkg = Path(__file__).resolve().parents[1] / "torch"
+    h = hashlib.sha256()
+    for f in sorted(pkg.rglob("*")):
+        if f.suffix in (".py", ".cpp"):
+            h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def convert_model(model: nn.Module, config: LightNormConfig | None) -> int:
     """Swap the model's BatchNorm layers for LightNorm ones (in place); returns how many."""
     n_bn = sum(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules())
     if config is None:
         return 0
     if not _MODULE_DIGEST:
-        source = Path(__file__).with_name("torch.py").read_bytes()
-        _MODULE_DIGEST.append(hashlib.sha256(source).hexdigest()[:16])
+        _MODULE_DIGEST.append(_torch_module_digest())
     from lightnorm.torch import convert_batchnorm  # noqa: PLC0415 (torch module is optional)
 
     convert_batchnorm(model, config)
@@ -267,7 +277,7 @@ _MODULE_DIGEST: list[str] = []  # set once, when lightnorm.torch is first import
 
 
 def _module_digest() -> str | None:
-    """sha256 (first 16 hex digits) of lightnorm/torch.py as it was when this process imported
+    """The digest of the lightnorm.torch sources as they were when this process imported
     it: which LightNorm module trained (None if no run of this process converted a model)."""
     return _MODULE_DIGEST[0] if _MODULE_DIGEST else None
 
@@ -484,7 +494,7 @@ def _optional_int(text: str) -> int | None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m lightnorm.train",
+        prog="python -m lightnorm.study.train",
         description="Train a CNN with LightNorm or BatchNorm on the CPU (no downloads).",
     )
     p.add_argument("--model", default="resnet20", choices=sorted(MODELS))

@@ -4,8 +4,8 @@
 The package is the one place where the RTL learns the named formats of
 :data:`lightnorm.formats.FORMATS` and the significand tables of the reciprocal and
 reciprocal-square-root units (docs/spec.md, section 3). Adding a format touches the Python
-table only: re-run ``python -m lightnorm.hdlgen`` and commit the regenerated package
-(``models/tests/test_hdlgen.py`` fails when the committed file differs from a fresh run).
+table only: re-run ``python -m lightnorm.hw.hdlgen`` and commit the regenerated package
+(``models/tests/hw/test_hdlgen.py`` fails when the committed file differs from a fresh run).
 
 Tables (one set per fraction width ManBits = M <= :data:`TABLE_MAX_MAN_BITS` of the named
 formats; a table depends on M only, not on the exponent width). With G = :data:`TABLE_GUARD_BITS`
@@ -28,9 +28,9 @@ verif/test_rsqrt.py).
 
 Usage::
 
-    python -m lightnorm.hdlgen            # (re)write hdl/lightnorm_pkg.sv of this repository
-    python -m lightnorm.hdlgen -o -       # print the package
-    python -m lightnorm.hdlgen --check    # exit 1 if the committed file is stale
+    python -m lightnorm.hw.hdlgen            # (re)write hdl/lightnorm_pkg.sv of this repository
+    python -m lightnorm.hw.hdlgen -o -       # print the package
+    python -m lightnorm.hw.hdlgen --check    # exit 1 if the committed file is stale
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ TABLE_GUARD_BITS = 4
 TABLE_MAX_MAN_BITS = 10
 """Formats with more fraction bits than this get no table (FP32 recip/rsqrt is not tabled)."""
 
-PACKAGE_PATH = Path(__file__).resolve().parents[2] / "hdl" / "lightnorm_pkg.sv"
+PACKAGE_PATH = Path(__file__).resolve().parents[3] / "hdl" / "lightnorm_pkg.sv"
 """Where the package lives in this repository (hdl/lightnorm_pkg.sv)."""
 
 _ENTRIES_PER_LINE = 4
@@ -167,8 +167,8 @@ def generate_package() -> str:
     out = [
         "// SPDX-License-Identifier: Apache-2.0",
         "//",
-        "// GENERATED FILE - do not edit. Regenerate with `python -m lightnorm.hdlgen`",
-        "// (models/lightnorm/hdlgen.py) from lightnorm.formats.FORMATS; a test fails on drift.",
+        "// GENERATED FILE - do not edit. Regenerate with `python -m lightnorm.hw.hdlgen`",
+        "// (models/lightnorm/hw/hdlgen.py) from lightnorm.formats.FORMATS; a test fails on drift.",
         "//",
         "// lightnorm_pkg: the named float formats FP(E, M) of the Python model, the encodings",
         "// of the rounding / overflow controls, and the correctly rounded significand tables of",
@@ -236,7 +236,7 @@ def generate_package() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line: write (default), print (-o -) or check (--check) the package."""
     parser = argparse.ArgumentParser(
-        prog="python -m lightnorm.hdlgen", description=__doc__.split("\n")[0]
+        prog="python -m lightnorm.hw.hdlgen", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "-o", "--output", default=str(PACKAGE_PATH), help="output file, '-' for stdout"
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = path.read_text() if path.exists() else None
         if current != text:
-            print(f"{path} is stale: run python -m lightnorm.hdlgen", file=sys.stderr)
+            print(f"{path} is stale: run python -m lightnorm.hw.hdlgen", file=sys.stderr)
             return 1
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)

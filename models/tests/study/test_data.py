@@ -1,4 +1,4 @@
-"""lightnorm.data: IDX and CIFAR-pickle readers on files written here, the real Fashion-MNIST,
+"""lightnorm.study.data: IDX and CIFAR-pickle readers on files written here, the real Fashion-MNIST,
 and errors that name the missing path."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightnorm import data as D
+from lightnorm.study import data as D
 
 SEED = 20251125
 print(f"[test_data] SEED={SEED}")

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The synthesis flow's bookkeeping (lightnorm.synth): stat parsing, hierarchy sums, and one
+"""The synthesis flow's bookkeeping (lightnorm.hw.synth): stat parsing, hierarchy sums, and one
 small real Yosys + OpenSTA run whose per-module sums must equal Yosys's own totals."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from lightnorm import synth
+from lightnorm.hw import synth
 
 LOG = """
 5. Printing statistics.

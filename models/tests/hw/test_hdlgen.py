@@ -1,4 +1,4 @@
-"""lightnorm.hdlgen: the committed hdl/lightnorm_pkg.sv is a fresh generation of the package,
+"""lightnorm.hw.hdlgen: the committed hdl/lightnorm_pkg.sv is a fresh generation of the package,
 and its reciprocal / rsqrt tables are the exact truncated significands with correct sticky bits
 (checked against rational arithmetic, independently of the generator's integer formulas)."""
 
@@ -9,14 +9,14 @@ from fractions import Fraction
 
 import pytest
 
-from lightnorm import hdlgen
 from lightnorm.formats import FORMATS
+from lightnorm.hw import hdlgen
 
 
 def test_committed_package_is_fresh() -> None:
     committed = hdlgen.PACKAGE_PATH.read_text()
     assert committed == hdlgen.generate_package(), (
-        "hdl/lightnorm_pkg.sv is stale: run `python -m lightnorm.hdlgen` and commit the result"
+        "hdl/lightnorm_pkg.sv is stale: run `python -m lightnorm.hw.hdlgen` and commit the result"
     )
 
 
