@@ -185,9 +185,18 @@ class LightNormConfig:
         return 2 * self.num_chunks if self.statistics is Statistics.RANGE else 2
 
 
+_LIGHTNORM_V1 = LightNormConfig()
+
 PRESETS: dict[str, LightNormConfig] = {
-    # The default approximate BN: FP10 E5M4 everywhere, range BN (K=8), BFP m5 g16.
-    "lightnorm": LightNormConfig(),
+    # The default approximate BN: FP10 E5M4 everywhere, range BN (K=8), BFP m5 g16. The RTL
+    # core implements it; it is numeric contract v1 (below) until contract v2 lands in the RTL.
+    "lightnorm": _LIGHTNORM_V1,
+    # Numeric contract v1 (docs/spec.md section 12): what "lightnorm" computed up to 2026-12.
+    "lightnorm-v1": _LIGHTNORM_V1,
+    # Numeric contract v2, candidate (docs/spec.md section 12): v1 with per-channel scalars in an
+    # 8-bit-exponent format (1/n, k_beta, k_gamma never underflow) and the exact range-BN input
+    # gradient; trained with dynamic loss scaling (lightnorm.study.train --loss-scale).
+    "lightnorm-v2": LightNormConfig(stat_format=FloatFormat(8, 7), grad_mode=GradMode.RANGE_EXACT),
     # Conventional batch norm in FP32 through the same code path.
     "fp32-bn": LightNormConfig(
         compute_format=_FP32,

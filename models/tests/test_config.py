@@ -36,6 +36,14 @@ def test_required_presets_exist_and_differ_where_documented():
     assert authors.grad_format == FloatFormat(6, 3)
 
 
+def test_versioned_presets():
+    # v1 is what "lightnorm" computes until the RTL implements v2 (docs/spec.md section 12)
+    assert PRESETS["lightnorm-v1"] == PRESETS["lightnorm"]
+    v2 = PRESETS["lightnorm-v2"]
+    assert v2.stat_format == FloatFormat(8, 7) and v2.grad_mode is GradMode.RANGE_EXACT
+    assert v2.replace(stat_format="fp10_e5m4", grad_mode="bn") == PRESETS["lightnorm-v1"]
+
+
 def test_presets_are_frozen_and_overrides_copy():
     cfg = LightNormConfig.from_preset("lightnorm", grad_mode="range_exact", rounding="rtz")
     assert cfg.grad_mode is GradMode.RANGE_EXACT and cfg.rounding is Rounding.RTZ

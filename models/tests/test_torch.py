@@ -349,6 +349,7 @@ VARIANTS = [
     ("bfp-bn", {}),
     ("authors", {}),
     ("authors", {"grad_mode": "range_exact", "overflow": "saturate"}),
+    ("lightnorm-v2", {}),
 ]
 VARIANT_IDS = [p + "".join(f"-{v}" for v in o.values()) for p, o in VARIANTS]
 SHAPES = [(16, 32, 4, 4), (6, 20, 3, 5), (64, 24), (8, 24, 5)]

@@ -1,14 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """Accuracy study: which of LightNorm's approximations cost accuracy, on real Fashion-MNIST.
 
-    python -m lightnorm.study            # the default plan, sized for <= 60 min on 2 CPU cores
+    python -m lightnorm.study            # the default plan, sized for <= 90 min on 2 CPU cores
     python -m lightnorm.study --full     # longer runs (full training set, more epochs, wider)
     python -m lightnorm.study --measure  # time a few steps per variant, project the plan's cost
     python -m lightnorm.study --summarize  # only rebuild the report from finished runs
 
 Every variant (see :data:`VARIANTS`) trains each model family (a CIFAR-style ResNet and a
 MobileNetV2) with >= 3 seeds through ``lightnorm.study.train.run``. A run writes
-``<runs-dir>/<plan>/<model>/<variant>/seed<k>/result.json`` last, so the study is resumable
+``<runs-dir>/<plan>/<model>/<variant>/seed<k>/result.json`` last (the default runs-dir,
+docs/results/study-runs/, is committed, so a new machine resumes instead of starting over),
+so the study is resumable
 (finished runs are skipped) and parallel-safe: a run is claimed with an exclusive lock file
 (holding the owner's pid; a lock of a dead process is taken over), so several
 ``python -m lightnorm.study`` processes can share one plan. Runs go seed by seed, so a study
@@ -16,9 +18,10 @@ stopped early still has every variant at the lower seeds.
 
 The report (``docs/results/accuracy.md`` and ``accuracy.json``) gives mean +- sample std of
 the final test accuracy per variant and model, the training time per epoch, the exact
-settings, and the target check "full LightNorm within 1.0 pp of FP32 BN on both model
-families"; where the target is missed it names the ablation that costs the accuracy. Seeds are
-0, 1, 2, ... and never tuned.
+settings, the loss-scale trace, and the target check "LightNorm (numeric contract v2) within
+1.0 pp of FP32 BN on both model families"; the single-approximation ablations and the
+leave-one-out ablations of each v2 decision say what costs what. Seeds are 0, 1, 2, ... and
+never tuned.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import numpy as np
 
 __all__ = ["PLANS", "VARIANTS", "Plan", "Variant", "main", "summarize"]
 
-TARGET_PP = 1.0  # full LightNorm within this many percentage points of FP32 BN
+TARGET_PP = 1.0  # LightNorm (FULL) within this many percentage points of FP32 BN
 
 
 @dataclass(frozen=True)
@@ -52,50 +55,66 @@ class Variant:
     label: str
     norm: str
     what: str
+    loss_scale: str | None = None  # --loss-scale; None: dynamic for LightNorm, off for bn
 
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("torch-bn", "bn", "torch nn.BatchNorm2d, not converted (reference of the harness)"),
     Variant("fp32-bn", "fp32-bn", "conventional BN in FP32 through the LightNorm code (baseline)"),
-    Variant("range-fp32", "range-fp32", "range BN only (FP32, no BFP)"),
+    Variant("range-fp32", "range-fp32", "range BN only (FP32, no BFP), batch-norm-style dx"),
+    Variant(
+        "range-fp32/dx=range_exact",
+        "range-fp32:grad_mode=range_exact",
+        "range BN only (FP32, no BFP), exact range-BN dx",
+    ),
     Variant("fp10-bn", "fp10-bn", "FP10 E5M4 arithmetic only (variance BN, no BFP)"),
     Variant("bfp-bn", "bfp-bn", "BFP m5 g16 storage only (FP32 variance BN)"),
     Variant(
-        "lightnorm", "lightnorm", "full LightNorm: FP10 + range BN (K=8, C=lightnorm, dx=bn) + BFP"
+        "lightnorm-v2",
+        "lightnorm-v2",
+        "LightNorm, numeric contract v2: FP10 E5M4 elements, E8M7 per-channel scalars, range BN "
+        "(K=8, C=lightnorm), exact range-BN dx, BFP m5 g16, dynamic loss scaling",
     ),
     Variant(
-        "lightnorm/dx=range_exact",
-        "lightnorm:grad_mode=range_exact",
-        "full LightNorm, exact range-BN input gradient",
+        "lightnorm-v1",
+        "lightnorm-v1",
+        "LightNorm, numeric contract v1 (E5M4 everywhere, batch-norm-style dx, no loss scaling)",
+        loss_scale="off",
     ),
     Variant(
-        "lightnorm/C=banner",
-        "lightnorm:range_constant=banner",
-        "full LightNorm, Banner's C = 0.540/sqrt(2 ln m)",
+        "authors",
+        "authors",
+        "the authors' code's numerics (RTZ, second-max BFP g32, E6M3 grads, no loss scaling)",
+        loss_scale="off",
     ),
     Variant(
-        "lightnorm/C=gauss",
-        "lightnorm:range_constant=gauss",
-        "full LightNorm, C = 1/d2(m) (unbiased for Gaussian data)",
+        "v2/no-loss-scale",
+        "lightnorm-v2",
+        "v2 without loss scaling (leave-one-out)",
+        loss_scale="off",
     ),
     Variant(
-        "lightnorm/grad=e6m3",
-        "lightnorm:grad_format=fp10_e6m3",
-        "full LightNorm with E6M3 gradients (the authors' gradient format: 2^-33 .. 2^31)",
+        "v2/dx=bn",
+        "lightnorm-v2:grad_mode=bn",
+        "v2 with the batch-norm-style dx (leave-one-out)",
     ),
     Variant(
-        "lightnorm/grad=fp32",
-        "lightnorm:grad_format=fp32_e8m23",
-        "full LightNorm with FP32 gradients (isolates the gradient format)",
+        "v2/stat=e5m4",
+        "lightnorm-v2:stat_format=fp10_e5m4",
+        "v2 with per-channel scalars in E5M4 (5-bit exponent; leave-one-out)",
     ),
     Variant(
-        "authors", "authors", "the authors' code's numerics (RTZ, second-max BFP g32, E6M3 grads)"
+        "v2/overflow=saturate",
+        "lightnorm-v2:overflow=saturate",
+        "v2 with saturating instead of IEEE overflow of element results",
     ),
 )
 BASELINE = "fp32-bn"
-FULL = "lightnorm"
+FULL = "lightnorm-v2"
 # single-approximation ablations, each compared with the FP32 BN baseline
-ABLATIONS = ("range-fp32", "fp10-bn", "bfp-bn")
+ABLATIONS = ("range-fp32", "range-fp32/dx=range_exact", "fp10-bn", "bfp-bn")
+# leave-one-out ablations of the v2 decisions, each compared with FULL
+LEAVE_ONE_OUT = ("v2/no-loss-scale", "v2/dx=bn", "v2/stat=e5m4", "v2/overflow=saturate")
 
 
 @dataclass(frozen=True)
@@ -131,21 +150,19 @@ PLANS: dict[str, Plan] = {
         name="default",
         models=(ModelSpec("ResNet", "resnet8", 8), ModelSpec("MobileNetV2", "mobilenetv2s", 0.25)),
         seeds=(0, 1, 2),
-        epochs=2,
+        epochs=6,
         limit_train=8192,
-        limit_test=2000,
+        limit_test=None,
         batch_size=64,
         lr=0.2,
         threads=1,
         jobs=2,
         backend="native",
         note=(
-            "sized to finish within 60 min on this 2-core CPU: two study processes with one "
-            "torch thread each, the native LightNorm kernels; two epochs over a fixed 8 192-image "
-            "training subset in batches of 64 (256 steps), lr 0.2 with cosine decay, ResNet-8 "
-            "(width 8) and a 7-block MobileNetV2 (width 0.25), a fixed 2 000-image test subset. "
-            "Not trained to convergence (the --full plan is); long enough that torch BN is well "
-            "past the first-epoch transient"
+            "sized for <= 90 min wall on this 2-core CPU: two study processes with one torch "
+            "thread each, the native LightNorm kernels; six epochs over a fixed 8 192-image "
+            "training subset in batches of 64 (768 steps), lr 0.2 with cosine decay, ResNet-8 "
+            "(width 8) and a 7-block MobileNetV2 (width 0.25), all 10 000 test images"
         ),
     ),
     "full": Plan(
@@ -175,6 +192,7 @@ def _settings(plan: Plan, model: ModelSpec, variant: Variant, seed: int) -> Any:
         limit_train=plan.limit_train,
         limit_test=plan.limit_test,
         threads=plan.threads,
+        loss_scale=variant.loss_scale,
     )
 
 
@@ -190,13 +208,16 @@ def run_dir(runs_root: Path, plan: Plan, model: ModelSpec, variant: Variant, see
 RUN_ORDER = (
     "torch-bn",
     "fp32-bn",
-    "lightnorm",
-    "fp10-bn",
+    "lightnorm-v2",
+    "lightnorm-v1",
+    "v2/no-loss-scale",
+    "v2/dx=bn",
+    "v2/stat=e5m4",
+    "v2/overflow=saturate",
     "range-fp32",
+    "range-fp32/dx=range_exact",
+    "fp10-bn",
     "bfp-bn",
-    "lightnorm/dx=range_exact",
-    "lightnorm/C=banner",
-    "lightnorm/C=gauss",
     "authors",
 )
 
@@ -283,7 +304,11 @@ def run_study(
     for i, (seed, model, variant) in enumerate(jobs, 1):
         out = run_dir(runs_root, plan, model, variant, seed)
         settings = _settings(plan, model, variant, seed)
-        expected = {**dataclasses.asdict(settings), "width": float(model.width)}
+        expected = {
+            **dataclasses.asdict(settings),
+            "width": float(model.width),
+            "loss_scale": settings.resolved_loss_scale,
+        }
         expected.pop("augment")
         if (out / "result.json").exists():
             _check_same_settings(out / "result.json", expected)
@@ -300,7 +325,7 @@ def run_study(
                 continue
             t0 = time.perf_counter()
             result = run(settings, data=data, progress=progress, log=None)
-            write_outputs(result, out)
+            write_outputs(result, out, plot=False)  # the per-run records are committed: no PNG
             done += 1
             elapsed = time.perf_counter() - t_start
             print(
@@ -397,6 +422,8 @@ def collect(plan: Plan, variants: Sequence[Variant], runs_root: Path) -> dict[st
         per_variant: dict[str, Any] = {}
         for variant in variants:
             accs, seeds, epoch_times, curves, diverged, wall = [], [], [], [], [], []
+            scales: list[list[float | None]] = []
+            skipped: list[int] = []
             digests: set[str] = set()
             last_epoch_times: list[float] = []
             epochs = None
@@ -410,6 +437,8 @@ def collect(plan: Plan, variants: Sequence[Variant], runs_root: Path) -> dict[st
                 epoch_times.append(r["train_time_per_epoch_s"])
                 last_epoch_times.append(r["history"][-1]["train_time_s"])
                 curves.append([h["test_acc"] for h in r["history"]])
+                scales.append([h.get("loss_scale") for h in r["history"]])
+                skipped.append(sum(h.get("skipped_steps", 0) for h in r["history"]))
                 diverged.append(bool(r["diverged"]))
                 wall.append(r["wall_time_s"])
                 digest = r.get("environment", {}).get("lightnorm_torch_sha256")
@@ -432,6 +461,10 @@ def collect(plan: Plan, variants: Sequence[Variant], runs_root: Path) -> dict[st
                 "wall_time_per_run_s": float(np.mean(wall)),
                 "lightnorm_torch_sha256": sorted(digests),
                 "diverged_seeds": [s for s, d in zip(seeds, diverged, strict=True) if d],
+                "loss_scale": r["settings"].get("loss_scale", "off"),
+                # the loss scale at the end of each epoch, per seed (None: no loss scaling)
+                "loss_scale_per_epoch": dict(zip(map(str, seeds), scales, strict=True)),
+                "skipped_steps": dict(zip(map(str, seeds), skipped, strict=True)),
                 "test_acc_per_epoch_mean": np.mean(np.asarray(curves), axis=0).tolist()
                 if len({len(c) for c in curves}) == 1
                 else None,
@@ -454,7 +487,9 @@ def _target(results: dict[str, Any], plan: Plan) -> dict[str, Any]:
         ok = gap <= TARGET_PP
         reached &= ok
         costs = {a: v[BASELINE]["mean_acc"] - v[a]["mean_acc"] for a in ABLATIONS if a in v}
+        loo = {a: v[FULL]["mean_acc"] - v[a]["mean_acc"] for a in LEAVE_ONE_OUT if a in v}
         per_model[model.name] = {
+            "leave_one_out_gain_pp": loo,
             "fp32_bn_mean": v[BASELINE]["mean_acc"],
             "lightnorm_mean": v[FULL]["mean_acc"],
             "gap_pp": gap,
@@ -480,7 +515,7 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         f"Generated by `python -m lightnorm.study{' --full' if plan.name == 'full' else ''}` on "
         f"{report['generated']} (plan `{plan.name}`). Every number below was measured here, "
         "on this machine's CPU; none is taken from the paper. Raw per-run records: "
-        f"`{report['runs_dir']}/<model>/<variant>/seed<k>/result.json` (not committed).",
+        f"`{report['runs_dir']}/<model>/<variant>/seed<k>/result.json`.",
         "",
         *(
             [
@@ -554,7 +589,7 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
     lines += [f"- `{v.label}`: {v.what}." for v in variants]
     lines += [
         "",
-        f"## Target: full LightNorm within {TARGET_PP:.1f} pp of FP32 BN on both model families",
+        f"## Target: `{FULL}` within {TARGET_PP:.1f} pp of FP32 BN on both model families",
         "",
     ]
     for m in models:
@@ -589,6 +624,45 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
             f"{len(plan.seeds)} seeds; the `--full` plan trains longer on all data."
         )
         lines.append("")
+    loo_lines = []
+    for m in models:
+        t = target["per_model"].get(m.name, {})
+        if t.get("leave_one_out_gain_pp"):
+            gains = ", ".join(f"`{a}` {c:+.2f}" for a, c in t["leave_one_out_gain_pp"].items())
+            loo_lines.append(f"- {m.family} `{m.name}`: {gains}.")
+    if loo_lines:
+        lines += [
+            f"What each v2 decision is worth (`{FULL}` mean − leave-one-out mean, pp; positive = "
+            "the decision gains accuracy):",
+            "",
+            *loo_lines,
+            "",
+        ]
+    trace = []
+    for m in models:
+        for variant in variants:
+            r = res[m.name]["variants"].get(variant.label)
+            if r is None or r.get("loss_scale", "off") == "off":
+                continue
+            per_seed = "; ".join(
+                f"seed {s}: "
+                + ", ".join(f"{x:g}" for x in sc if x is not None)
+                + f" ({r['skipped_steps'][s]} skipped)"
+                for s, sc in r["loss_scale_per_epoch"].items()
+            )
+            trace.append(f"| {m.family} | {variant.label} | {r['loss_scale']} | {per_seed} |")
+    if trace:
+        lines += [
+            "## Loss-scale trace",
+            "",
+            "Loss scale at the end of each epoch and the steps skipped for an Inf/NaN gradient, "
+            "per seed.",
+            "",
+            "| model | variant | `--loss-scale` | scale per epoch (skipped steps) |",
+            "|---|---|---|---|",
+            *trace,
+            "",
+        ]
     lines += [
         "## Reproduce",
         "",
@@ -597,12 +671,12 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         "finished runs are skipped",
         "```",
         "",
-        "One run of the table, e.g. the full LightNorm on the ResNet, seed 0:",
+        f"One run of the table, e.g. `{FULL}` on the ResNet, seed 0:",
         "",
         "```",
         (f"LIGHTNORM_TORCH_BACKEND={plan.backend} " if plan.backend != "auto" else "")
         + f"python -m lightnorm.study.train --model {plan.models[0].name} "
-        f"--width {plan.models[0].width:g} --norm lightnorm --dataset fashion-mnist "
+        f"--width {plan.models[0].width:g} --norm {FULL} --dataset fashion-mnist "
         f"--epochs {plan.epochs} --seed 0 --batch-size {plan.batch_size} --lr {plan.lr:g} "
         f"--threads {plan.threads}"
         + (f" --limit-train {plan.limit_train}" if plan.limit_train else "")
@@ -667,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure", action="store_true", help="time each variant, project the cost")
     p.add_argument("--summarize", action="store_true", help="only write the report")
     p.add_argument("--variants", default=None, help="comma-separated variant labels (default all)")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs/study"))
+    p.add_argument("--runs-dir", type=Path, default=Path("docs/results/study-runs"))
     p.add_argument("--out-dir", type=Path, default=Path("docs/results"))
     p.add_argument("--progress", action="store_true", help="tqdm bar per epoch")
     p.add_argument(

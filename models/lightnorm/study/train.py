@@ -10,6 +10,15 @@ converts every BatchNorm layer with ``lightnorm.torch.convert_batchnorm``; a pre
 ``lightnorm:grad_mode=range_exact``, ``lightnorm:range_constant=banner,num_chunks=16``,
 ``fp32-bn:bfp=bfp_m4_g32``, ``lightnorm:bfp=none``.
 
+Loss scaling (``--loss-scale``, docs/spec.md section 7): ``dynamic`` (the default for every
+LightNorm preset) is ``torch.amp.GradScaler`` semantics: the loss is multiplied by a power of two
+S before the backward, so every gradient, dy at each BN layer included, arrives scaled by S, and
+d_gamma / d_beta leave the BN layer scaled; before the optimizer step the gradients are divided
+by S (exact: a power of two) and, when any of them is Inf or NaN, the step is skipped and S is
+halved; after ``LOSS_SCALE_GROWTH_INTERVAL`` clean steps in a row S doubles. A number (a power of
+two) is a fixed scale with the same skip rule; ``off`` (the default for ``--norm bn``) is the
+plain loop. Each epoch logs the scale at its end and the steps it skipped.
+
 Recipe (fixed unless given): SGD, momentum 0.9, Nesterov, lr 0.1, weight decay 5e-4 (not on
 norm parameters or biases), cosine decay of the lr per step to 0, cross-entropy, batch 128 with
 the last incomplete training batch dropped (BN needs full batches), inputs scaled by the
@@ -53,6 +62,7 @@ from lightnorm.study.data import DATASETS, Dataset, batches, load_dataset
 from lightnorm.study.nets import MODELS, build_model, default_width
 
 __all__ = [
+    "LossScaler",
     "TrainSettings",
     "convert_model",
     "evaluate",
@@ -140,6 +150,79 @@ def config_to_dict(config: LightNormConfig | None) -> dict[str, Any] | None:
     return out
 
 
+LOSS_SCALE_INIT = 2.0**16  # dynamic: the first scale (GradScaler's default)
+LOSS_SCALE_GROWTH_INTERVAL = 200  # dynamic: clean steps in a row before the scale doubles
+
+
+def parse_loss_scale(text: str) -> float | None:
+    """``off`` -> None; ``dynamic`` -> 0.0 (marker); a power of two -> that fixed scale.
+
+    Raises ValueError naming ``--loss-scale`` for anything else (a scale that is not a power of
+    two would round every scaled gradient and break the exact unscaling).
+    """
+    text = str(text).strip().lower()
+    if text == "off":
+        return None
+    if text == "dynamic":
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(
+            f"--loss-scale must be 'dynamic', 'off' or a power of two, got {text!r}"
+        ) from None
+    if not (math.isfinite(value) and value > 0 and math.frexp(value)[0] == 0.5):
+        raise ValueError(f"--loss-scale must be a positive power of two, got {text!r}")
+    return value
+
+
+class LossScaler:
+    """Loss scaling around ``torch.amp.GradScaler`` (CPU): scale, unscale + skip on Inf/NaN,
+    update. ``fixed`` keeps the scale constant (steps with Inf/NaN gradients are still
+    skipped); otherwise the scale is dynamic (halve on Inf/NaN, double after
+    ``growth_interval`` clean steps)."""
+
+    def __init__(
+        self,
+        init_scale: float,
+        fixed: bool = False,
+        growth_interval: int = LOSS_SCALE_GROWTH_INTERVAL,
+    ) -> None:
+        self.fixed = fixed
+        self.init_scale = init_scale
+        self.scaler = torch.amp.GradScaler(
+            "cpu", init_scale=init_scale, growth_interval=growth_interval
+        )
+        self.skipped = 0
+
+    @property
+    def scale(self) -> float:
+        return float(self.scaler.get_scale())
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> bool:
+        """Backward of the scaled loss, then the optimizer step unless a gradient is Inf/NaN.
+        Returns True when the step was taken."""
+        self.scaler.scale(loss).backward()
+        before = self.scale
+        self.scaler.step(optimizer)  # unscales; skips the step when a gradient is Inf/NaN
+        self.scaler.update()  # halves the scale exactly when the step was skipped
+        taken = self.scale >= before
+        if self.fixed:
+            self.scaler.update(self.init_scale)
+        self.skipped += not taken
+        return taken
+
+
+def make_loss_scaler(setting: str) -> LossScaler | None:
+    """The scaler of a ``--loss-scale`` setting (None for ``off``)."""
+    value = parse_loss_scale(setting)
+    if value is None:
+        return None
+    if value == 0.0:
+        return LossScaler(LOSS_SCALE_INIT)
+    return LossScaler(value, fixed=True)
+
+
 def _torch_module_digest() -> str:
     """sha256 (first 16 hex digits) over the sources of the lightnorm.torch package (its .py and
     .cpp files, in path order, each preceded by its relative path)."""
@@ -187,6 +270,7 @@ class TrainSettings:
     data_dir: str | None = None
     threads: int = 2
     max_steps: int | None = None
+    loss_scale: str | None = None  # "dynamic" | "off" | a power of two; None: by --norm
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -197,6 +281,14 @@ class TrainSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         parse_norm(self.norm)
+        parse_loss_scale(self.resolved_loss_scale)
+
+    @property
+    def resolved_loss_scale(self) -> str:
+        """The loss-scale setting in force: dynamic for LightNorm presets, off for ``bn``."""
+        if self.loss_scale is not None:
+            return self.loss_scale
+        return "off" if parse_norm(self.norm) is None else "dynamic"
 
     @property
     def resolved_width(self) -> float:
@@ -338,6 +430,7 @@ def run(
     def lr_at(step: int) -> float:
         return 0.5 * settings.lr * (1.0 + math.cos(math.pi * step / total_steps))
 
+    scaler = make_loss_scaler(settings.resolved_loss_scale)
     history: list[dict[str, Any]] = []
     step_losses: list[float] = []
     diverged = False
@@ -366,8 +459,11 @@ def run(
                 diverged = True
                 break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.backward_step(loss, optimizer)
             if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
                 diverged = True  # a finite loss with non-finite gradients: NaN/Inf weights
                 break
@@ -398,6 +494,8 @@ def run(
             "train_time_s": train_time,
             "eval_time_s": eval_time,
             "steps": seen // settings.batch_size,
+            "loss_scale": scaler.scale if scaler is not None else None,
+            "skipped_steps": scaler.skipped if scaler is not None else 0,
         }
         history.append(row)
         if log is not None:
@@ -406,6 +504,11 @@ def run(
                 f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
                 f"test loss {test_loss:.4f} acc {test_acc:.2f}% | {train_time:.1f}s train, "
                 f"{eval_time:.1f}s eval"
+                + (
+                    f" | loss scale {scaler.scale:g}, {scaler.skipped} steps skipped"
+                    if scaler is not None
+                    else ""
+                )
             )
         if diverged:
             if log is not None:
@@ -421,6 +524,7 @@ def run(
             **dataclasses.asdict(settings),
             "width": settings.resolved_width,
             "augment": augment,
+            "loss_scale": settings.resolved_loss_scale,
         },
         "norm_config": config_to_dict(config),
         "model_info": {"parameters": n_params, "norm_layers_converted": n_norm},
@@ -539,6 +643,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per epoch")
+    p.add_argument(
+        "--loss-scale",
+        default=None,
+        help="'dynamic' (default for LightNorm presets), 'off' (default for bn) or a fixed "
+        "power of two",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
@@ -564,6 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=args.data_dir,
         threads=args.threads,
         max_steps=args.max_steps,
+        loss_scale=args.loss_scale,
     )
     try:
         settings.validate()

@@ -15,7 +15,15 @@ from lightnorm.bfp import BFPFormat, SharedExpRule
 from lightnorm.config import GradMode, LightNormConfig, RangeConstant
 from lightnorm.study import plan as S
 from lightnorm.study.data import FASHION_MNIST_DEFAULT_DIR, load_fashion_mnist, write_idx
-from lightnorm.study.train import TrainSettings, main, parse_norm, run
+from lightnorm.study.train import (
+    LossScaler,
+    TrainSettings,
+    main,
+    make_loss_scaler,
+    parse_loss_scale,
+    parse_norm,
+    run,
+)
 
 SEED = 20251125
 print(f"[test_train] SEED={SEED}")
@@ -72,6 +80,96 @@ def test_parse_norm_errors_name_the_problem(spec, match):
 def test_cli_rejects_bad_norm(capsys):
     assert main(["--norm", "lightnorm:nope=1", "--epochs", "1"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# loss scaling
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_loss_scale():
+    assert parse_loss_scale("off") is None
+    assert parse_loss_scale("dynamic") == 0.0
+    assert parse_loss_scale("4096") == 4096.0
+    assert parse_loss_scale("0.25") == 0.25
+    for bad in ("3000", "-4", "0", "inf", "nan", "sometimes"):
+        with pytest.raises(ValueError, match="--loss-scale"):
+            parse_loss_scale(bad)
+    assert TrainSettings(norm="bn").resolved_loss_scale == "off"
+    assert TrainSettings(norm="lightnorm").resolved_loss_scale == "dynamic"
+    assert TrainSettings(norm="lightnorm", loss_scale="off").resolved_loss_scale == "off"
+    with pytest.raises(ValueError, match="--loss-scale"):
+        TrainSettings(norm="lightnorm", loss_scale="3").validate()
+    assert make_loss_scaler("off") is None
+    assert make_loss_scaler("1024").fixed
+
+
+def _linear_problem():
+    import torch  # noqa: PLC0415
+
+    torch.manual_seed(SEED % 1000)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(8, 4)
+    target = torch.randint(0, 3, (8,))
+    return torch, model, opt, x, target
+
+
+def test_loss_scaler_skips_a_step_with_an_inf_gradient_and_halves_the_scale():
+    torch, model, opt, x, target = _linear_problem()
+    scaler = LossScaler(2.0**12)
+    before = [p.detach().clone() for p in model.parameters()]
+    hook = model.weight.register_hook(lambda g: g * float("inf"))
+    opt.zero_grad()
+    assert not scaler.backward_step(torch.nn.functional.cross_entropy(model(x), target), opt)
+    assert scaler.scale == 2.0**11 and scaler.skipped == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    hook.remove()
+    opt.zero_grad()
+    assert scaler.backward_step(torch.nn.functional.cross_entropy(model(x), target), opt)
+    assert scaler.scale == 2.0**11 and scaler.skipped == 1
+    assert not torch.equal(before[0], model.weight)
+
+
+def test_fixed_loss_scale_skips_but_keeps_the_scale():
+    torch, model, opt, x, target = _linear_problem()
+    scaler = LossScaler(2.0**10, fixed=True)
+    hook = model.bias.register_hook(lambda g: g * float("nan"))
+    opt.zero_grad()
+    assert not scaler.backward_step(torch.nn.functional.cross_entropy(model(x), target), opt)
+    assert scaler.scale == 2.0**10 and scaler.skipped == 1
+    hook.remove()
+
+
+def test_dynamic_loss_scale_grows_after_a_run_of_clean_steps():
+    torch, model, opt, x, target = _linear_problem()
+    scaler = LossScaler(2.0**8, growth_interval=3)
+    scales = []
+    for _ in range(7):
+        opt.zero_grad()
+        assert scaler.backward_step(torch.nn.functional.cross_entropy(model(x), target), opt)
+        scales.append(scaler.scale)
+    assert scales == [2.0**8, 2.0**8, 2.0**9, 2.0**9, 2.0**9, 2.0**10, 2.0**10]
+
+
+def test_loss_scaled_step_equals_the_plain_step_bit_for_bit():
+    # a power-of-two scale is exact in both directions: the FP32 update of a scaled and
+    # unscaled step is the same to the bit (no gradient here is near the subnormal range)
+    torch, model, opt, x, target = _linear_problem()
+    import copy  # noqa: PLC0415
+
+    model2 = copy.deepcopy(model)
+    opt2 = torch.optim.SGD(model2.parameters(), lr=0.1)
+    scaler = LossScaler(2.0**14)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), target).backward()
+        opt.step()
+        opt2.zero_grad()
+        assert scaler.backward_step(torch.nn.functional.cross_entropy(model2(x), target), opt2)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters(), strict=True)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +232,28 @@ def test_bn_training_is_reproducible(fashion):
     a = run(settings, data=fashion, progress=False, log=None)
     b = run(settings, data=fashion, progress=False, log=None)
     assert a["step_losses"] == b["step_losses"] and a["final_test_acc"] == b["final_test_acc"]
+
+
+@needs_fashion
+def test_loss_scaling_off_and_fixed_give_the_same_fp32_training(fashion):
+    # torch BN in FP32: a power-of-two loss scale is exact, so the run is bit-identical to the
+    # unscaled one; the per-epoch log records the scale and the skipped steps
+    base = TrainSettings(
+        model="resnet8", width=4, norm="bn", epochs=1, seed=3, batch_size=64, max_steps=3
+    )
+    off = run(base, data=fashion, progress=False, log=None)
+    scaled = run(
+        TrainSettings(**{**base.__dict__, "loss_scale": "1024"}),
+        data=fashion,
+        progress=False,
+        log=None,
+    )
+    assert off["step_losses"] == scaled["step_losses"]
+    assert off["final_test_acc"] == scaled["final_test_acc"]
+    assert off["history"][0]["loss_scale"] is None
+    assert scaled["history"][0]["loss_scale"] == 1024.0
+    assert scaled["history"][0]["skipped_steps"] == 0
+    assert scaled["settings"]["loss_scale"] == "1024"
 
 
 def _fake_fashion(folder, n_train=192, n_test=64):
@@ -214,16 +334,22 @@ def test_study_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     assert lock.read_text().split()[0] == str(os.getpid())
 
 
-def _fake_result(path, acc, seed, epochs=3):
+def _fake_result(path, acc, seed, epochs=3, loss_scale="off"):
     path.mkdir(parents=True)
     hist = [
-        {"epoch": e + 1, "test_acc": acc - (epochs - 1 - e), "train_time_s": 2.0}
+        {
+            "epoch": e + 1,
+            "test_acc": acc - (epochs - 1 - e),
+            "train_time_s": 2.0,
+            "loss_scale": None if loss_scale == "off" else 2.0 ** (16 - e),
+            "skipped_steps": 0 if loss_scale == "off" else e,
+        }
         for e in range(epochs)
     ]
     path.joinpath("result.json").write_text(
         json.dumps(
             {
-                "settings": {"epochs": epochs, "seed": seed},
+                "settings": {"epochs": epochs, "seed": seed, "loss_scale": loss_scale},
                 "final_test_acc": acc,
                 "train_time_per_epoch_s": 2.0,
                 "history": hist,
@@ -246,23 +372,41 @@ def test_study_report_target_and_costliest_ablation(tmp_path):
         limit_train=100,
         limit_test=None,
     )
-    accs = {"fp32-bn": 90.0, "range-fp32": 89.5, "fp10-bn": 87.0, "bfp-bn": 89.9, "lightnorm": 88.0}
+    accs = {
+        "fp32-bn": 90.0,
+        "range-fp32": 89.5,
+        "fp10-bn": 87.0,
+        "bfp-bn": 89.9,
+        "lightnorm-v2": 88.0,
+        "v2/no-loss-scale": 85.0,
+        "v2/dx=bn": 87.5,
+    }
     variants = [v for v in S.VARIANTS if v.label in accs]
     for model in plan.models:
         for v in variants:
             for seed in plan.seeds:
+                scale = "dynamic" if v.loss_scale is None and v.norm != "bn" else "off"
                 _fake_result(
-                    S.run_dir(tmp_path, plan, model, v, seed), accs[v.label] + 0.1 * seed, seed
+                    S.run_dir(tmp_path, plan, model, v, seed),
+                    accs[v.label] + 0.1 * seed,
+                    seed,
+                    loss_scale=scale,
                 )
     report = S.summarize(plan, variants, tmp_path, tmp_path / "out")
-    r = report["results"]["resnet8"]["variants"]["lightnorm"]
+    r = report["results"]["resnet8"]["variants"]["lightnorm-v2"]
+    assert r["loss_scale"] == "dynamic" and r["skipped_steps"] == {"0": 3, "1": 3, "2": 3}
+    assert r["loss_scale_per_epoch"]["1"] == [2.0**16, 2.0**15, 2.0**14]
     assert r["mean_acc"] == pytest.approx(88.1) and r["std_acc"] == pytest.approx(0.1)
     assert r["seeds"] == [0, 1, 2] and r["epochs"] == 3
     t = report["target"]
     assert not t["reached"] and t["per_model"]["resnet8"]["gap_pp"] == pytest.approx(2.0)
     assert t["per_model"]["mobilenetv2s"]["costliest_ablation"] == "fp10-bn"
+    loo = t["per_model"]["resnet8"]["leave_one_out_gain_pp"]
+    assert loo == {"v2/no-loss-scale": pytest.approx(3.0), "v2/dx=bn": pytest.approx(0.5)}
     md = (tmp_path / "out" / "accuracy_t.md").read_text()
     assert "88.10 ± 0.10" in md and "Target not reached" in md and "costliest: `fp10-bn`" in md
+    assert "`v2/no-loss-scale` +3.00" in md and "## Loss-scale trace" in md
+    assert "65536, 32768, 16384 (3 skipped)" in md
     saved = json.loads((tmp_path / "out" / "accuracy_t.json").read_text())
     assert saved["results"]["mobilenetv2s"]["variants"]["fp32-bn"]["mean_acc"] == pytest.approx(
         90.1
@@ -272,18 +416,23 @@ def test_study_report_target_and_costliest_ablation(tmp_path):
 def test_study_plans_cover_the_required_variants():
     labels = {v.label for v in S.VARIANTS}
     assert {
+        "torch-bn",
         "fp32-bn",
         "range-fp32",
+        "range-fp32/dx=range_exact",
         "fp10-bn",
         "bfp-bn",
-        "lightnorm",
+        "lightnorm-v2",
+        "lightnorm-v1",
         "authors",
-        "lightnorm/dx=range_exact",
-        "lightnorm/C=banner",
-        "lightnorm/C=gauss",
+        "v2/no-loss-scale",
+        "v2/dx=bn",
+        "v2/stat=e5m4",
     } <= labels
+    assert S.FULL in labels and set(S.LEAVE_ONE_OUT) <= labels and set(S.ABLATIONS) <= labels
     for variant in S.VARIANTS:
         parse_norm(variant.norm)
+        TrainSettings(norm=variant.norm, loss_scale=variant.loss_scale).validate()
     for plan in S.PLANS.values():
         assert len(plan.seeds) >= 3
         assert {m.family for m in plan.models} == {"ResNet", "MobileNetV2"}
