@@ -13,8 +13,9 @@ cocotb tests (run inside the simulator):
                functional coverage printed at the end.
 pytest entry points: test_core_smoke runs core_smoke + core_errors on BOTH simulators and
 core_reset on Verilator (the `make test` part); test_core_regress (LIGHTNORM_REGRESS=1,
-`make regress`) runs core_errors, core_reset and core_random on both simulators and two
-parameter sets, then test_core_regress_coverage prints the merged coverage.
+`make regress`) runs the directed corner layers (test_core_corners.core_corners), core_errors,
+core_reset and core_random on both simulators and two parameter sets, then
+test_core_regress_coverage prints the merged coverage.
 SEED=<int> replays a run (the seed is printed).
 """
 
@@ -269,14 +270,20 @@ if cocotb is not None and cocotb.is_simulation:
 # ---------------------------------------------------------------------------------------------
 # pytest entry points
 # ---------------------------------------------------------------------------------------------
-def _run(sim: str, params: dict, testcase: str, extra_env: dict | None = None) -> None:
+def _run(
+    sim: str,
+    params: dict,
+    testcase: str,
+    extra_env: dict | None = None,
+    modules: str = "test_core",
+) -> None:
     from lightnorm_tb.buildenv import verilator_make_fix
     from lightnorm_tb.runner import run_cocotb
 
     env = {f"LN_PARAM_{k}": v for k, v in params.items()}
     env.update(extra_env or {})
     with verilator_make_fix(sim):
-        run_cocotb("lightnorm_core", "test_core", params, sim=sim, extra_env=env, testcase=testcase)
+        run_cocotb("lightnorm_core", modules, params, sim=sim, extra_env=env, testcase=testcase)
 
 
 #: `make test` budget: Icarus simulates this core ~100x slower than Verilator, so the reset
@@ -297,7 +304,9 @@ def test_core_smoke(sim: str) -> None:
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_core_regress(sim: str, params: str) -> None:
     """Constrained-random layers with coverage: LN_CORE_CASES (default 40) on Verilator,
-    LN_CORE_CASES_ICARUS (default 8, n <= 48) on the much slower Icarus."""
+    LN_CORE_CASES_ICARUS (default 8, n <= 48) on the much slower Icarus; first the directed
+    corner layers of test_core_corners.py (core_corners), whose chunk-level coverage bins the
+    random layers rarely hit (same simulator run: one coverage database)."""
     from lightnorm_tb.runner import BUILD_ROOT
 
     if sim == "icarus":
@@ -311,7 +320,13 @@ def test_core_regress(sim: str, params: str) -> None:
             "LN_CORE_MAX_COUNT": os.environ.get("LN_CORE_MAX_COUNT", "96"),
         }
     env["LN_COVERAGE_FILE"] = str(BUILD_ROOT / f"coverage_core_{sim}_{params}.yml")
-    _run(sim, PARAM_SETS[params], "core_errors,core_reset,core_random", env)
+    _run(
+        sim,
+        PARAM_SETS[params],
+        "core_corners,core_errors,core_reset,core_random",
+        env,
+        modules="test_core_corners,test_core",
+    )
 
 
 @pytest.mark.skipif(

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Harness of lightnorm_core: clock/reset, configuration driver, parameter and statistics
 ports, command runner with stream driver + monitor, and the scoreboarded flows (training
-step, inference) used by verif/test_core.py and verif/sim_main.py.
+step, backward step, inference) used by verif/test_core.py, verif/test_core_corners.py and
+verif/sim_main.py.
 
 Port map and encodings: docs/hardware.md (opcodes OPS, statistics selects SEL, parameter
 selects PAR, error codes ERR below mirror the localparams of hdl/lightnorm_core.sv).
@@ -357,48 +358,25 @@ async def check_forward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Exp
 async def _check_range_stats(
     tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected, c: int, k: int
 ) -> None:
-    """F2 of range statistics for channel c: chunk extremes and their positions, r, sigma."""
+    """F2 of range statistics for channel c: chunk extremes and their positions, r, sigma.
+
+    The select is the outer loop and the chunk the inner one: under Icarus every change of
+    stat_sel_i / stat_addr_i costs milliseconds of simulation, a change of stat_chunk_i
+    almost nothing (same values read, in a different order).
+    """
     f = exp.fwd
     assert f is not None
     st = layer.cfg.stat_format
     assert f.chunk_max is not None and f.chunk_min is not None
     assert f.chunk_argmax is not None and f.chunk_argmin is not None
-    for j in range(k):
-        el = f"chunk {j}"
-        sb.stat_value(
-            "F2",
-            "chunk_max",
-            c,
-            await tb.read_stat("chunk_max", c, j),
-            f.chunk_max[c, j],
-            st,
-            el,
-        )
-        sb.stat_value(
-            "F2",
-            "chunk_min",
-            c,
-            await tb.read_stat("chunk_min", c, j),
-            f.chunk_min[c, j],
-            st,
-            el,
-        )
-        sb.stat_int(
-            "F2",
-            "chunk_argmax",
-            c,
-            await tb.read_stat("chunk_argmax", c, j),
-            f.chunk_argmax[c, j],
-            el,
-        )
-        sb.stat_int(
-            "F2",
-            "chunk_argmin",
-            c,
-            await tb.read_stat("chunk_argmin", c, j),
-            f.chunk_argmin[c, j],
-            el,
-        )
+    for sel, model in (("chunk_max", f.chunk_max), ("chunk_min", f.chunk_min)):
+        for j in range(k):
+            got = await tb.read_stat(sel, c, j)
+            sb.stat_value("F2", sel, c, got, model[c, j], st, f"chunk {j}")
+    for sel, pos in (("chunk_argmax", f.chunk_argmax), ("chunk_argmin", f.chunk_argmin)):
+        for j in range(k):
+            got = await tb.read_stat(sel, c, j)
+            sb.stat_int("F2", sel, c, got, pos[c, j], f"chunk {j}")
     assert f.range_mean is not None and f.sigma is not None
     sb.stat_bits("F2", "range_mean", c, await tb.read_stat("range_mean", c), f.range_mean[c], st)
     sb.stat_bits("F2", "sigma", c, await tb.read_stat("sigma", c), f.sigma[c], st)
@@ -446,7 +424,6 @@ async def training_step(
     await tb.write_params(layer, layer.running_mean, layer.running_var)
     st, ln = layer.stall, layer.name
     fin_ideal = p.finalize_cycles(layer.channels)
-    bfin_ideal = layer.channels * 5
     # variance: OP_STATS ends with S and mu per channel (2 cycles each)
     stats_ideal = beats + PIPE_FILL["STATS"] + (2 * layer.channels if p.variance else 0)
     vals = _value_fmt(p)
@@ -481,6 +458,31 @@ async def training_step(
         p.bfp_exp_bits,
         vals,
     )
+    await backward_step(tb, sb, layer, exp, check_stats, configure=False)
+
+
+async def backward_step(
+    tb: CoreTB,
+    sb: Scoreboard,
+    layer: Layer,
+    exp: Expected,
+    check_stats: bool = True,
+    configure: bool = True,
+) -> None:
+    """BWD_SUMS, BWD_FINALIZE, BWD_DX of one layer, all scoreboarded.
+
+    After a :func:`training_step` of the same x, gamma and beta this runs the backward pass
+    again, e.g. in the other gradient mode (``layer`` with another ``cfg.grad_mode``; the
+    forward state of the core does not depend on it). ``configure``: drive the layer's cfg_*
+    inputs first (the grad mode is latched when a command is accepted).
+    """
+    p = tb.p
+    assert exp.dx_beats is not None
+    sb.layer = layer.name
+    if configure:
+        tb.configure(layer)
+    beats = layer.count * p.groups(layer.channels)
+    st, ln = layer.stall, layer.name
     r = await tb.command(
         "BWD_SUMS",
         exp.x_beats,
@@ -490,7 +492,7 @@ async def training_step(
         ideal=beats + PIPE_FILL["BWD_SUMS"],
     )
     _expect_ok(sb, r, "B2", beats)
-    r = await tb.command("BWD_FINALIZE", layer_name=ln, ideal=bfin_ideal)
+    r = await tb.command("BWD_FINALIZE", layer_name=ln, ideal=layer.channels * 5)
     _expect_ok(sb, r, "B3", 0)
     if check_stats:
         await check_backward_stats(tb, sb, layer, exp)
@@ -509,9 +511,9 @@ async def training_step(
         r.out,
         exp.dx_beats,
         layer.channels,
-        shape,
+        layer.shape,
         p.bfp_exp_bits,
-        vals,
+        _value_fmt(p),
     )
 
 

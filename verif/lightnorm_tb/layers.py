@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -69,24 +69,32 @@ class CoreParams:
     variance: int = 0  # 0 range statistics, 1 two-pass mean / variance (OP_VAR_SUMS)
     bfp_beats: int = 1  # 1 BFP groups on the streams, 0 plain element words
 
+    #: field -> HDL parameter name
+    HDL_NAMES: ClassVar[dict[str, str]] = {
+        "lanes": "Lanes",
+        "exp_bits": "ExpBits",
+        "man_bits": "ManBits",
+        "bfp_man_bits": "BfpManBits",
+        "bfp_exp_bits": "BfpExpBits",
+        "num_chunks": "NumChunks",
+        "max_channels": "MaxChannels",
+        "count_width": "CountWidth",
+        "run_exp_bits": "RunExpBits",
+        "run_man_bits": "RunManBits",
+        "variance": "Variance",
+        "bfp_beats": "Bfp",
+    }
+
     @classmethod
     def from_dut(cls, dut: Any) -> CoreParams:
-        names = {
-            "lanes": "Lanes",
-            "exp_bits": "ExpBits",
-            "man_bits": "ManBits",
-            "bfp_man_bits": "BfpManBits",
-            "bfp_exp_bits": "BfpExpBits",
-            "num_chunks": "NumChunks",
-            "max_channels": "MaxChannels",
-            "count_width": "CountWidth",
-            "run_exp_bits": "RunExpBits",
-            "run_man_bits": "RunManBits",
-            "variance": "Variance",
-            "bfp_beats": "Bfp",
-        }
         defaults = cls()
-        return cls(**{k: dut_param(dut, v, getattr(defaults, k)) for k, v in names.items()})
+        return cls(**{k: dut_param(dut, v, getattr(defaults, k)) for k, v in cls.HDL_NAMES.items()})
+
+    @classmethod
+    def from_hdl(cls, parameters: dict[str, Any]) -> CoreParams:
+        """The parameters of a build ({HDL name: value}, e.g. test_core.PARAM_SETS); the
+        others keep their defaults."""
+        return cls(**{k: int(parameters[v]) for k, v in cls.HDL_NAMES.items() if v in parameters})
 
     @property
     def fmt(self) -> FloatFormat:
@@ -288,6 +296,10 @@ def shape_class(channels: int, count: int, p: CoreParams) -> list[str]:
         out.append("C%Lanes==0")
     else:
         out.append("C%Lanes!=0")
+    if channels == 1:
+        out.append("C==1")
+    if channels in (p.lanes, p.lanes + 1):
+        out.append("C==Lanes" if channels == p.lanes else "C==Lanes+1")
     if channels == p.max_channels:
         out.append("C==MaxChannels")
     if count == 2 * p.num_chunks:
