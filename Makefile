@@ -57,7 +57,7 @@ demo: venv ## one training step of the reference model vs float64 BN (PRESET=lig
 train: venv tools ## one training run: TRAIN_ARGS="--model resnet20 --norm lightnorm --epochs 5 --seed 0"
 	$(PY) -m lightnorm.study.train $(or $(TRAIN_ARGS),--model resnet20 --norm lightnorm --epochs 5 --seed 0)
 
-study: venv tools ## accuracy study on Fashion-MNIST (<= 60 min) -> docs/results/accuracy.md
+study: venv tools ## accuracy study on Fashion-MNIST (plan v2, resumable) -> docs/results/accuracy.md
 	$(PY) -m lightnorm.study
 
 bench: venv ## run the benchmarks (python -m lightnorm.bench)

@@ -226,9 +226,11 @@ def _jobs(plan: Plan, variants: Sequence[Variant]) -> Iterator[tuple[int, ModelS
     ordered = sorted(
         variants, key=lambda v: RUN_ORDER.index(v.label) if v.label in RUN_ORDER else len(RUN_ORDER)
     )
-    for seed in plan.seeds:  # seed-major: a partial study has every variant at seed 0 first
-        for model in plan.models:
-            for variant in ordered:
+    # seed-major, then variant: a partial study has every variant at seed 0 first, on both
+    # model families, in RUN_ORDER (the target comparison first)
+    for seed in plan.seeds:
+        for variant in ordered:
+            for model in plan.models:
                 yield seed, model, variant
 
 
@@ -612,7 +614,7 @@ def _markdown(report: dict[str, Any], plan: Plan, variants: Sequence[Variant]) -
         lines.append("")
         for m in models:
             t = target["per_model"].get(m.name, {})
-            if "ablation_cost_pp" not in t:
+            if not t.get("ablation_cost_pp"):
                 continue
             costs = ", ".join(f"`{a}` {c:+.2f}" for a, c in t["ablation_cost_pp"].items())
             lines.append(
