@@ -132,6 +132,35 @@ def test_native_kernels_build_here():
     assert _native.library_path() is not None
 
 
+def test_bench_environment_records_the_machine_and_library():
+    """The benchmark's record names the loaded library (not "unavailable"), what it was built
+    for, and the CPU's vector instruction sets, threads and OpenMP settings."""
+    from lightnorm.torch import bench
+
+    env = bench.environment()
+    assert env["native_library"] == _native.library_path()
+    assert os.path.exists(env["native_library"])
+    assert env["native_isa"].startswith("vector_bytes=")
+    assert env["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    for key in ("cpu", "cpu_vector_flags", "torch_num_threads", "omp_env", "cpus_usable"):
+        assert key in env
+    md = bench.to_markdown(
+        env,
+        {
+            "what": "w",
+            "shape": [1],
+            "repeats": 1,
+            "backend": "auto",
+            "backend_resolved": "native",
+            "first_call_s": {},
+            "results": {},
+            "load_average_start": [0, 0, 0],
+            "load_average_end": [0, 0, 0],
+        },
+    )
+    assert f"native_library: {env['native_library']}" in md and "native_isa: vector_bytes=" in md
+
+
 @pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_quantize_matches_model(name, rounding, overflow, prims):
@@ -154,7 +183,11 @@ def test_native_row_rounding_matches_model(name, rounding, overflow):
     """The native store pass (quantize only) on float32 inputs of every kind: each top-16-bit
     pattern (all exponents, signs, NaN/Inf) with random low bits, random patterns, and every
     value / midpoint of the format with its float32 neighbours; rows of 512 mix f-normal,
-    f-subnormal and overflowing values (the fast path, the subnormal fix-up, the fallback)."""
+    f-subnormal and overflowing values (vector lanes of every kind side by side)."""
+    check_native_row_rounding(name, rounding, overflow)
+
+
+def check_native_row_rounding(name, rounding, overflow):
     fmt = FORMATS[name]
     rng = rng_for(12)
     top = np.arange(1 << 16, dtype=np.uint32) << 16
@@ -188,6 +221,216 @@ BFPS = [
     BFPFormat(man_bits=3, group_size=1, rule=SharedExpRule.SECOND_MAX),
     BFPFormat(man_bits=8, group_size=4, exp_bits=5),
 ]
+BFPS_NATIVE = [*BFPS, BFPFormat(man_bits=5, group_size=16, exp_bits=6)]
+
+
+def _stored_ref(x, fmt, bfp, rounding, overflow):
+    """stored(x, fmt) of spec section 5 (groups of channels, axis 1) with the model's functions."""
+    q = np_quantize(np.asarray(x, dtype=np.float64), fmt, rounding, overflow)
+    if bfp is None:
+        return q
+    return np_quantize(bfp_quantize(q, bfp, 1, rounding), fmt, rounding, overflow)
+
+
+NATIVE_OP_FORMATS = ["fp32_e8m23", "fp10_e5m4", "fp12_e5m6", "fp8_e5m2"]
+
+
+@pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
+@pytest.mark.parametrize("name", NATIVE_OP_FORMATS)
+def test_native_operator_chain_matches_model(name, rounding, overflow):
+    """The native normalize pass, y = add(mul(sub(x, mu), a), beta) per channel, on values of
+    the format from every region (subnormals, max_normal, signed zeros, Inf, NaN) against the
+    model's operators: the float32-emulation path (E <= 7, rne), the binary32 path (FP32, rne:
+    float32 arithmetic itself, subnormal results, overflow to Inf or max_normal) and the
+    float64 path (rtz); rows of 1021 values (vector tails)."""
+    check_native_operator_chain(name, rounding, overflow)
+
+
+def check_native_operator_chain(name, rounding, overflow):
+    from lightnorm.torch.native import _native_norm
+    from lightnorm.torch.passes import _PNorm
+
+    fmt = FORMATS[name]
+    rng = rng_for(31)
+    f = _tf(fmt, rounding, overflow)
+    with np.errstate(over="ignore", invalid="ignore"):
+        edge = edge_values(fmt)
+        rand = rng.standard_normal(1500) * np.exp2(rng.integers(fmt.emin - 3, fmt.emax + 2, 1500))
+        vals = np_quantize(np.concatenate([edge, rand]), fmt, rounding, overflow)
+        consts = np_quantize(
+            np.array(
+                [
+                    0.0,
+                    -0.0,
+                    1.0,
+                    -1.5,
+                    np.inf,
+                    np.nan,
+                    fmt.max_normal,
+                    2.0**fmt.emin,
+                    2.0 ** (fmt.emin - fmt.man_bits),
+                    3.0 * 2.0 ** (fmt.emax - 2),
+                    0.7,
+                    -1e-3,
+                ]
+            ),
+            fmt,
+            rounding,
+            overflow,
+        )
+    n, s = 2, 1021
+    chans = 12
+    x = rng.choice(vals, (n, chans, s)).astype(np.float32)
+    mu = rng.permutation(consts)
+    co = rng.permutation(consts)
+    be = rng.permutation(consts)
+    with np.errstate(over="ignore", invalid="ignore"):
+        exp = arith.add(
+            arith.mul(
+                arith.sub(x.astype(np.float64), mu[None, :, None], fmt, rounding, overflow),
+                co[None, :, None],
+                fmt,
+                rounding,
+                overflow,
+            ),
+            be[None, :, None],
+            fmt,
+            rounding,
+            overflow,
+        )
+    got = _native_norm(
+        torch.from_numpy(x),
+        torch.from_numpy(mu),
+        torch.from_numpy(co),
+        torch.from_numpy(be),
+        p=_PNorm(f, f, None, _Layout(1), False),
+    )
+    assert_bits(got, exp, f"native operator chain {name} {rounding} {overflow}")
+
+
+@pytest.mark.parametrize("rounding", ["rne", "rtz"])
+@pytest.mark.parametrize("name", ["fp32_e8m23", "fp16_e5m10", "fp10_e5m4", "fp12_e6m5"])
+def test_native_limb_sums_match_exact_sum(name, rounding):
+    """Exact sums in 32-bit limbs (the 'i64'/'wide' kinds of the native passes) and their one
+    rounding per channel in the library, against arith.exact_sum: rows of normal values, of the
+    format's whole exponent range (subnormals, max_normal), of huge and tiny values together
+    (several exponent windows), of 21 to 63 binades (the hi/lo split), zeros of both signs,
+    exact cancellation, Inf and NaN."""
+    check_native_limb_sums(name, rounding)
+
+
+def check_native_limb_sums(name, rounding):
+    fmt = FORMATS[name]
+    rng = rng_for(32)
+    n, c, s = 3, 8, 1500  # three 512-value blocks per row, the last one partial
+    x = rng.standard_normal((n, c, s))
+    x[:, 1] *= np.exp2(rng.integers(fmt.emin - fmt.man_bits, fmt.emax + 1, (n, s)))
+    x[:, 7] *= np.exp2(rng.integers(-20, 21, (n, s)))  # blocks spanning 21..63 binades
+    x[:, 2] = np.where(rng.random((n, s)) < 0.01, fmt.max_normal / 2, 2.0 ** (fmt.emin - 1))
+    x[:, 2] *= rng.choice([-1.0, 1.0], (n, s))
+    x[:, 3] = rng.choice([0.0, -0.0], (n, s))
+    x[:, 4, : s // 2] = rng.standard_normal((n, s // 2)) * 7
+    x[:, 4, s // 2 :] = -x[:, 4, : s // 2]
+    x[0, 5, 17], x[1, 5, 900] = np.inf, -np.inf  # +Inf and -Inf: NaN
+    x[2, 6, 1100] = np.nan
+    vals = np_quantize(x, fmt, rounding, "saturate")  # values of fmt (x[..., 5/6] keep Inf/NaN)
+    vals[0, 5, 17], vals[1, 5, 900], vals[2, 6, 1100] = np.inf, -np.inf, np.nan
+    f = _tf(fmt, rounding, "inf")
+    out = _native_store(
+        torch.from_numpy(vals.astype(np.float32)), p=_PStore(f, None, _Layout(1), "i64", False)
+    )
+    assert out[1].dim() == 3  # limb rows (N, C, L)
+    acc = _Acc.from_parts(out[1:], f)
+    exact = arith.exact_sum(vals.transpose(1, 0, 2).reshape(c, -1), axis=-1)
+    for out_name in (name, "fp32_e8m23", "fp10_e5m4"):
+        fo = FORMATS[out_name]
+        for ovf in ("inf", "saturate"):
+            for scale in (1.0, 1.0 / (n * s), 1.0 / 3, 0.1, 2.0**-30, 2.0**20, 0.0):
+                got = _round_acc(acc, scale, _tf(fo, rounding, ovf))
+                want = exact.round(fo, rounding, ovf, scale=scale)
+                assert_bits(got, want, f"{name} -> {out_name} {ovf} * {scale}")
+
+
+@pytest.mark.parametrize("rounding", ["rne", "rtz"])
+@pytest.mark.parametrize("name", ["fp10_e5m4", "fp12_e6m5", "fp32_e8m23"])
+@pytest.mark.parametrize("bfp", [None, *BFPS_NATIVE], ids=["none"] + [b.name for b in BFPS_NATIVE])
+def test_native_store_bfp_matches_model(bfp, name, rounding):
+    """The native store pass with BFP (both rules; NaN/Inf groups, carries, zero groups, a
+    group split by the channel count) against the model, float32 inputs of every region."""
+    check_native_store_bfp(bfp, name, rounding)
+
+
+def check_native_store_bfp(bfp, name, rounding):
+    from lightnorm.formats import Rounding
+    from lightnorm.torch.ops import _Bfp
+
+    fmt = FORMATS[name]
+    rng = rng_for(33)
+    x = rng.standard_normal((3, 37, 70)) * np.exp2(rng.integers(-30, 30, (3, 37, 70)))
+    x[0, :16, :5] = 0.0  # all-zero groups
+    x[1, 3, 1] = -0.0
+    x[2, 5, 2] = np.nan  # poisons its group under rule max
+    x[2, 20, 6] = -np.inf
+    x[0, 33, 1] = 1.0e-45
+    x[1, 34, 0] = 2.0**40
+    x[0, 7, 9] = 31.75  # carries out of 5 mantissa bits
+    x[1, 8, 10] = fmt.max_normal
+    x = x.astype(np.float32)
+    g = 1 if bfp is None else bfp.group_size
+    f = _tf(fmt, rounding, "inf")
+    got = _native_store(
+        torch.from_numpy(x),
+        p=_PStore(f, _Bfp.of(bfp, Rounding(rounding)), _Layout(g), None, False),
+    )[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        exp = _stored_ref(x, fmt, bfp, rounding, "inf")
+    assert_bits(got.to(torch.float64), exp, f"native store {name} {bfp}")
+
+
+VEC_VARIANTS = ["-DLN_VEC_BYTES=16", "-DLN_VEC_BYTES=64", "-march=x86-64"]
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 variant flags")
+@pytest.mark.parametrize("flags", VEC_VARIANTS)
+def test_native_vector_width_variants_match_reference(flags):
+    """The kernels are one code path on SIMD vectors of the machine's width; this machine
+    builds the other widths too (16 bytes: SSE width, 64: AVX-512 width as pairs of 256-bit
+    operations) and the portable x86-64 build (SSE2 only, no F16C: the scalar float16
+    conversions), and each must give the same bits: the operator, limb-sum, BFP and row
+    rounding checks above and whole modules in several presets (vector tails included)."""
+    lib = _native.build_variant([flags])
+    with _native.using(lib):
+        assert _native.isa().startswith(
+            "vector_bytes=" + {"-march=x86-64": "16"}.get(flags, flags[-2:])
+        )
+        check_native_row_rounding("fp10_e5m4", "rne", "inf")
+        check_native_row_rounding("fp8_e5m2", "rtz", "saturate")
+        for name, rnd, ovf in (("fp32_e8m23", "rne", "saturate"), ("fp10_e5m4", "rne", "inf")):
+            check_native_operator_chain(name, rnd, ovf)
+        check_native_limb_sums("fp32_e8m23", "rne")
+        check_native_limb_sums("fp10_e5m4", "rne")
+        for bfp in BFPS_NATIVE:
+            check_native_store_bfp(bfp, "fp10_e5m4", "rne")
+            check_native_store_bfp(bfp, "fp10_e5m4", "rtz")
+        for preset, overrides in VARIANT_SUBSET:
+            cfg = LightNormConfig.from_preset(preset, **overrides)
+            run_module_vs_reference(cfg, (6, 20, 3, 5), "native", tag=41)
+            run_module_vs_reference(cfg, (16, 36, 9, 7), "native", tag=42)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 flags")
+def test_native_avx512_build_compiles():
+    """The AVX-512 build (64-byte vectors with AVX-512 conversions) compiles; it runs, and the
+    module tests check it, on machines whose CPU has AVX-512F."""
+    import subprocess
+
+    probe = [_native._cxx(), "-march=x86-64-v4", "-x", "c++", "-E", "-o", os.devnull, os.devnull]
+    if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        pytest.skip("the compiler does not know -march=x86-64-v4")
+    cmd = [_native._cxx(), *_native.FLAGS, "-march=x86-64-v4", "-O0", "-c", "-o", os.devnull]
+    cmd = [a for a in cmd if a not in ("-shared", "-O3")] + [str(_native.SOURCE)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
 
 
 @pytest.mark.parametrize("rounding", ["rne", "rtz"])
@@ -352,6 +595,7 @@ VARIANTS = [
     ("lightnorm-v2", {}),
 ]
 VARIANT_IDS = [p + "".join(f"-{v}" for v in o.values()) for p, o in VARIANTS]
+VARIANT_SUBSET = [VARIANTS[i] for i in (0, 1, 2, 3, 6, 8, 10, 12)]
 SHAPES = [(16, 32, 4, 4), (6, 20, 3, 5), (64, 24), (8, 24, 5)]
 
 

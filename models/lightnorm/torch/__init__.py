@@ -40,8 +40,9 @@ How the numerics are implemented in torch ops (device-agnostic; no numpy on the 
   scaled integers is (n <= 2^29); wider formats (fp32, fp10_e6m3) use the exact fallback: the
   values are split into windows of 53 - ceil(log2 n) bits between the tensor's highest and
   lowest set bit, each window summed exactly in float64, the windows recombined as Python
-  integers. A sum is rounded once, round(c * sum): exact product (Dekker) and the breakpoint
-  nudge, or lightnorm.arith.round_scaled_int for Python-integer sums.
+  integers (eager and compile); the native backend sums 32-bit limbs in C++ and rounds them
+  per channel there. A sum is rounded once, round(c * sum): exact product (Dekker) and the
+  breakpoint nudge, or lightnorm.arith.round_scaled_int for Python-integer sums.
 - BFP (spec section 5): groups of ``group_size`` channels at one (n, h, w) position, rule max
   (with the carry of the largest element and NaN/Inf poisoning) and the authors' second_max.
 - Per-channel results (stat_format, running_format) saturate (spec section 2).

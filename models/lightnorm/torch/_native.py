@@ -4,18 +4,24 @@
 The library is compiled at first use with the system C++ compiler (``CXX``, default ``g++``)
 for this machine (``-march=native``) and cached under ``$LIGHTNORM_CACHE`` (default
 ``~/.cache/lightnorm``), keyed by the source, the flags, the compiler and the CPU, so a change of
-any of them rebuilds it. Compiling takes about 16 s on a 2-core machine. No compiler, or a
-failed build: ``load()`` returns None and ``error()`` says why; lightnorm.torch then runs its
-torch-op passes.
+any of them rebuilds it. Compiling takes about 15 s (one core of a 2-core AMD EPYC, idle; more
+on a busy machine). No compiler, or a failed build: ``load()`` returns None and ``error()`` says
+why; lightnorm.torch then runs its torch-op passes.
 
 The flags keep IEEE semantics: ``-ffp-contract=off`` (no fused multiply-add, which would change
 TwoSum and the products) and no ``-ffast-math``. ``-fopenmp``: the library needs libgomp.so.1,
 which the dynamic loader resolves to the copy torch has already loaded (same soname), so the
 passes run on torch's own OpenMP threads (load it only after importing torch).
+
+The element-wise passes run on SIMD vectors as wide as the machine's (``isa()``: 64 bytes with
+AVX-512, 32 with AVX/AVX2, 16 otherwise), chosen when the library is built for this CPU. The
+tests build variants with other widths or a portable ``-march`` (``build_variant``) and run the
+bit-identity checks through each of them (``using``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -23,6 +29,7 @@ import platform
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lightnorm_native.cpp"
@@ -36,10 +43,11 @@ FLAGS = (
     "-shared",
     "-fopenmp",
 )
-ABI = 4  # lightnorm_native_abi() of the source this module matches
+ABI = 5  # lightnorm_native_abi() of the source this module matches
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
+_UNSET = object()
 
 
 class Fmt(ctypes.Structure):
@@ -134,12 +142,12 @@ def _cpu_key() -> str:
     return "\n".join(keep)
 
 
-def _build(out: Path) -> None:
+def _build(out: Path, flags: Sequence[str] = FLAGS) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        cmd = [_cxx(), *FLAGS, str(SOURCE), "-o", tmp]
+        cmd = [_cxx(), *flags, str(SOURCE), "-o", tmp]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr.strip()[-2000:]}")
@@ -149,18 +157,55 @@ def _build(out: Path) -> None:
             os.unlink(tmp)
 
 
-def _library_path() -> Path:
+def _library_path(flags: Sequence[str] = FLAGS) -> Path:
     ver = subprocess.run([_cxx(), "--version"], capture_output=True, text=True, check=True)
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), ver.stdout.encode()):
+    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), ver.stdout.encode()):
         h.update(part)
         h.update(b"\0")
     h.update(_cpu_key().encode())
     return _cache_dir() / f"lightnorm_native-{h.hexdigest()[:16]}.so"
 
 
+def _open(path: Path) -> ctypes.CDLL:
+    """Load a built library and declare its entry points (RuntimeError on an ABI mismatch)."""
+    lib = ctypes.CDLL(str(path))
+    if lib.lightnorm_native_abi() != ABI:
+        raise RuntimeError(f"{path}: ABI {lib.lightnorm_native_abi()} != {ABI}")
+    lib.lightnorm_native_pass.argtypes = [ctypes.POINTER(Args)]
+    lib.lightnorm_native_pass.restype = ctypes.c_int
+    lib.lightnorm_native_prim.argtypes = [
+        ctypes.c_int,
+        ctypes.c_int64,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.POINTER(Fmt),
+    ]
+    lib.lightnorm_native_prim.restype = ctypes.c_int
+    lib.lightnorm_native_round_limbs.argtypes = [
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_int32,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int32,
+        ctypes.c_int32,
+        ctypes.c_void_p,
+        ctypes.POINTER(Fmt),
+        ctypes.c_void_p,
+    ]
+    lib.lightnorm_native_round_limbs.restype = ctypes.c_int
+    lib.lightnorm_native_isa.argtypes = []
+    lib.lightnorm_native_isa.restype = ctypes.c_char_p
+    return lib
+
+
 def load() -> ctypes.CDLL | None:
     """The loaded library (built first if needed), or None when it cannot be built/loaded."""
+    lib = _state.get("lib", _UNSET)  # the common case, without the lock
+    if lib is not _UNSET:
+        return lib  # type: ignore[return-value]
     with _lock:
         if "lib" in _state:
             return _state["lib"]  # type: ignore[return-value]
@@ -169,20 +214,7 @@ def load() -> ctypes.CDLL | None:
             path = _library_path()
             if not path.exists():
                 _build(path)
-            lib = ctypes.CDLL(str(path))
-            if lib.lightnorm_native_abi() != ABI:
-                raise RuntimeError(f"{path}: ABI {lib.lightnorm_native_abi()} != {ABI}")
-            lib.lightnorm_native_pass.argtypes = [ctypes.POINTER(Args)]
-            lib.lightnorm_native_pass.restype = ctypes.c_int
-            lib.lightnorm_native_prim.argtypes = [
-                ctypes.c_int,
-                ctypes.c_int64,
-                ctypes.c_void_p,
-                ctypes.c_void_p,
-                ctypes.c_void_p,
-                ctypes.POINTER(Fmt),
-            ]
-            lib.lightnorm_native_prim.restype = ctypes.c_int
+            lib = _open(path)
             _state["path"] = str(path)
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             _state["error"] = repr(exc)
@@ -191,13 +223,46 @@ def load() -> ctypes.CDLL | None:
         return lib
 
 
+def build_variant(extra_flags: Sequence[str]) -> ctypes.CDLL:
+    """A library built with ``extra_flags`` after FLAGS (e.g. ``-DLN_VEC_BYTES=16`` or
+    ``-march=x86-64``), cached like the default one; not installed (see ``using``)."""
+    flags = (*FLAGS, *extra_flags)
+    path = _library_path(flags)
+    if not path.exists():
+        _build(path, flags)
+    return _open(path)
+
+
+@contextlib.contextmanager
+def using(lib: ctypes.CDLL) -> Iterator[None]:
+    """Run the passes and primitives of this thread's process through ``lib`` meanwhile (tests:
+    the bit-identity checks of a variant build)."""
+    load()
+    with _lock:
+        saved = dict(_state)
+        _state["lib"] = lib
+    try:
+        yield
+    finally:
+        with _lock:
+            _state.clear()
+            _state.update(saved)
+
+
+def isa() -> str | None:
+    """What the loaded library was built for (SIMD width, instruction sets), None without it."""
+    lib = load()
+    return None if lib is None else lib.lightnorm_native_isa().decode()
+
+
 def error() -> str | None:
     """Why load() returned None (None if it did not)."""
     return _state.get("error")  # type: ignore[return-value]
 
 
 def library_path() -> str | None:
-    """Path of the loaded library (None before load() or when it failed)."""
+    """Path of the library (built and loaded first if needed; None when that failed)."""
+    load()
     return _state.get("path")  # type: ignore[return-value]
 
 
@@ -224,3 +289,27 @@ def prim(op: int, n: int, a: int, b: int | None, out: int, fmt: Fmt) -> None:
     rc = lib.lightnorm_native_prim(op, n, a, b, out, ctypes.byref(fmt))
     if rc != 0:
         raise RuntimeError(f"lightnorm_native_prim({op}) failed with code {rc}")
+
+
+def round_limbs(
+    limbs: int,
+    special: int,
+    rows: int,
+    chans: int,
+    nlimbs: int,
+    lsb: int,
+    scales: Sequence[float],
+    fmts: Sequence[Fmt],
+    out: int,
+) -> None:
+    """out[k, c] = round(scales[k] * sum of channel c) to fmts[k] (exact, once) from limb rows
+    (rows, chans, nlimbs) int64 and their NaN/Inf sums (rows, chans) float64 (pointers)."""
+    lib = load()
+    if lib is None:
+        raise RuntimeError(f"lightnorm native kernels unavailable: {error()}")
+    k = len(scales)
+    sc = (ctypes.c_double * k)(*scales)
+    fm = (Fmt * k)(*fmts)
+    rc = lib.lightnorm_native_round_limbs(rows, chans, nlimbs, limbs, special, lsb, k, sc, fm, out)
+    if rc != 0:
+        raise RuntimeError(f"lightnorm_native_round_limbs failed with code {rc}")

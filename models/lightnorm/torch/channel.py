@@ -22,6 +22,7 @@ from lightnorm.torch.ops import (
     _Fmt,
     _ilogb,
     _mul,
+    _nfmt,
     _pow2,
     _prim,
     _prims_on,
@@ -77,12 +78,14 @@ def _rsqrt(v: Tensor, f: _Fmt) -> Tensor:
 @dataclass
 class _Acc:
     """Exact per-channel sums: float64 values (exact), or Python ints in units of 2^lsb with
-    NaN/Inf per channel in ``special`` (0 elsewhere)."""
+    NaN/Inf per channel in ``special`` (0 elsewhere), or the native passes' limb rows
+    (``limbs`` (rows, C, L) int64, ``special`` (rows, C)), combined and rounded natively."""
 
     f64: Tensor | None = None
     ints: list[int] | None = None
     lsb: int = 0
     special: Tensor | None = None
+    limbs: Tensor | None = None
 
     @staticmethod
     def from_parts(parts: tuple[Tensor, ...], f: _Fmt) -> _Acc:
@@ -91,6 +94,8 @@ class _Acc:
         sum_i limb_i * 2^(32 i + lsb), each limb sum below 2^63 (rows * S < 2^31 values)."""
         if len(parts) == 1:
             return _Acc(f64=_plus_zero(parts[0].sum(dim=0)))  # an exact zero sum is +0
+        if parts[0].dim() == 3 and _native.load() is not None:
+            return _Acc(lsb=f.lsb, special=parts[1].contiguous(), limbs=parts[0].contiguous())
         ints = parts[0].sum(dim=0)
         if ints.dim() == 2:
             vals = [sum(v << (32 * i) for i, v in enumerate(row)) for row in ints.tolist()]
@@ -144,6 +149,22 @@ def _round_acc(acc: _Acc, c: float, f: _Fmt) -> Tensor:
     """acc.round(f, scale=c): round(c * sum) once (spec section 4)."""
     if acc.f64 is not None:
         return _round_sum(acc.f64, torch.tensor(c, dtype=_F64, device=acc.f64.device), f)
+    if acc.limbs is not None:
+        assert acc.special is not None
+        rows, chans, nlimbs = acc.limbs.shape
+        out = torch.empty(chans, dtype=_F64)
+        _native.round_limbs(
+            acc.limbs.data_ptr(),
+            acc.special.data_ptr(),
+            rows,
+            chans,
+            nlimbs,
+            acc.lsb,
+            [c],
+            [_nfmt(f)],
+            out.data_ptr(),
+        )
+        return out
     assert acc.ints is not None and acc.special is not None
     frac, exp = math.frexp(c)
     c_int, exp = int(math.ldexp(frac, 53)), exp - 53

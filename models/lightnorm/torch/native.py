@@ -3,11 +3,14 @@
 :mod:`lightnorm.torch._native`): same inputs, outputs and bits as :mod:`.passes`; the pool of
 output buffers they reuse.
 
-A pass runs in float32 arithmetic when every operator in it passes the float32 checks of
-:mod:`.ops` (``_f32_fmt``, ``_add_f32``, ``_mul_f32``), else in float64 (products exact, sums by
-TwoSum and the breakpoint nudge); each operator is one correct rounding there too. Exact sums:
-float64 rows ('f64' kinds) or 32-bit limbs (any width: 'i64' and 'wide' kinds, combined by
-``_Acc.from_parts``).
+A pass runs in one of three arithmetics (``_arith``), each operator one correct rounding:
+float32 emulation on SIMD vectors when every operator in it passes the float32 checks of
+:mod:`.ops` (``_f32_fmt``, ``_add_f32``, ``_mul_f32``, and BFP grids that are normal float32
+values); IEEE binary32 on SIMD vectors when every format of the pass is FP32 itself with
+rounding to nearest and no BFP (float32 add / sub / mul are then the operators); else float64
+(products exact, sums by TwoSum and the breakpoint nudge). Exact sums: float64 rows ('f64'
+kinds) or 32-bit limbs (any width: 'i64' and 'wide' kinds), which :mod:`.channel` rounds per
+channel in the same library (``_native.round_limbs``).
 """
 
 from __future__ import annotations
@@ -106,11 +109,29 @@ def _native_ok(args: tuple[Any, ...]) -> bool:
 
 
 def _bfp_f32(b: _Bfp | None, f: _Fmt) -> bool:
-    """BFP of values of f runs in float32: every scaling 2^(+-k) it uses is a normal float32."""
+    """BFP of values of f runs in float32: every grid 2^sh, its rounding constant
+    1.5 * 2^(sh + 23) and the scalings 2^(+-k) it uses are normal float32 values."""
     if b is None:
         return True
     e_lo, e_hi = max(b.emin, f.lsb), min(b.emax, f.emax + 1)
-    return e_lo - b.mb + 1 >= -126 and e_hi + 1 <= 127 and b.mb - 1 - e_lo <= 127
+    return (
+        e_lo - b.mb + 1 >= -126
+        and e_hi + 1 <= 127
+        and b.mb - 1 - e_lo <= 127
+        and e_hi - b.mb + 24 <= 127
+    )
+
+
+def _binary32(*fmts: _Fmt) -> bool:
+    """Every format is FP32 (E8M23, IEEE binary32) rounding to nearest: IEEE float32 add / sub /
+    mul round exactly like the spec's operators (subnormals included, Inf on overflow; the
+    kernels map +-Inf to +-max_normal under saturation)."""
+    return all(f.man == 23 and f.emin == -126 and f.emax == 127 and f.rne for f in fmts)
+
+
+def _arith(f32: bool, b32: bool) -> int:
+    """LnArgs.arith: 0 float32 emulation, 2 binary32, 1 float64."""
+    return 0 if f32 else (2 if b32 else 1)
 
 
 def _nbfp(b: _Bfp | None, f: _Fmt) -> Any:
@@ -138,10 +159,10 @@ def _nlimbs(f: _Fmt) -> int:
     return ((f.emax + 1 - f.man - f.lsb) >> 5) + 3
 
 
-def _native_args(pass_id: int, f32: bool, shape: torch.Size, **kw: Any) -> Any:
+def _native_args(pass_id: int, arith: int, shape: torch.Size, **kw: Any) -> Any:
     n, c, s = shape
     a = _native.Args()
-    a.pass_, a.arith, a.n, a.c, a.s = pass_id, 0 if f32 else 1, n, c, s
+    a.pass_, a.arith, a.n, a.c, a.s = pass_id, arith, n, c, s
     a.nthreads = torch.get_num_threads() if n * c * s >= _NATIVE_MIN_PAR else 1
     for key, val in kw.items():
         setattr(a, key, val)
@@ -174,7 +195,8 @@ def _native_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
     v = _f32_in(v)
     n, c, s = v.shape
     f32 = _f32_fmt(p.f) and _bfp_f32(p.bfp, p.f)
-    a = _native_args(0, f32, v.shape, fc=_nfmt(p.f), bfp=_nbfp(p.bfp, p.f), in0=v.data_ptr())
+    ar = _arith(f32, p.bfp is None and _binary32(p.f))
+    a = _native_args(0, ar, v.shape, fc=_nfmt(p.f), bfp=_nbfp(p.bfp, p.f), in0=v.data_ptr())
     out = _pool.empty((n, c, s), _store_dtype(p.f))
     a.out0, a.out_half = out.data_ptr(), int(out.dtype == torch.float16)
     sums = _native_sums(a, p.f, p.kind, n, c, 0)
@@ -190,7 +212,8 @@ def _native_var(x_c: Tensor, mean: Tensor, *, p: _PVar) -> tuple[Tensor, ...]:
     x_c, mu = _stored_in(x_c), _vec(mean)
     n, c, _ = x_c.shape
     f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.cf)
-    a = _native_args(1, f32, x_c.shape, fc=_nfmt(p.cf), in0=x_c.data_ptr(), v0=mu.data_ptr())
+    ar = _arith(f32, _binary32(p.cf, p.st))
+    a = _native_args(1, ar, x_c.shape, fc=_nfmt(p.cf), in0=x_c.data_ptr(), v0=mu.data_ptr())
     a.in0_half = int(x_c.dtype == torch.float16)
     sums = _native_sums(a, p.cf, p.kind, n, c, 0)
     _native.call(a)
@@ -201,7 +224,8 @@ def _native_norm(x: Tensor, mean: Tensor, coeff: Tensor, beta: Tensor, *, p: _PN
     x = _f32_in(x) if p.store_input else _stored_in(x)
     vecs = [_vec(t) for t in (mean, coeff, beta)]
     f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf)
-    a = _native_args(2, f32, x.shape, fc=_nfmt(p.cf), bfp=_nbfp(p.bfp, p.cf), in0=x.data_ptr())
+    ar = _arith(f32, p.bfp is None and _binary32(p.cf, p.st))
+    a = _native_args(2, ar, x.shape, fc=_nfmt(p.cf), bfp=_nbfp(p.bfp, p.cf), in0=x.data_ptr())
     a.in0_half, a.mode = int(x.dtype == torch.float16), int(p.store_input)
     a.v0, a.v1, a.v2 = (t.data_ptr() for t in vecs)
     out = _pool.empty(tuple(x.shape), torch.float32)
@@ -223,7 +247,8 @@ def _native_bwd1(
         and _mul_f32(p.cf, p.cf, p.st)
         and _mul_f32(p.gf, p.gf, p.cf)
     )
-    a = _native_args(3, f32, dy.shape, fc=_nfmt(p.cf), fg=_nfmt(p.gf), bfp=_nbfp(p.bfp, p.gf))
+    ar = _arith(f32, p.bfp is None and _binary32(p.cf, p.gf, p.st))
+    a = _native_args(3, ar, dy.shape, fc=_nfmt(p.cf), fg=_nfmt(p.gf), bfp=_nbfp(p.bfp, p.gf))
     a.in0, a.in1, a.in1_half = dy.data_ptr(), x_c.data_ptr(), int(x_c.dtype == torch.float16)
     a.v0, a.v1 = mu.data_ptr(), sc.data_ptr()
     out = _pool.empty((n, c, s), _store_dtype(p.gf))
@@ -260,7 +285,8 @@ def _native_bwd2(
             and _add_f32(gf, gf, gf)
         )
     mode = {"bn": 0, "range_exact": 1, "eval": 2}[p.mode]
-    a = _native_args(4, f32, dy_c.shape, fc=_nfmt(cf), fg=_nfmt(gf), bfp=_nbfp(p.bfp, gf))
+    ar = _arith(f32, p.bfp is None and _binary32(cf, gf, st))
+    a = _native_args(4, ar, dy_c.shape, fc=_nfmt(cf), fg=_nfmt(gf), bfp=_nbfp(p.bfp, gf))
     a.mode, a.in0, a.in1 = mode, dy_c.data_ptr(), x_c.data_ptr()
     a.in0_half, a.in1_half = int(dy_c.dtype == torch.float16), int(x_c.dtype == torch.float16)
     a.v0, a.v1, a.v2, a.v3, a.v4, a.v5 = (t.data_ptr() for t in vecs)

@@ -1,33 +1,58 @@
 // SPDX-License-Identifier: Apache-2.0
 // LightNorm element-wise passes on the CPU: the native backend of lightnorm.torch.
 //
-// The four element-wise passes of docs/spec.md (store + statistics, variance sums, normalize,
+// The element-wise passes of docs/spec.md (store + statistics, variance sums, normalize,
 // backward pass 1 and 2) as fused loops, bit-identical to the torch-op passes of
-// lightnorm/torch.py (which document the arithmetic) and so to the numpy reference model.
-// Every operator is one correct rounding; two arithmetic types implement it:
-//   - float (ARITH_F32): only for passes whose every operator passes the float32 checks of
-//     lightnorm/torch.py (_f32_fmt, _add_f32, _mul_f32): a + b and a * b in float32 are then
-//     exact or innocuously double-rounded, and quantize is the scaling below;
-//   - double: products of two format values are exact; a + b is TwoSum with the breakpoint
-//     nudge (lightnorm.arith), then quantize.
-// quantize(x, f): k = clamp(floor(log2|x|), emin, emax + 1) - M; 2^k * R(x * 2^-k), both
-// scalings exact; R = round half even (rint in the default rounding mode) or trunc; then the
-// overflow policy. Build flags must keep IEEE semantics: no -ffast-math, -ffp-contract=off
-// (a fused multiply-add would change TwoSum and the products).
+// lightnorm.torch (lightnorm/torch/passes.py, ops.py document the arithmetic) and so to the numpy
+// reference model. Every operator is one correct rounding; three arithmetic modes implement it
+// (LnArgs::arith, chosen per pass by lightnorm/torch/native.py):
+//   0 float32 emulation, formats with E <= 7 (ops.py _f32_fmt, _add_f32, _mul_f32): a + b and
+//     a * b in float32 are exact or innocuously double-rounded, then quantize (below);
+//   2 binary32: every format of the pass is FP32 (E8M23) and rounds to nearest even: IEEE
+//     float32 add / sub / mul are the operators themselves (quantize is the identity on float32
+//     values; saturation maps +-Inf to +-max_normal);
+//   1 float64: products of two format values are exact; a + b is TwoSum with the breakpoint
+//     nudge (lightnorm.arith), then quantize (any other configuration).
+// Modes 0 and 2 run on explicit SIMD vectors (GCC vector extensions: one code path whose width is
+// the machine's, LN_VB bytes: 64 with AVX-512, 32 with AVX/AVX2, 16 otherwise; LN_VEC_BYTES
+// overrides it, which the tests use to run every width on one machine). Mode 1 runs scalar
+// loops over block rows.
+//
+// quantize(x, f) (spec section 2): k = clamp(floor(log2|x|), emin, emax + 1) - M; 2^k * R(x * 2^-k);
+// R = round half even or trunc; then the overflow policy. Vector form (mode 0): round half even
+// to a multiple of 2^k is (|x| + C) - C with C = 1.5 * 2^(k + 23), built from the exponent bits
+// of x (float32 addition rounds there to nearest even, |x| < 2^(k + 22)); truncation clears the
+// low significand bits; overflow is decided from |x|. No branch, no lane-dependent control flow:
+// the loops are the same instructions on every ISA (the previous kernels relied on the compiler
+// to vectorize selects, which GCC does only with AVX-512 masking). BFP (rule max / second_max)
+// rounds to the shared grid 2^sh the same way.
+// Build flags must keep IEEE semantics: no -ffast-math, -ffp-contract=off (a fused multiply-add
+// would change TwoSum and the products). The passes run with the default floating-point
+// environment (round to nearest, no flush-to-zero / denormals-are-zero), set per call.
 //
 // Layout: (N, C, S) contiguous; BFP groups are `g` consecutive channels at one (n, s). Work
-// items are (n, group) pairs, split over OpenMP threads (torch's runtime, see run()). Row
-// sums per (n, c): float64 (exact for 'f64' kinds) or 32-bit limbs in int64 (exact for any
-// format up to FP32; lightnorm/_native.py combines them into Python ints).
+// items are (n, group) pairs, handed to torch's OpenMP threads in chunks (see run()). An item is
+// processed in blocks of up to 1024 positions: its rows are staged in per-thread vector buffers
+// (with S <= 1024 a group's rows are one contiguous stream), the operator chains run over packs of
+// four vectors (independent chains side by side: one chain of roundings is latency-bound), and
+// the next block's rows are prefetched meanwhile. Row sums per (n, c): float64 (exact for 'f64'
+// kinds) or 32-bit limbs in int64 (exact for any format up to FP32; filled from float64
+// accumulators over exponent windows), which lightnorm_native_round_limbs combines and rounds
+// per channel.
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 // Small arithmetic helpers are always inlined: a call in a loop body stops vectorization.
@@ -35,7 +60,9 @@
 
 namespace {
 
-constexpr int kBlock = 512;  // s-block length of the per-group buffers
+constexpr int kBlock = 512;   // s-block length of the float64 passes' per-group buffers
+constexpr int kVBlock = 1024;  // s-block length of the vector passes (a multiple of 64): a
+                               // group's rows of up to 1024 values are one contiguous stream
 
 struct Fmt {  // a float format and the policies of the operators rounding to it
   int32_t man, emin, emax, rne, sat, pad;
@@ -50,10 +77,10 @@ struct Bfp {  // BFP storage (enabled = 0: none)
 
 extern "C" {
 
-// One call's arguments (mirrored by lightnorm/_native.py; keep the field order).
+// One call's arguments (mirrored by lightnorm/torch/_native.py; keep the field order).
 struct LnArgs {
   int32_t pass;       // 0 store, 1 var, 2 norm, 3 bwd1, 4 bwd2
-  int32_t arith;      // 0 float, 1 double
+  int32_t arith;      // 0 float32 emulation, 1 float64, 2 binary32
   int32_t in0_half;   // in0 is float16 (else float32)
   int32_t in1_half;   // in1 is float16 (else float32)
   int32_t out_half;   // the stored output (x_c / dy_c) is float16 (else float32)
@@ -85,7 +112,7 @@ struct LnArgs {
   double* ext_min;
 };
 
-int lightnorm_native_abi(void) { return 4; }
+int lightnorm_native_abi(void) { return 5; }
 
 }  // extern "C"
 
@@ -117,7 +144,7 @@ LN_INLINE int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi 
 
 // The rounding (P::rne: to nearest even, else toward zero) and the overflow policy (P::sat)
 // are the configuration's, the same for every operator of a pass: compile-time, so that the
-// chains of operators below have no branches and vectorize.
+// chains of operators below have no branches.
 template <bool Rne, bool Sat> struct Pol {
   static constexpr bool rne = Rne, sat = Sat;
 };
@@ -148,141 +175,880 @@ template <class P> LN_INLINE double round_with_error(double s, double err, const
   return quant<P>(__builtin_bit_cast(double, u), f);
 }
 
-template <class P, class T> LN_INLINE T add(T a, T b, const Fmt& f) {
-  if constexpr (std::is_same_v<T, float>) {
-    return quant<P>(a + b, f);
-  } else {
-    const double s = a + b;
-    const double bb = s - a;
-    const double err = (a - (s - bb)) + (b - bb);  // TwoSum
-    return round_with_error<P>(s, err, f);
+template <class P> LN_INLINE double add(double a, double b, const Fmt& f) {
+  const double s = a + b;
+  const double bb = s - a;
+  const double err = (a - (s - bb)) + (b - bb);  // TwoSum
+  return round_with_error<P>(s, err, f);
+}
+template <class P> LN_INLINE double sub(double a, double b, const Fmt& f) { return add<P>(a, -b, f); }
+template <class P> LN_INLINE double mul(double a, double b, const Fmt& f) { return quant<P>(a * b, f); }
+
+// ---- SIMD vectors (GCC vector extensions) ------------------------------------------------------
+
+#if defined(LN_VEC_BYTES)
+#define LN_VB LN_VEC_BYTES
+#elif defined(__AVX512F__)
+#define LN_VB 64
+#elif defined(__AVX__)
+#define LN_VB 32
+#else
+#define LN_VB 16
+#endif
+#define LN_STR2(x) #x
+#define LN_ISA_STR(x) LN_STR2(x)
+static_assert(LN_VB == 16 || LN_VB == 32 || LN_VB == 64, "LN_VEC_BYTES: 16, 32 or 64");
+
+constexpr int kL = LN_VB / 4;     // float32 lanes
+constexpr int kNV = kVBlock / kL;  // vectors per block row
+typedef float VF __attribute__((vector_size(LN_VB)));
+typedef int32_t VI __attribute__((vector_size(LN_VB)));
+typedef uint32_t VU __attribute__((vector_size(LN_VB)));
+typedef double VD __attribute__((vector_size(LN_VB)));
+typedef int8_t VB __attribute__((vector_size(LN_VB / 4)));
+typedef float VFu __attribute__((vector_size(LN_VB), aligned(4), __may_alias__));
+typedef int8_t VBu __attribute__((vector_size(LN_VB / 4), aligned(1), __may_alias__));
+
+constexpr int32_t kSignBit = INT32_MIN, kAbsMask = 0x7FFFFFFF, kInfBits = 0x7F800000;
+constexpr int32_t kNanBits = 0x7FC00000;
+
+LN_INLINE VF vf(float s) {
+  VF v;
+  for (int i = 0; i < kL; ++i) v[i] = s;
+  return v;
+}
+LN_INLINE VI vi(int32_t s) { return VI{} + s; }
+LN_INLINE VI iota() {
+  VI v;
+  for (int i = 0; i < kL; ++i) v[i] = i;
+  return v;
+}
+
+template <size_t... I> LN_INLINE VD lo_d(VF v, std::index_sequence<I...>) {
+  return __builtin_convertvector(__builtin_shufflevector(v, v, I...), VD);
+}
+template <size_t... I> LN_INLINE VD hi_d(VF v, std::index_sequence<I...>) {
+  return __builtin_convertvector(__builtin_shufflevector(v, v, (I + kL / 2)...), VD);
+}
+using Half = std::make_index_sequence<kL / 2>;
+
+// loads / stores of `rem` values (rem >= kL: a whole vector; else zero-filled / partial)
+LN_INLINE VF ld_f32(const float* p, int rem) {
+  if (__builtin_expect(rem >= kL, 1)) return *reinterpret_cast<const VFu*>(p);
+  VF v = {};
+  std::memcpy(&v, p, sizeof(float) * rem);
+  return v;
+}
+LN_INLINE void st_f32(float* p, VF v, int rem) {
+  if (__builtin_expect(rem >= kL, 1)) {
+    *reinterpret_cast<VFu*>(p) = v;
+    return;
   }
+  std::memcpy(p, &v, sizeof(float) * rem);
 }
-template <class P, class T> LN_INLINE T sub(T a, T b, const Fmt& f) { return add<P, T>(a, -b, f); }
-template <class P, class T> LN_INLINE T mul(T a, T b, const Fmt& f) { return quant<P>(a * b, f); }
 
-// ---- element types --------------------------------------------------------------------------
-
-// Rows of stored values (x_c, dy_c) are float16 or float32; converted in whole rows (F16C
-// when the CPU has it: the conversions are exact, the values are float16 values).
-inline void half_to_float(const uint16_t* src, float* dst, int len) {
-  int i = 0;
-#ifdef __F16C__
-  for (; i + 8 <= len; i += 8)
-    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+// float16 <-> float32 (exact: the values are float16 values); F16C when the CPU has it
+LN_INLINE VF cvt_h(const uint16_t* p) {
+#if defined(__F16C__) && LN_VB == 16
+  return (VF)_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+#elif defined(__F16C__) && LN_VB == 32
+  return (VF)_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#elif defined(__AVX512F__) && LN_VB == 64
+  return (VF)_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#elif defined(__F16C__) && LN_VB == 64
+  typedef float V8 __attribute__((vector_size(32)));
+  const V8 a = (V8)_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const V8 b = (V8)_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+  return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+  VF v;
+  for (int i = 0; i < kL; ++i) v[i] = static_cast<float>(__builtin_bit_cast(_Float16, p[i]));
+  return v;
 #endif
-  for (; i < len; ++i) dst[i] = static_cast<float>(__builtin_bit_cast(_Float16, src[i]));
 }
-
-inline void float_to_half(const float* src, uint16_t* dst, int len) {
-  int i = 0;
-#ifdef __F16C__
-  for (; i + 8 <= len; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
-                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+LN_INLINE void cvt_store_h(uint16_t* p, VF v) {
+#if defined(__F16C__) && LN_VB == 16
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_cvtps_ph((__m128)v, _MM_FROUND_TO_NEAREST_INT));
+#elif defined(__F16C__) && LN_VB == 32
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph((__m256)v, _MM_FROUND_TO_NEAREST_INT));
+#elif defined(__AVX512F__) && LN_VB == 64
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph((__m512)v, _MM_FROUND_TO_NEAREST_INT));
+#elif defined(__F16C__) && LN_VB == 64
+  typedef float V8 __attribute__((vector_size(32)));
+  const V8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  const V8 b = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph((__m256)a, _MM_FROUND_TO_NEAREST_INT));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 8), _mm256_cvtps_ph((__m256)b, _MM_FROUND_TO_NEAREST_INT));
+#else
+  for (int i = 0; i < kL; ++i) p[i] = __builtin_bit_cast(uint16_t, static_cast<_Float16>(v[i]));
 #endif
-  for (; i < len; ++i) dst[i] = __builtin_bit_cast(uint16_t, static_cast<_Float16>(src[i]));
+}
+LN_INLINE VF ld_h(const uint16_t* p, int rem) {
+  if (__builtin_expect(rem >= kL, 1)) return cvt_h(p);
+  uint16_t t[kL] = {};
+  std::memcpy(t, p, sizeof(uint16_t) * rem);
+  return cvt_h(t);
+}
+LN_INLINE void st_h(uint16_t* p, VF v, int rem) {
+  if (__builtin_expect(rem >= kL, 1)) {
+    cvt_store_h(p, v);
+    return;
+  }
+  uint16_t t[kL];
+  cvt_store_h(t, v);
+  std::memcpy(p, t, sizeof(uint16_t) * rem);
 }
 
-// dst[0, len) = the stored row at element offset off (float16 if half, else float32)
-template <class T> void load_row(T* dst, const void* src, int64_t off, int len, bool half) {
-  if (half) {
-    const uint16_t* h = static_cast<const uint16_t*>(src) + off;
-    if constexpr (std::is_same_v<T, float>) {
-      half_to_float(h, dst, len);
+LN_INLINE VI ld_mk(const int8_t* p, int rem) {
+  VB b = {};
+  if (__builtin_expect(rem >= kL, 1))
+    b = *reinterpret_cast<const VBu*>(p);
+  else
+    std::memcpy(&b, p, rem);
+  return __builtin_convertvector(b, VI);
+}
+
+LN_INLINE VF masked(VF x, int rem) {  // lanes >= rem set to +0
+  if (__builtin_expect(rem >= kL, 1)) return x;
+  return iota() < rem ? x : VF{};
+}
+
+// ---- vector quantize and operators (modes 0 and 2) -------------------------------------------
+
+struct QC {  // a format's constants (mode 0: a format with E <= 7; mode 2: FP32) and policy
+  VI e_lo, c_add, emin_b, rtz_base;
+  VF maxn, lim, big;
+  VF lim_inf;  // what +-Inf becomes: +-Inf, or +-max_normal under saturation
+};
+
+QC make_qc(const Fmt& f, bool rne, bool sat) {
+  QC q;
+  q.e_lo = vi((f.emin + 127) << 23);
+  q.c_add = vi(((23 - f.man) << 23) | 0x400000);
+  q.emin_b = vi(f.emin + 127);
+  q.rtz_base = vi(23 - f.man);
+  q.maxn = vf(static_cast<float>(f.maxn));
+  q.lim = vf(rne && !sat ? std::numeric_limits<float>::infinity() : static_cast<float>(f.maxn));
+  q.lim_inf = vf(sat ? static_cast<float>(f.maxn) : std::numeric_limits<float>::infinity());
+  // the smallest |x| whose rounding overflows: rne: max_normal + half an ulp (the tie rounds to
+  // even, up: max_normal's significand is odd); rtz: 2^(emax + 1)
+  const double half_ulp = std::ldexp(1.0, f.emax - f.man - 1);
+  q.big = vf(static_cast<float>(rne ? f.maxn + half_ulp : std::ldexp(1.0, f.emax + 1)));
+  return q;
+}
+
+// quantize(x, f) of float32 x, K = 0: a format with E <= 7 (its scalings are normal float32).
+// rne: |x| rounded to a multiple of 2^k by (|x| + C) - C, C = 1.5 * 2^(k + 23) from the exponent
+// bits clamped below at emin; rtz: the significand bits below 2^k cleared. Overflow is decided
+// from |x| itself (|x| >= big), off the rounding's dependency chain; values beyond 2^(emax + 2),
+// whose C would not be meaningful, all overflow. The sign is put back last (a negative value
+// rounding to zero gives -0). NaN stays NaN.
+// K = 2: FP32 itself, quantize of a float32 value is the identity (saturation: Inf -> max).
+// The overflow policy is in the constants (one instantiation for both policies); P::sat unused.
+template <class P, int K> LN_INLINE VF vq(VF x, const QC& c) {
+  if constexpr (K == 2) {
+    const VI xb = (VI)x;
+    return ((xb & kAbsMask) == kInfBits) ? (VF)((xb & kSignBit) | (VI)c.lim_inf) : x;
+  } else {
+    const VI xb = (VI)x;
+    const VI s = xb & kSignBit;
+    const VI ab = xb & kAbsMask;
+    const VF a = (VF)ab;
+    VF r;
+    if constexpr (P::rne) {
+      VI e = xb & kInfBits;
+      e = e < c.e_lo ? c.e_lo : e;
+      const VF cc = (VF)((VU)e + (VU)c.c_add);
+      r = (a + cc) - cc;
+      r = a >= c.big ? c.lim : r;
     } else {
-      alignas(64) float tmp[kBlock];
-      half_to_float(h, tmp, len);
-      for (int i = 0; i < len; ++i) dst[i] = tmp[i];
+      const VI e = ab >> 23;
+      VI d = c.emin_b - e;
+      d = d > 0 ? d : 0;
+      const VI ncl = c.rtz_base + d;  // significand bits below 2^k
+      const VI n23 = ncl < 23 ? ncl : 23;
+      VU m = (VU)vi(-1) << (VU)n23;
+      m = ncl >= 24 ? VU{} : m;
+      r = (VF)(e == 255 ? ab : (ab & (VI)m));
+      r = a >= c.big ? ((ab == kInfBits) ? c.lim_inf : c.maxn) : r;
     }
-  } else {
-    const float* f = static_cast<const float*>(src) + off;
-    for (int i = 0; i < len; ++i) dst[i] = static_cast<T>(f[i]);
+    return (VF)((VI)r | s);
   }
 }
 
-// ---- operators on block rows --------------------------------------------------------------
+template <class P, int K> LN_INLINE VF vadd(VF a, VF b, const QC& c) { return vq<P, K>(a + b, c); }
+template <class P, int K> LN_INLINE VF vsub(VF a, VF b, const QC& c) { return vq<P, K>(a - b, c); }
+template <class P, int K> LN_INLINE VF vmul(VF a, VF b, const QC& c) { return vq<P, K>(a * b, c); }
 
-// out[i] = op(i) rounded to f, one operator over a row. Float: pre(i) is the float32 result
-// (exact, or innocuously double-rounded: the checks of lightnorm/torch.py), rounded in the
-// same loop; double: full(i) is the whole operator (TwoSum and the nudge for additions). out
-// must not be an operand: the fix-up and fallback loops read the operands again.
-// Float and round-to-nearest (lightnorm/torch.py _quant_rne32): Veltkamp's split
-// t = x * (2^(23 - M) + 1), x' = t - (t - x) rounds x to M + 1 significant bits, ties to even:
-// quantize for 2^emin <= |x| <= 2^(emax + 2) and zeros, while |x'| <= max_normal; |x| < 2^emin:
-// (x + c) - c with c = 1.5 * 2^(lsb + 23) rounds to the subnormal grid (a second, cheap loop,
-// only for rows that have such values). A row with an overflow, NaN or Inf is done again by
-// the general quantize.
-template <class P, class T, class Pre, class Full>
-LN_INLINE void row_op(T* out, int len, const Fmt& f, Pre pre, Full full) {
-  if constexpr (std::is_same_v<T, float> && P::rne) {
-    const float c1 = pow2<float>(23 - f.man) + 1.0f;
-    const float lo_n = pow2<float>(f.emin), bound = pow2<float>(f.emax + 2);
-    const float maxn = static_cast<float>(f.maxn);
-    int bad = 0, sub = 0;
-    for (int i = 0; i < len; ++i) {
-      const float x = pre(i);
-      const float t = x * c1;
-      const float h = t - (t - x);
-      const float ax = std::fabs(x);
-      sub |= (ax < lo_n) & (x != 0.0f);
-      bad |= !(ax <= bound) | (std::fabs(h) > maxn);
-      out[i] = h;
+// Packs of U vectors: the loops below run U independent operator chains side by side, so that
+// the out-of-order core overlaps their latencies (one chain of roundings is latency-bound).
+constexpr int kU = 4;
+template <int U> struct Pk {
+  VF v[U];
+};
+#define LN_FOR_U _Pragma("GCC unroll 8") for (int u = 0; u < U; ++u)
+template <int U> LN_INLINE Pk<U> ldp(const VF* p) {
+  Pk<U> r;
+  LN_FOR_U r.v[u] = p[u];
+  return r;
+}
+template <int U> LN_INLINE void stp(VF* p, const Pk<U>& x) { LN_FOR_U p[u] = x.v[u]; }
+template <class P, int K, int U> LN_INLINE Pk<U> pq(Pk<U> x, const QC& c) {
+  LN_FOR_U x.v[u] = vq<P, K>(x.v[u], c);
+  return x;
+}
+template <class P, int K, int U> LN_INLINE Pk<U> padd(Pk<U> a, VF b, const QC& c) {
+  LN_FOR_U a.v[u] = a.v[u] + b;
+  return pq<P, K>(a, c);
+}
+template <class P, int K, int U> LN_INLINE Pk<U> psub(Pk<U> a, VF b, const QC& c) {
+  LN_FOR_U a.v[u] = a.v[u] - b;
+  return pq<P, K>(a, c);
+}
+template <class P, int K, int U> LN_INLINE Pk<U> pmul(Pk<U> a, VF b, const QC& c) {
+  LN_FOR_U a.v[u] = a.v[u] * b;
+  return pq<P, K>(a, c);
+}
+template <class P, int K, int U> LN_INLINE Pk<U> psub(Pk<U> a, const Pk<U>& b, const QC& c) {
+  LN_FOR_U a.v[u] = a.v[u] - b.v[u];
+  return pq<P, K>(a, c);
+}
+template <class P, int K, int U> LN_INLINE Pk<U> pmul(Pk<U> a, const Pk<U>& b, const QC& c) {
+  LN_FOR_U a.v[u] = a.v[u] * b.v[u];
+  return pq<P, K>(a, c);
+}
+
+// f(v, U) over vectors [0, nv): packs of kU, then single vectors
+template <class F> LN_INLINE void for_packs(int nv, F f) {
+  int v = 0;
+  for (; v + kU <= nv; v += kU) f(v, std::integral_constant<int, kU>{});
+  for (; v < nv; ++v) f(v, std::integral_constant<int, 1>{});
+}
+
+// ---- vector BFP of one block (mode 0; spec section 5) --------------------------------------
+// Lanes are positions s; the group's rows are gathered first (rule max: the largest magnitude
+// as bits, NaN > Inf > finite; second_max: the two largest element exponents), then each
+// position's shared exponent gives its grid 2^sh, C = 1.5 * 2^(sh + 23) and the largest
+// mantissa (2^mb - 1) * 2^sh, and every element is rounded to the grid like vq.
+
+struct BfpVec {
+  int mb, e_lo, e_hi, second, rne, keeps;
+  int32_t thr_mant, maxv_mant;
+  VI acc1[kNV], acc2[kNV], shared[kNV], special[kNV];
+  VF csh[kNV], maxv[kNV], p2[kNV];
+  bool any_special;
+
+  void init(const Bfp& b) {
+    mb = b.mb, e_lo = b.e_lo, e_hi = b.e_hi, second = b.second_max, rne = b.rne, keeps = b.keeps;
+    thr_mant = rne ? (0x7FFFFF & ~((1 << (23 - mb)) - 1)) : 0;
+    maxv_mant = 0x7FFFFF & ~((1 << (24 - mb)) - 1);
+  }
+  static constexpr int32_t kNoExp = -(1 << 20);
+
+  void reset(int nv) {
+    for (int v = 0; v < nv; ++v) acc1[v] = acc2[v] = second ? vi(kNoExp) : VI{};
+  }
+  LN_INLINE void gather(VF q, int v) {
+    const VI ab = (VI)q & kAbsMask;
+    if (!second) {
+      acc1[v] = ab > acc1[v] ? ab : acc1[v];
+    } else {
+      const VI e = ((ab != 0) & (ab < kInfBits)) ? (ab >> 23) - 127 : vi(kNoExp);
+      const VI hi = e > acc1[v] ? e : acc1[v], lo = e > acc1[v] ? acc1[v] : e;
+      acc1[v] = hi;
+      acc2[v] = lo > acc2[v] ? lo : acc2[v];
     }
-    if (!bad) {
-      if (sub) {
-        const float c = 1.5f * pow2<float>(f.emin - f.man + 23);
-        for (int i = 0; i < len; ++i) {
-          const float x = pre(i);
-          out[i] = std::fabs(x) < lo_n ? std::copysign((x + c) - c, x) : out[i];
+  }
+  void finish(int nv, int gs) {
+    const VI lo = vi(e_lo), hi = vi(e_hi), no = vi(kNoExp);
+    VI anys = {};
+    for (int v = 0; v < nv; ++v) {
+      VI shd, sp = {};
+      if (!second) {
+        const VI gm = acc1[v];
+        sp = gm >= kInfBits;
+        VI top = (gm >> 23) - 127;
+        top = top < lo ? lo : top;
+        top = top > hi ? hi : top;
+        // R(gm * 2^(mb - 1 - top)) >= 2^mb  <=>  gm >= (2^mb - 1/2) * 2^(top - mb + 1) (rne),
+        // gm >= 2^(top + 1) (rtz)
+        const VF thr = rne ? (VF)(((top + 127) << 23) | thr_mant) : (VF)((top + 128) << 23);
+        const VI up = top - ((VF)gm >= thr);
+        shd = sp ? lo : (up < hi ? up : hi);
+      } else {
+        shd = gs == 1 ? acc1[v] : (acc2[v] == no ? acc1[v] : acc2[v]);
+        const VI cl = shd < lo ? lo : (shd > hi ? hi : shd);
+        shd = shd == no ? lo : cl;
+      }
+      const VI sh = shd - (mb - 1);
+      shared[v] = shd;
+      special[v] = sp;
+      anys |= sp;
+      csh[v] = (VF)(((sh + 150) << 23) | 0x400000);
+      maxv[v] = (VF)(((sh + mb + 126) << 23) | maxv_mant);
+      p2[v] = (VF)((sh + 127) << 23);
+    }
+    any_special = false;
+    for (int i = 0; i < kL; ++i) any_special |= anys[i] != 0;
+  }
+  template <class P, int U> LN_INLINE Pk<U> apply(Pk<U> x, int v) const {
+    LN_FOR_U x.v[u] = apply<P>(x.v[u], v + u);
+    return x;
+  }
+  template <class P> LN_INLINE VF apply(VF x, int v) const {
+    const VI xb = (VI)x;
+    const VI s = xb & kSignBit;
+    const VI ab = xb ^ s;
+    const VF a = (VF)ab;
+    VF m = (a + csh[v]) - csh[v];
+    if constexpr (!P::rne) m = m > a ? m - p2[v] : m;
+    m = m < maxv[v] ? m : maxv[v];
+    const VF val = (VF)((VI)m | s);
+    if (!second) {
+      if (__builtin_expect(any_special, 0))
+        return special[v] ? ((ab == kInfBits) ? x : (VF)vi(kNanBits)) : val;
+      return val;
+    }
+    const VI e = ((ab != 0) & (ab < kInfBits)) ? (ab >> 23) - 127 : vi(kNoExp);
+    return ((e > shared[v]) | (ab >= kInfBits)) ? x : val;
+  }
+};
+
+// ---- exact row sums ---------------------------------------------------------------------------
+
+// Add the signed integer t * 2^o (o >= 0 in units of 2^lsb) to 32-bit limbs.
+LN_INLINE void limb_add(int64_t* limb, int64_t t, int o) {
+  const __int128 val = static_cast<__int128>(t) << (o & 31);
+  const int i = o >> 5;
+  limb[i] += static_cast<int64_t>(static_cast<uint32_t>(val));
+  limb[i + 1] += static_cast<int64_t>(static_cast<uint32_t>(val >> 32));
+  limb[i + 2] += static_cast<int64_t>(val >> 64);  // arithmetic: val = lo + mid 2^32 + hi 2^64
+}
+
+// Scalar: add values of f (as double) to a limb accumulator: value = sum(limb[i] * 2^(32 i + lsb));
+// non-finite values go to `special` (float64 sum).
+template <class T> void add_limbs_scalar(const T* v, int len, int lsb, int64_t* limb, double* special) {
+  for (int i = 0; i < len; ++i) {
+    const double x = static_cast<double>(v[i]);
+    if (!std::isfinite(x)) {
+      *special += x;
+      continue;
+    }
+    if (x == 0.0) continue;
+    const int k = ilogb_bits(x) - 52;  // x = m * 2^k, |m| < 2^53 (x a float32 value: normal double)
+    const int64_t m = static_cast<int64_t>(x * pow2<double>(-k));
+    int o = k - lsb;
+    int64_t t = m;
+    if (o < 0) {  // bits below 2^lsb are zero (x is a multiple of 2^lsb)
+      t >>= -o;
+      o = 0;
+    }
+    limb_add(limb, t, o);
+  }
+}
+
+struct SumRow {  // one row's exact sum within a block: float64 lanes, or values for the limbs
+  VD a0, a1;
+  LN_INLINE void reset() { a0 = a1 = VD{}; }
+  LN_INLINE void add(VF x) {
+    a0 += lo_d(x, Half{});
+    a1 += hi_d(x, Half{});
+  }
+  LN_INLINE double total() const {
+    const VD t = a0 + a1;
+    double s = 0.0;
+    for (int i = 0; i < kL / 2; ++i) s += t[i];
+    return s;
+  }
+};
+
+using SumRowD = SumRow;
+
+// Add an exact float64 value t (a multiple of 2^lsb) to the limbs.
+LN_INLINE void limb_add_f64(int64_t* limb, double t, int lsb) {
+  if (t == 0.0) return;
+  int e = 0;
+  const double fr = std::frexp(t, &e);
+  int64_t m = static_cast<int64_t>(std::ldexp(fr, 53));  // t = m * 2^(e - 53), exact
+  int o = e - 53 - lsb;
+  if (o < 0) {  // the bits below 2^lsb are zero
+    m >>= -o;
+    o = 0;
+  }
+  limb_add(limb, m, o);
+}
+
+// Exact sum of float32 values (multiples of 2^lsb) into the limbs, vectorized, in float64
+// accumulators whose every partial sum is exact. B: the block's largest biased exponent, E: its
+// smallest (nonzero values; subnormals count as 1); a value is a multiple of 2^(e - 150) below
+// 2^(e - 126), at most 512 values per block.
+//   B - E <= 20: every value is a multiple of 2^(E - 150) below 2^(B - 126): one accumulator
+//     (52 bits).
+//   B - E <= 63: x = hi + lo, hi = x rounded to a multiple of 2^G, G = B - 169 ((x + C) - C,
+//     C = 1.5 * 2^(G + 52), float64), lo = x - hi (exact, |lo| <= 2^(G - 1)): the hi sum is
+//     below 2^(G + 53) in units of 2^G, the lo sum below 2^(B - 161) in units of 2^(E - 150).
+//   wider: windows of 20 exponents (masks), one accumulator each.
+// Each total goes to the limbs. A block with NaN/Inf takes the scalar path.
+constexpr int kWin = 20;
+constexpr int kSumChunk = 512;  // the bounds above assume at most 2^9 values per sum
+
+void add_limbs_chunk(const float* v, int len, int lsb, int64_t* limb, double* special) {
+  const int nv = (len + kL - 1) / kL;
+  VI emax = {}, emin = vi(255);
+  for (int i = 0; i < nv; ++i) {
+    const VI ab = (VI)ld_f32(v + i * kL, len - i * kL) & kAbsMask;
+    const VI e = ab >> 23;
+    emax = e > emax ? e : emax;
+    const VI en = ab != 0 ? e : vi(255);
+    emin = en < emin ? en : emin;
+  }
+  int bmax = 0, bmin = 255;
+  for (int i = 0; i < kL; ++i) bmax = std::max(bmax, int(emax[i])), bmin = std::min(bmin, int(emin[i]));
+  if (bmin == 255) return;  // all zeros
+  if (bmax == 255) {
+    add_limbs_scalar(v, len, lsb, limb, special);
+    return;
+  }
+  const int B = std::max(bmax, 1), lo = std::max(bmin, 1);  // subnormals: exponent field 0 ~ 1
+  if (B - lo <= kWin) {
+    SumRowD acc;
+    acc.reset();
+    for (int i = 0; i < nv; ++i) acc.add(ld_f32(v + i * kL, len - i * kL));
+    limb_add_f64(limb, acc.total(), lsb);
+    return;
+  }
+  if (B - lo <= 63) {
+    VD c;
+    for (int i = 0; i < kL / 2; ++i) c[i] = std::ldexp(1.5, B - 117);  // 1.5 * 2^(G + 52)
+    VD h0 = {}, h1 = {}, l0 = {}, l1 = {};
+    for (int i = 0; i < nv; ++i) {
+      const VF x = ld_f32(v + i * kL, len - i * kL);
+      const VD d0 = lo_d(x, Half{}), d1 = hi_d(x, Half{});
+      const VD u0 = (d0 + c) - c, u1 = (d1 + c) - c;
+      h0 += u0;
+      h1 += u1;
+      l0 += d0 - u0;
+      l1 += d1 - u1;
+    }
+    const VD h = h0 + h1, l = l0 + l1;
+    double th = 0.0, tl = 0.0;
+    for (int i = 0; i < kL / 2; ++i) th += h[i], tl += l[i];
+    limb_add_f64(limb, th, lsb);
+    limb_add_f64(limb, tl, lsb);
+    return;
+  }
+  const int nw = (B - lo) / kWin + 1;
+  for (int w = 0; w < nw; ++w) {
+    const VI top = vi(B - kWin * w), bot = vi(B - kWin * (w + 1));
+    SumRowD acc;
+    acc.reset();
+    for (int i = 0; i < nv; ++i) {
+      const VF x = ld_f32(v + i * kL, len - i * kL);
+      const VI e = ((VI)x & kAbsMask) >> 23;
+      const VI e1 = e > 1 ? e : vi(1);
+      acc.add((VF)((VI)x & ((e1 <= top) & (e1 > bot))));
+    }
+    limb_add_f64(limb, acc.total(), lsb);
+  }
+}
+
+void add_limbs_f32(const float* v, int len, int lsb, int64_t* limb, double* special) {
+  for (int i = 0; i < len; i += kSumChunk)
+    add_limbs_chunk(v + i, std::min(kSumChunk, len - i), lsb, limb, special);
+}
+
+// Row max / min of a block (lanes < rem only); a NaN anywhere makes both NaN (as torch.amax /
+// amin). Folded into the (N, C) float64 extrema.
+struct ExtRow {
+  VF hi, lo;
+  VI nan;
+  LN_INLINE void reset() {
+    hi = vf(-std::numeric_limits<float>::infinity());
+    lo = vf(std::numeric_limits<float>::infinity());
+    nan = VI{};
+  }
+  LN_INLINE void add(VF x, int rem) {
+    VF xh = x, xl = x;
+    if (__builtin_expect(rem < kL, 0)) {
+      const VI ok = iota() < rem;
+      xh = ok ? x : vf(-std::numeric_limits<float>::infinity());
+      xl = ok ? x : vf(std::numeric_limits<float>::infinity());
+    }
+    hi = xh > hi ? xh : hi;
+    lo = xl < lo ? xl : lo;
+    nan |= x != x;
+  }
+  void fold(double* mx, double* mn) const {
+    double h = *mx, m = *mn;
+    bool isnan = (h != h) | (m != m);
+    for (int l = 0; l < kL; ++l) {
+      h = static_cast<double>(hi[l]) > h ? static_cast<double>(hi[l]) : h;
+      m = static_cast<double>(lo[l]) < m ? static_cast<double>(lo[l]) : m;
+      isnan |= nan[l] != 0;
+    }
+    *mx = isnan ? std::numeric_limits<double>::quiet_NaN() : h;
+    *mn = isnan ? std::numeric_limits<double>::quiet_NaN() : m;
+  }
+};
+
+// ---- the vector passes (modes 0 and 2) ---------------------------------------------------------
+
+// Rows of a block are staged in vector buffers (kNV vectors each, lanes past len zero), so the
+// arithmetic loops run over whole vectors without branches; loads and stores of the tensors
+// (float16 or float32, partial last vector) are separate tight loops.
+
+LN_INLINE void stage(VF* dst, const void* src, bool half, int64_t off, int len) {
+  const int nf = len / kL, rem = len - nf * kL;
+  if (half) {
+    const uint16_t* p = static_cast<const uint16_t*>(src) + off;
+    for (int v = 0; v < nf; ++v) dst[v] = cvt_h(p + v * kL);
+    if (rem) dst[nf] = ld_h(p + nf * kL, rem);
+  } else {
+    const float* p = static_cast<const float*>(src) + off;
+    for (int v = 0; v < nf; ++v) dst[v] = *reinterpret_cast<const VFu*>(p + v * kL);
+    if (rem) dst[nf] = ld_f32(p + nf * kL, rem);
+  }
+}
+
+LN_INLINE void unstage(void* dst, bool half, int64_t off, const VF* src, int len) {
+  const int nf = len / kL, rem = len - nf * kL;
+  if (half) {
+    uint16_t* p = static_cast<uint16_t*>(dst) + off;
+    for (int v = 0; v < nf; ++v) cvt_store_h(p + v * kL, src[v]);
+    if (rem) st_h(p + nf * kL, src[nf], rem);
+  } else {
+    float* p = static_cast<float*>(dst) + off;
+    for (int v = 0; v < nf; ++v) *reinterpret_cast<VFu*>(p + v * kL) = src[v];
+    if (rem) st_f32(p + nf * kL, src[nf], rem);
+  }
+}
+
+// exact float64 row sum of a staged row (lanes past len excluded)
+LN_INLINE double row_sum_f64(const VF* r, int len) {
+  const int nf = len / kL, rem = len - nf * kL;
+  SumRow acc;
+  acc.reset();
+  for (int v = 0; v < nf; ++v) acc.add(r[v]);
+  if (rem) acc.add(masked(r[nf], rem));
+  return acc.total();
+}
+
+// The next work item of this thread: the next one of its chunk, else the first of a new chunk
+// from grab (false when none is left). Start with item = -1, end = 0.
+template <class Grab> LN_INLINE bool next_item(Grab& grab, int64_t& item, int64_t& end) {
+  if (++item < end) return true;
+  int64_t i0 = 0, i1 = 0;
+  if (!grab(i0, i1)) return false;
+  item = i0;
+  end = i1;
+  return true;
+}
+
+struct VBuf {  // per-thread buffers
+  std::vector<VF> rows;  // g rows of kNV vectors
+  std::vector<VF> t1;    // one row
+  std::unique_ptr<BfpVec> bfp;
+};
+
+template <class P, int K> struct VPass {
+  const LnArgs& a;
+  QC qc, qg;
+  int g;
+  bool bfp_on;
+  VBuf& b;
+
+  VPass(const LnArgs& args, VBuf& buf) : a(args), b(buf) {
+    qc = make_qc(a.fc, P::rne, a.fc.sat != 0);
+    qg = make_qc(a.fg, P::rne, a.fg.sat != 0);
+    bfp_on = a.bfp.enabled != 0;
+    g = bfp_on ? a.bfp.g : 1;
+    b.rows.resize(size_t(g) * kNV);
+    b.t1.resize(kNV);
+    if (bfp_on) {
+      b.bfp.reset(new BfpVec);
+      b.bfp->init(a.bfp);
+    }
+  }
+  VF* row(int j) { return b.rows.data() + size_t(j) * kNV; }
+
+  // rows [0, gs) hold values of f: gather them for BFP (if on)
+  void gather_rows(int gs, int nv) {
+    if (!bfp_on) return;
+    BfpVec& bv = *b.bfp;
+    bv.reset(nv);
+    for (int j = 0; j < gs; ++j) {
+      const VF* r = row(j);
+      for (int v = 0; v < nv; ++v) bv.gather(r[v], v);
+    }
+  }
+
+  // BFP store/load of the gathered rows (values of f), then quantize unless the identity: the
+  // rows hold the stored values.
+  void bfp_rows(int gs, int nv, const QC& q) {
+    if (!bfp_on) return;
+    BfpVec& bv = *b.bfp;
+    bv.finish(nv, gs);
+    for (int j = 0; j < gs; ++j) {
+      VF* r = row(j);
+      if (bv.keeps)
+        for_packs(nv, [&](int v, auto uc) {
+          constexpr int U = decltype(uc)::value;
+          stp(r + v, bv.template apply<P, U>(ldp<U>(r + v), v));
+        });
+      else
+        for_packs(nv, [&](int v, auto uc) {
+          constexpr int U = decltype(uc)::value;
+          stp(r + v, pq<P, K>(bv.template apply<P, U>(ldp<U>(r + v), v), q));
+        });
+    }
+  }
+
+  // rows [0, gs) = quantize(raw float32 input in0), then BFP (stored(v, f))
+  void stage_stored(int64_t n, int64_t c0, int gs, int64_t s0, int len, const QC& q) {
+    const int nv = (len + kL - 1) / kL;
+    for (int j = 0; j < gs; ++j) {
+      VF* r = row(j);
+      stage(r, a.in0, false, ((n * a.c + c0 + j) * a.s) + s0, len);
+      for_packs(nv, [&](int v, auto uc) {
+        constexpr int U = decltype(uc)::value;
+        stp(r + v, pq<P, K>(ldp<U>(r + v), q));
+      });
+    }
+    gather_rows(gs, nv);
+    bfp_rows(gs, nv, q);
+  }
+
+  void sum_row(const VF* vals, int len, int64_t row, double* sums, int64_t* limbs) {
+    if (a.sum_kind == 1)
+      sums[row] += row_sum_f64(vals, len);
+    else if (a.sum_kind == 2)
+      add_limbs_f32(reinterpret_cast<const float*>(vals), len, a.fs.emin - a.fs.man,
+                    limbs + row * a.nlimbs, sums + row);
+  }
+
+  // Software prefetch of a block's rows (inputs, and the output lines to be written): the rows
+  // of a channel group are short strided segments, which the hardware prefetchers do not
+  // follow; without this the passes wait on DRAM latency (measured: about half their time).
+  static LN_INLINE void prefetch_rows(const void* base, int esize, int64_t off, int64_t stride, int rows,
+                                      int len, bool write) {
+    const char* p0 = static_cast<const char*>(base) + off * esize;
+    const int64_t bytes = int64_t{len} * esize;
+    for (int j = 0; j < rows; ++j) {
+      const char* p = p0 + j * stride * esize;
+      for (int64_t o = 0; o < bytes; o += 64) {
+        if (write)
+          __builtin_prefetch(p + o, 1, 3);
+        else
+          __builtin_prefetch(p + o, 0, 3);
+      }
+    }
+  }
+  void prefetch_block(int64_t n, int64_t c0, int gs, int64_t s0) {
+    const int len = static_cast<int>(std::min<int64_t>(kVBlock, a.s - s0));
+    const int64_t off = (n * a.c + c0) * a.s + s0;
+    const int e0 = (a.pass == 0 || a.pass == 3 || (a.pass == 2 && a.mode == 1)) ? 4 : (a.in0_half ? 2 : 4);
+    prefetch_rows(a.in0, e0, off, a.s, gs, len, false);
+    if (a.pass == 3 || (a.pass == 4 && a.mode == 0))
+      prefetch_rows(a.in1, a.in1_half ? 2 : 4, off, a.s, gs, len, false);
+    if (a.pass == 4 && a.mode == 1) prefetch_rows(a.marker, 1, off, a.s, gs, len, false);
+    if (a.pass != 1)
+      prefetch_rows(a.out0, ((a.pass == 0 || a.pass == 3) && a.out_half) ? 2 : 4, off, a.s, gs, len, true);
+  }
+
+  template <class Grab> void items(int64_t groups, Grab& grab) {
+    for (int64_t item = -1, end = 0; next_item(grab, item, end);) {
+      const int64_t n = item / groups;
+      const int64_t c0 = (item % groups) * g;
+      const int gs = static_cast<int>(std::min<int64_t>(g, a.c - c0));
+      if (a.pass == 0 && a.extrema)
+        for (int j = 0; j < gs; ++j) {
+          a.ext_max[n * a.c + c0 + j] = -std::numeric_limits<double>::infinity();
+          a.ext_min[n * a.c + c0 + j] = std::numeric_limits<double>::infinity();
+        }
+      for (int64_t s0 = 0; s0 < a.s; s0 += kVBlock) {
+        const int len = static_cast<int>(std::min<int64_t>(kVBlock, a.s - s0));
+        // the next block of this chunk: its rows are fetched while this one is computed
+        if (s0 + kVBlock < a.s) {
+          prefetch_block(n, c0, gs, s0 + kVBlock);
+        } else if (item + 1 < end) {
+          const int64_t c1 = ((item + 1) % groups) * g;
+          prefetch_block((item + 1) / groups, c1, static_cast<int>(std::min<int64_t>(g, a.c - c1)), 0);
+        }
+        switch (a.pass) {
+          case 0: store(n, c0, gs, s0, len); break;
+          case 1: var(n, c0, gs, s0, len); break;
+          case 2: norm(n, c0, gs, s0, len); break;
+          case 3: bwd1(n, c0, gs, s0, len); break;
+          default: bwd2(n, c0, gs, s0, len); break;
         }
       }
-      return;
     }
-    for (int i = 0; i < len; ++i) out[i] = quant<P>(pre(i), f);
-  } else if constexpr (std::is_same_v<T, float>) {
-    for (int i = 0; i < len; ++i) out[i] = quant<P>(pre(i), f);
+  }
+
+  // F1 / B1-forward: stored(v, fc) (+ row sums, row extrema)
+  void store(int64_t n, int64_t c0, int gs, int64_t s0, int len) {
+    stage_stored(n, c0, gs, s0, len, qc);
+    const int nf = len / kL, rem = len - nf * kL;
+    for (int j = 0; j < gs; ++j) {
+      const int64_t rw = n * a.c + c0 + j;
+      const VF* r = row(j);
+      unstage(a.out0, a.out_half, rw * a.s + s0, r, len);
+      sum_row(r, len, rw, a.sum0, a.limb0);
+      if (a.extrema) {
+        ExtRow ext;
+        ext.reset();
+        for (int v = 0; v < nf; ++v) ext.add(r[v], kL);
+        if (rem) ext.add(r[nf], rem);
+        ext.fold(a.ext_max + rw, a.ext_min + rw);
+      }
+    }
+  }
+
+  // F2 variance: q = mul(sub(x, mu), same) -> row sums
+  void var(int64_t n, int64_t c0, int gs, int64_t s0, int len) {
+    const int nv = (len + kL - 1) / kL;
+    VF* r = b.t1.data();
+    for (int j = 0; j < gs; ++j) {
+      const int64_t c = c0 + j, rw = n * a.c + c;
+      const VF mu = vf(static_cast<float>(a.v0[c]));
+      stage(r, a.in0, a.in0_half, rw * a.s + s0, len);
+      for_packs(nv, [&](int v, auto uc) {
+        constexpr int U = decltype(uc)::value;
+        const Pk<U> d = psub<P, K>(ldp<U>(r + v), mu, qc);
+        stp(r + v, pmul<P, K>(d, d, qc));
+      });
+      sum_row(r, len, rw, a.sum0, a.limb0);
+    }
+  }
+
+  // F5 / I3: y = stored(add(mul(sub(x, mu), a), beta)) (raw input: x = stored(x) first)
+  void norm(int64_t n, int64_t c0, int gs, int64_t s0, int len) {
+    const int nv = (len + kL - 1) / kL;
+    if (a.mode == 1) stage_stored(n, c0, gs, s0, len, qc);
+    for (int j = 0; j < gs; ++j) {
+      const int64_t c = c0 + j;
+      const VF mu = vf(static_cast<float>(a.v0[c])), co = vf(static_cast<float>(a.v1[c]));
+      const VF be = vf(static_cast<float>(a.v2[c]));
+      VF* r = row(j);
+      if (a.mode != 1) stage(r, a.in0, a.in0_half, ((n * a.c + c) * a.s) + s0, len);
+      for_packs(nv, [&](int v, auto uc) {
+        constexpr int U = decltype(uc)::value;
+        stp(r + v, padd<P, K>(pmul<P, K>(psub<P, K>(ldp<U>(r + v), mu, qc), co, qc), be, qc));
+      });
+    }
+    gather_rows(gs, nv);
+    bfp_rows(gs, nv, qc);
+    for (int j = 0; j < gs; ++j) unstage(a.out0, false, ((n * a.c + c0 + j) * a.s) + s0, row(j), len);
+  }
+
+  // B1: dy_c = stored(dy, fg); x_hat = mul(sub(x_c, mu), s); p = mul(dy_c, x_hat) -> sums
+  void bwd1(int64_t n, int64_t c0, int gs, int64_t s0, int len) {
+    const int nv = (len + kL - 1) / kL;
+    stage_stored(n, c0, gs, s0, len, qg);
+    VF* t = b.t1.data();
+    for (int j = 0; j < gs; ++j) {
+      const int64_t c = c0 + j, rw = n * a.c + c;
+      const int64_t off = rw * a.s + s0;
+      const VF mu = vf(static_cast<float>(a.v0[c])), sc = vf(static_cast<float>(a.v1[c]));
+      const VF* r = row(j);
+      stage(t, a.in1, a.in1_half, off, len);
+      for_packs(nv, [&](int v, auto uc) {
+        constexpr int U = decltype(uc)::value;
+        const Pk<U> xh = pmul<P, K>(psub<P, K>(ldp<U>(t + v), mu, qc), sc, qc);
+        stp(t + v, pmul<P, K>(ldp<U>(r + v), xh, qg));
+      });
+      unstage(a.out0, a.out_half, off, r, len);
+      sum_row(r, len, rw, a.sum0, a.limb0);
+      sum_row(t, len, rw, a.sum1, a.limb1);
+    }
+  }
+
+  // B4: dx = stored(...) per mode (bn, range_exact, eval)
+  void bwd2(int64_t n, int64_t c0, int gs, int64_t s0, int len) {
+    const int nv = (len + kL - 1) / kL;
+    VF* t = b.t1.data();
+    for (int j = 0; j < gs; ++j) {
+      const int64_t c = c0 + j;
+      const int64_t off = ((n * a.c + c) * a.s) + s0;
+      const VF kb = vf(static_cast<float>(a.v3[c])), co = vf(static_cast<float>(a.v5[c]));
+      VF* r = row(j);
+      stage(r, a.in0, a.in0_half, off, len);  // dy_c
+      if (a.mode == 2) {  // eval: dx = mul(dy, a)
+        for_packs(nv, [&](int v, auto uc) {
+          constexpr int U = decltype(uc)::value;
+          stp(r + v, pmul<P, K>(ldp<U>(r + v), co, qg));
+        });
+      } else if (a.mode == 0) {  // bn
+        const VF mu = vf(static_cast<float>(a.v0[c])), sc = vf(static_cast<float>(a.v1[c]));
+        const VF kg = vf(static_cast<float>(a.v4[c]));
+        stage(t, a.in1, a.in1_half, off, len);  // x_c
+        for_packs(nv, [&](int v, auto uc) {
+          constexpr int U = decltype(uc)::value;
+          const Pk<U> xh = pmul<P, K>(psub<P, K>(ldp<U>(t + v), mu, qc), sc, qc);
+          const Pk<U> centered = psub<P, K>(ldp<U>(r + v), kb, qg);
+          const Pk<U> inner = psub<P, K>(centered, pmul<P, K>(xh, kg, qg), qg);
+          stp(r + v, pmul<P, K>(inner, co, qg));
+        });
+      } else {  // range_exact: t, and t -+ corr at the chunk arg-max / arg-min
+        const VF corr = vf(static_cast<float>(a.v2[c]));
+        const int8_t* mkp = a.marker + off;
+        for (int v = 0; v < nv; ++v) {
+          const VF tt = vmul<P, K>(vsub<P, K>(r[v], kb, qg), co, qg);
+          const VI mk = ld_mk(mkp + v * kL, len - v * kL);
+          const VF tm = vsub<P, K>(tt, corr, qg), tp = vadd<P, K>(tt, corr, qg);
+          r[v] = mk == 1 ? tm : (mk == 2 ? tp : tt);
+        }
+      }
+    }
+    gather_rows(gs, nv);
+    bfp_rows(gs, nv, qg);
+    for (int j = 0; j < gs; ++j) unstage(a.out0, false, ((n * a.c + c0 + j) * a.s) + s0, row(j), len);
+  }
+};
+
+// ---- the float64 passes (mode 1) ---------------------------------------------------------------
+
+// dst[0, len) = the stored row at element offset off (float16 if half, else float32)
+void load_row(double* dst, const void* src, int64_t off, int len, bool half) {
+  if (half) {
+    const uint16_t* h = static_cast<const uint16_t*>(src) + off;
+    for (int i = 0; i < len; ++i) dst[i] = static_cast<double>(__builtin_bit_cast(_Float16, h[i]));
   } else {
-    for (int i = 0; i < len; ++i) out[i] = full(i);
+    const float* f = static_cast<const float*>(src) + off;
+    for (int i = 0; i < len; ++i) dst[i] = static_cast<double>(f[i]);
   }
 }
 
-// out[i] = quantize(in[i], f) (in != out)
-template <class P, class T> void quant_arr(const T* in, T* out, int len, const Fmt& f) {
-  row_op<P, T>(out, len, f, [&](int i) { return in[i]; },
-               [&](int i) { return quant<P>(in[i], f); });
+// out[i] = op(i) rounded to f, one operator over a row (out must not be an operand).
+template <class Full> LN_INLINE void row_op(double* out, int len, Full full) {
+  for (int i = 0; i < len; ++i) out[i] = full(i);
+}
+template <class P> void quant_arr(const double* in, double* out, int len, const Fmt& f) {
+  row_op(out, len, [&](int i) { return quant<P>(in[i], f); });
+}
+template <class P> LN_INLINE void add_rc(const double* a, double b, double* out, int len, const Fmt& f) {
+  row_op(out, len, [&](int i) { return add<P>(a[i], b, f); });
+}
+template <class P> LN_INLINE void sub_rc(const double* a, double b, double* out, int len, const Fmt& f) {
+  add_rc<P>(a, -b, out, len, f);
+}
+template <class P> LN_INLINE void mul_rc(const double* a, double b, double* out, int len, const Fmt& f) {
+  row_op(out, len, [&](int i) { return mul<P>(a[i], b, f); });
+}
+template <class P> LN_INLINE void sub_rr(const double* a, const double* b, double* out, int len, const Fmt& f) {
+  row_op(out, len, [&](int i) { return sub<P>(a[i], b[i], f); });
+}
+template <class P> LN_INLINE void mul_rr(const double* a, const double* b, double* out, int len, const Fmt& f) {
+  row_op(out, len, [&](int i) { return mul<P>(a[i], b[i], f); });
 }
 
-// add / sub / mul of a row and a per-channel constant, or of two rows (out != operands)
-template <class P, class T> LN_INLINE void add_rc(const T* a, T b, T* out, int len, const Fmt& f) {
-  row_op<P, T>(out, len, f, [&](int i) { return a[i] + b; },
-               [&](int i) { return add<P, T>(a[i], b, f); });
-}
-template <class P, class T> LN_INLINE void sub_rc(const T* a, T b, T* out, int len, const Fmt& f) {
-  add_rc<P, T>(a, -b, out, len, f);
-}
-template <class P, class T> LN_INLINE void mul_rc(const T* a, T b, T* out, int len, const Fmt& f) {
-  row_op<P, T>(out, len, f, [&](int i) { return a[i] * b; },
-               [&](int i) { return mul<P, T>(a[i], b, f); });
-}
-template <class P, class T>
-LN_INLINE void sub_rr(const T* a, const T* b, T* out, int len, const Fmt& f) {
-  row_op<P, T>(out, len, f, [&](int i) { return a[i] - b[i]; },
-               [&](int i) { return sub<P, T>(a[i], b[i], f); });
-}
-template <class P, class T>
-LN_INLINE void mul_rr(const T* a, const T* b, T* out, int len, const Fmt& f) {
-  row_op<P, T>(out, len, f, [&](int i) { return a[i] * b[i]; },
-               [&](int i) { return mul<P, T>(a[i], b[i], f); });
-}
-
-// ---- BFP on a block buffer (spec section 5; lightnorm/torch.py _bfp_grouped) ---------------
+// BFP on a block buffer (spec section 5; lightnorm/torch/ops.py _bfp_grouped), float64.
 // buf[j * kBlock + i]: channel j of the group (gs channels), position i of the block (len).
 // rounded: the values are already values of f. Applies quantize (unless rounded), the BFP
 // store/load, and the last quantize unless it is the identity (keeps).
-
-template <class P, class T>
-void storage_block(T* buf, int gs, int len, const Fmt& f, const Bfp& b, bool rounded, T* tmp) {
+template <class P>
+void storage_block(double* buf, int gs, int len, const Fmt& f, const Bfp& b, bool rounded, double* tmp) {
+  using T = double;
   if (!rounded)
     for (int j = 0; j < gs; ++j) {
       T* r = buf + j * kBlock;
@@ -365,92 +1131,32 @@ void storage_block(T* buf, int gs, int len, const Fmt& f, const Bfp& b, bool rou
     }
 }
 
-// ---- exact row sums ---------------------------------------------------------------------------
-
-// Add values of f (as T) to a limb accumulator: value = sum(limb[i] * 2^(32 i + f.lsb));
-// non-finite values go to `special` (float64 sum).
-template <class T>
-void add_limbs(const T* v, int len, const Fmt& f, int64_t* limb, double* special) {
-  const int lsb = f.emin - f.man;
-  for (int i = 0; i < len; ++i) {
-    const double x = static_cast<double>(v[i]);
-    if (!std::isfinite(x)) {
-      *special += x;
-      continue;
-    }
-    if (x == 0.0) continue;
-    const int k = std::max(ilogb_bits(x), f.emin) - f.man;
-    const int64_t m = static_cast<int64_t>(x * pow2<double>(-k));  // |m| < 2^(M + 1): exact
-    const int o = k - lsb;
-    const int64_t val = m * (int64_t{1} << (o & 31));
-    limb[o >> 5] += val & 0xFFFFFFFF;
-    limb[(o >> 5) + 1] += val >> 32;  // arithmetic shift: val = hi * 2^32 + lo
-  }
-}
-
-// Sum in float64 (exact for the 'f64' kinds, so in any order: 8 independent lanes, which
-// vectorize; an in-order float sum does not without -ffast-math).
-template <class T> double sum_f64(const T* v, int len) {
-  typedef double VD __attribute__((vector_size(64)));
-  typedef T VT __attribute__((vector_size(8 * sizeof(T))));
-  VD acc = {};
-  int i = 0;
-  for (; i + 8 <= len; i += 8) {
-    VT x;
-    std::memcpy(&x, v + i, sizeof x);
-    acc += __builtin_convertvector(x, VD);
-  }
-  double s = 0.0;
-  for (int l = 0; l < 8; ++l) s += acc[l];
-  for (; i < len; ++i) s += static_cast<double>(v[i]);
-  return s;
-}
-
-// ---- the passes -------------------------------------------------------------------------------
-
-struct Ctx {
-  const LnArgs* a;
-  int64_t groups;  // channel groups per sample
-};
-
-
-template <class T>
-void sum_out(const LnArgs& a, const Fmt& fs, const T* v, int len, int64_t row, double* sums,
+void sum_out(const LnArgs& a, const Fmt& fs, const double* v, int len, int64_t row, double* sums,
              int64_t* limbs) {
   if (a.sum_kind == 1) {
-    sums[row] += sum_f64(v, len);
+    VD acc = {};
+    int i = 0;
+    for (; i + kL / 2 <= len; i += kL / 2) {
+      VD x;
+      std::memcpy(&x, v + i, sizeof x);
+      acc += x;
+    }
+    double s = 0.0;
+    for (int l = 0; l < kL / 2; ++l) s += acc[l];
+    for (; i < len; ++i) s += v[i];
+    sums[row] += s;
   } else if (a.sum_kind == 2) {
-    add_limbs(v, len, fs, limbs + row * a.nlimbs, sums + row);
+    alignas(64) float f[kBlock];  // values of formats up to FP32: exact float32 values
+    for (int i = 0; i < len; ++i) f[i] = static_cast<float>(v[i]);
+    add_limbs_f32(f, len, fs.emin - fs.man, limbs + row * a.nlimbs, sums + row);
   }
 }
 
-// *mx / *mn updated with the max / min of v[0, len); a NaN anywhere makes both NaN (as
-// torch.amax / amin). GCC vector types: the compare-selects become vmaxps / vminps.
-template <class T> void row_extrema(const T* v, int len, double* mx, double* mn) {
-  constexpr int kLanes = 64 / sizeof(T);
-  typedef T V __attribute__((vector_size(64)));
-  V hi, lo, nanv = {};
-  for (int l = 0; l < kLanes; ++l) {
-    hi[l] = static_cast<T>(*mx);  // +-Inf or a value of T
-    lo[l] = static_cast<T>(*mn);
-  }
-  int i = 0;
-  for (; i + kLanes <= len; i += kLanes) {
-    V x;
-    std::memcpy(&x, v + i, sizeof x);
-    hi = x > hi ? x : hi;
-    lo = x < lo ? x : lo;
-    nanv = x != x ? x : nanv;
-  }
+void row_extrema(const double* v, int len, double* mx, double* mn) {
   double h = *mx, m = *mn;
   bool nan = (h != h) | (m != m);
-  for (int l = 0; l < kLanes; ++l) {
-    h = static_cast<double>(hi[l]) > h ? static_cast<double>(hi[l]) : h;
-    m = static_cast<double>(lo[l]) < m ? static_cast<double>(lo[l]) : m;
-    nan |= nanv[l] != nanv[l];
-  }
-  for (; i < len; ++i) {
-    const double x = static_cast<double>(v[i]);
+  for (int i = 0; i < len; ++i) {
+    const double x = v[i];
     h = x > h ? x : h;
     m = x < m ? x : m;
     nan |= x != x;
@@ -459,26 +1165,19 @@ template <class T> void row_extrema(const T* v, int len, double* mx, double* mn)
   *mn = nan ? std::numeric_limits<double>::quiet_NaN() : m;
 }
 
-template <class T>
-void store_out(void* out, int64_t off, const T* v, int len, bool half) {
+void store_out(void* out, int64_t off, const double* v, int len, bool half) {
   if (half) {
     uint16_t* o = static_cast<uint16_t*>(out) + off;
-    if constexpr (std::is_same_v<T, float>) {
-      float_to_half(v, o, len);
-    } else {
-      alignas(64) float tmp[kBlock];
-      for (int i = 0; i < len; ++i) tmp[i] = static_cast<float>(v[i]);
-      float_to_half(tmp, o, len);
-    }
+    for (int i = 0; i < len; ++i) o[i] = __builtin_bit_cast(uint16_t, static_cast<_Float16>(v[i]));
   } else {
     float* o = static_cast<float*>(out) + off;
     for (int i = 0; i < len; ++i) o[i] = static_cast<float>(v[i]);
   }
 }
 
-template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_t item1) {
-  const LnArgs& a = *ctx.a;
-  // Local copies: stores to the buffers cannot alias them (keeps the loops vectorizable).
+template <class P, class Grab> void run_items_f64(const LnArgs& a, int64_t groups, Grab& grab) {
+  using T = double;
+  // Local copies: stores to the buffers cannot alias them.
   const Fmt fc = a.fc, fg = a.fg, fs = a.fs;
   const Bfp bfp = a.bfp;
   const bool h0 = a.in0_half != 0, h1 = a.in1_half != 0;
@@ -490,9 +1189,9 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
   T* t0 = scratch.data();
   T* t1 = t0 + kBlock;
   T* t2 = t1 + kBlock;
-  for (int64_t item = item0; item < item1; ++item) {
-    const int64_t n = item / ctx.groups;
-    const int64_t c0 = (item % ctx.groups) * g;
+  for (int64_t item = -1, end = 0; next_item(grab, item, end);) {
+    const int64_t n = item / groups;
+    const int64_t c0 = (item % groups) * g;
     const int gs = static_cast<int>(std::min<int64_t>(g, a.c - c0));
     if (a.pass == 0 && a.extrema)
       for (int j = 0; j < gs; ++j) {
@@ -514,8 +1213,8 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
             break;
           case 1: {  // var: d = sub(x, mu); q = mul(d, d) -> sums
             load_row(t1, a.in0, off, len, h0);
-            sub_rc<P, T>(t1, static_cast<T>(a.v0[c]), t2, len, fc);
-            mul_rr<P, T>(t2, t2, r0, len, fc);
+            sub_rc<P>(t1, a.v0[c], t2, len, fc);
+            mul_rr<P>(t2, t2, r0, len, fc);
             sum_out(a, fs, r0, len, row, a.sum0, a.limb0);
             break;
           }
@@ -523,24 +1222,24 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
             load_row(r0, a.in0, off, len, a.mode == 1 ? false : h0);
             break;
           default: {  // bwd2: dx_c per mode (stored below, rounded)
-            const T kb = static_cast<T>(a.v3[c]), coeff = static_cast<T>(a.v5[c]);
+            const T kb = a.v3[c], coeff = a.v5[c];
             load_row(t1, a.in0, off, len, h0);  // dy_c
             if (a.mode == 2) {  // eval: dx = mul(dy, a)
-              mul_rc<P, T>(t1, coeff, r0, len, fg);
+              mul_rc<P>(t1, coeff, r0, len, fg);
             } else if (a.mode == 0) {  // bn
-              load_row(t2, a.in1, off, len, h1);                           // x_c
-              sub_rc<P, T>(t2, static_cast<T>(a.v0[c]), r2, len, fc);
-              mul_rc<P, T>(r2, static_cast<T>(a.v1[c]), t2, len, fc);     // x_hat
-              sub_rc<P, T>(t1, kb, r2, len, fg);                           // centered
-              mul_rc<P, T>(t2, static_cast<T>(a.v4[c]), t1, len, fg);     // x_hat * k_gamma
-              sub_rr<P, T>(r2, t1, t2, len, fg);                           // inner
-              mul_rc<P, T>(t2, coeff, r0, len, fg);
+              load_row(t2, a.in1, off, len, h1);  // x_c
+              sub_rc<P>(t2, a.v0[c], r2, len, fc);
+              mul_rc<P>(r2, a.v1[c], t2, len, fc);  // x_hat
+              sub_rc<P>(t1, kb, r2, len, fg);        // centered
+              mul_rc<P>(t2, a.v4[c], t1, len, fg);  // x_hat * k_gamma
+              sub_rr<P>(r2, t1, t2, len, fg);        // inner
+              mul_rc<P>(t2, coeff, r0, len, fg);
             } else {  // range_exact: t, and t -+ corr at the chunk arg-max / arg-min
-              const T corr = static_cast<T>(a.v2[c]);
-              sub_rc<P, T>(t1, kb, t2, len, fg);
-              mul_rc<P, T>(t2, coeff, t1, len, fg);                        // t
-              sub_rc<P, T>(t1, corr, t2, len, fg);
-              add_rc<P, T>(t1, corr, r2, len, fg);
+              const T corr = a.v2[c];
+              sub_rc<P>(t1, kb, t2, len, fg);
+              mul_rc<P>(t2, coeff, t1, len, fg);  // t
+              sub_rc<P>(t1, corr, t2, len, fg);
+              add_rc<P>(t1, corr, r2, len, fg);
               const int8_t* mk = a.marker + off;
               for (int i = 0; i < len; ++i) r0[i] = mk[i] == 1 ? t2[i] : (mk[i] == 2 ? r2[i] : t1[i]);
             }
@@ -564,9 +1263,9 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
         for (int j = 0; j < gs; ++j) {
           const int64_t c = c0 + j;
           T* r0 = b0 + j * kBlock;
-          sub_rc<P, T>(r0, static_cast<T>(a.v0[c]), t1, len, fc);
-          mul_rc<P, T>(t1, static_cast<T>(a.v1[c]), t2, len, fc);
-          add_rc<P, T>(t2, static_cast<T>(a.v2[c]), r0, len, fc);
+          sub_rc<P>(r0, a.v0[c], t1, len, fc);
+          mul_rc<P>(t1, a.v1[c], t2, len, fc);
+          add_rc<P>(t2, a.v2[c], r0, len, fc);
         }
         storage_block<P>(b0, gs, len, fc, bfp, true, t0);
         for (int j = 0; j < gs; ++j)
@@ -580,9 +1279,9 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
           const T* r0 = b0 + j * kBlock;
           T* r2 = b2 + j * kBlock;
           load_row(t1, a.in1, off, len, h1);
-          sub_rc<P, T>(t1, static_cast<T>(a.v0[c]), t2, len, fc);
-          mul_rc<P, T>(t2, static_cast<T>(a.v1[c]), t1, len, fc);  // x_hat
-          mul_rr<P, T>(r0, t1, r2, len, fg);                         // dy_c * x_hat
+          sub_rc<P>(t1, a.v0[c], t2, len, fc);
+          mul_rc<P>(t2, a.v1[c], t1, len, fc);  // x_hat
+          mul_rr<P>(r0, t1, r2, len, fg);        // dy_c * x_hat
           store_out(a.out0, off, r0, len, a.out_half);
           sum_out(a, fs, r0, len, row, a.sum0, a.limb0);
           sum_out(a, fs, r2, len, row, a.sum1, a.limb1);
@@ -596,17 +1295,67 @@ template <class P, class T> void run_items(const Ctx& ctx, int64_t item0, int64_
   }
 }
 
-template <class P, class T> int run(const LnArgs& a) {
+// ---- dispatch -----------------------------------------------------------------------------------
+
+// The passes need the default floating-point environment: round to nearest, and no
+// flush-to-zero / denormals-are-zero (subnormal FP32 values in mode 2, Veltkamp-free rounding).
+struct FpEnv {
+#if defined(__SSE__)
+  unsigned saved;
+  FpEnv() : saved(_mm_getcsr()) { _mm_setcsr((saved & ~0xE040u) | 0x1F80u); }
+  ~FpEnv() { _mm_setcsr(saved); }
+#endif
+};
+
+// Work items (n, channel group) are handed out in chunks, first come first served: a thread
+// that is slowed down (a shared machine) does less, instead of holding up the pass.
+template <class F> int run(const LnArgs& a, F body) {
   const int g = a.bfp.enabled ? a.bfp.g : 1;
-  const Ctx ctx{&a, (a.c + g - 1) / g};
-  const int64_t items = a.n * ctx.groups;
+  const int64_t groups = (a.c + g - 1) / g;
+  const int64_t items = a.n * groups;
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(a.nthreads, items)));
+  const int64_t chunk = std::max<int64_t>(1, items / (int64_t{nt} * 16));
+  std::atomic<int64_t> next{0};
+  auto grab = [&](int64_t& i0, int64_t& i1) {
+    i0 = next.fetch_add(chunk, std::memory_order_relaxed);
+    i1 = std::min(i0 + chunk, items);
+    return i0 < items;
+  };
   // OpenMP: the library links libgomp.so.1, which resolves to the copy torch already loaded, so
   // these are torch's own worker threads (a second thread pool would compete with torch's
   // spinning workers for the cores).
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-  for (int t = 0; t < nt; ++t) run_items<P, T>(ctx, items * t / nt, items * (t + 1) / nt);
+#pragma omp parallel num_threads(nt)
+  {
+    FpEnv env;
+    body(groups, grab);
+  }
   return 0;
+}
+
+template <class P, int K> int run_vec(const LnArgs& a) {
+  return run(a, [&](int64_t groups, auto& grab) {
+    VBuf buf;
+    VPass<P, K> pass(a, buf);
+    pass.items(groups, grab);
+  });
+}
+
+template <class P> int run_f64(const LnArgs& a) {
+  return run(a, [&](int64_t groups, auto& grab) { run_items_f64<P>(a, groups, grab); });
+}
+
+template <class P> int run_arith(const LnArgs& a) {
+  using PV = Pol<P::rne, false>;  // the vector passes take the overflow policy from constants
+  if (a.arith == 1) return run_f64<P>(a);
+  if constexpr (P::sat) {
+    return -4;  // not reached: lightnorm_native_pass dispatches the vector passes here
+  } else {
+    if (a.arith == 0) return run_vec<PV, 0>(a);
+    if constexpr (P::rne) {
+      if (a.arith == 2) return run_vec<PV, 2>(a);
+    }
+    return -4;
+  }
 }
 
 }  // namespace
@@ -622,7 +1371,7 @@ LN_INLINE double two_prod_err(double a, double b, double p) {  // a*b - p exactl
   return ((ah * bh - p) + ah * bl + al * bh) + al * bl;
 }
 
-// round(c * s) once of an exact float64 sum s (lightnorm/torch.py _round_sum)
+// round(c * s) once of an exact float64 sum s (lightnorm/torch/channel.py _round_sum)
 template <class P> LN_INLINE double round_sum(double s, double c, const Fmt& f) {
   const double prod = s * c;
   const bool fin = std::isfinite(prod);
@@ -632,7 +1381,7 @@ template <class P> LN_INLINE double round_sum(double s, double c, const Fmt& f) 
   return (std::isfinite(s) && c == 0.0) ? 0.0 : out;
 }
 
-// rsqrt(v, f): round(1 / sqrt(v)) once (lightnorm/torch.py _rsqrt: the side of a nearby
+// rsqrt(v, f): round(1 / sqrt(v)) once (lightnorm/torch/channel.py _rsqrt: the side of a nearby
 // breakpoint B is decided by the exact sign of B^2 v - 1)
 template <class P> LN_INLINE double rsqrt(double v, const Fmt& f) {
   double r = 1.0 / std::sqrt(v);
@@ -658,10 +1407,10 @@ template <class P> int prim(int op, int64_t n, const double* a, const double* b,
       for (int64_t i = 0; i < n; ++i) out[i] = quant<P>(a[i], f);
       return 0;
     case 1:
-      for (int64_t i = 0; i < n; ++i) out[i] = add<P, double>(a[i], b[i], f);
+      for (int64_t i = 0; i < n; ++i) out[i] = add<P>(a[i], b[i], f);
       return 0;
     case 2:
-      for (int64_t i = 0; i < n; ++i) out[i] = mul<P, double>(a[i], b[i], f);
+      for (int64_t i = 0; i < n; ++i) out[i] = mul<P>(a[i], b[i], f);
       return 0;
     case 3:
       for (int64_t i = 0; i < n; ++i) out[i] = round_sum<P>(a[i], b[i], f);
@@ -677,9 +1426,62 @@ template <class P> int prim(int op, int64_t n, const double* a, const double* b,
   }
 }
 
-template <class P> int run_arith(const LnArgs& a) {
-  return a.arith == 0 ? run<P, float>(a) : run<P, double>(a);
+// ---- exact wide accumulators: combine limb rows and round once per channel -----------------------
+
+namespace {
+
+constexpr int kMaxWords = 64;
+
+// the bit at position pos of the magnitude w (little-endian 32-bit words)
+LN_INLINE int bit_at(const uint32_t* w, int nw, int pos) {
+  return (pos >= 0 && (pos >> 5) < nw) ? int((w[pos >> 5] >> (pos & 31)) & 1u) : 0;
 }
+
+// bits [pos, pos + count) of w, count <= 64, as an integer (positions < 0 are zero)
+uint64_t bits_at(const uint32_t* w, int nw, int pos, int count) {
+  uint64_t r = 0;
+  for (int i = 0; i < count; ++i) r |= static_cast<uint64_t>(bit_at(w, nw, pos + i)) << i;
+  return r;
+}
+
+bool any_below(const uint32_t* w, int nw, int pos) {  // any bit set at positions < pos
+  for (int i = 0; i < nw && 32 * i < pos; ++i) {
+    const int top = pos - 32 * i;  // bits [0, top) of word i
+    const uint32_t m = top >= 32 ? 0xFFFFFFFFu : ((1u << top) - 1u);
+    if (w[i] & m) return true;
+  }
+  return false;
+}
+
+// arith.round_scaled_int(mag * 2^exp2 with sign neg) to f, rounding/overflow of f.
+double round_scaled_words(const uint32_t* mag, int nw, bool neg, int exp2, const Fmt& f) {
+  int top = -1;
+  for (int i = nw - 1; i >= 0 && top < 0; --i)
+    if (mag[i]) top = 32 * i + 31 - __builtin_clz(mag[i]);
+  if (top < 0) return 0.0;
+  const int e = top + exp2;
+  const int e_res = std::max(e, f.emin) - f.man;
+  const int shift = e_res - exp2;
+  uint64_t q;
+  if (shift <= 0) {
+    q = bits_at(mag, nw, 0, 64) << -shift;  // mag < 2^(M + 1) here
+  } else {
+    q = bits_at(mag, nw, shift, 60);
+    if (f.rne && bit_at(mag, nw, shift - 1) && (any_below(mag, nw, shift - 1) || (q & 1u))) q += 1;
+  }
+  double value = std::ldexp(static_cast<double>(q), e_res);
+  if (value > f.maxn) value = (f.sat || !f.rne) ? f.maxn : std::numeric_limits<double>::infinity();
+  return neg ? -value : value;
+}
+
+double quant_any(double x, const Fmt& f) {
+  if (f.rne) return f.sat ? quant<Pol<true, true>>(x, f) : quant<Pol<true, false>>(x, f);
+  return f.sat ? quant<Pol<false, true>>(x, f) : quant<Pol<false, false>>(x, f);
+}
+
+}  // namespace
+
+// ---- entry points --------------------------------------------------------------------------------
 
 extern "C" int lightnorm_native_pass(const LnArgs* a) {
   if (a->pass < 0 || a->pass > 4) return -1;
@@ -688,8 +1490,10 @@ extern "C" int lightnorm_native_pass(const LnArgs* a) {
   if (a->fg.rne != a->fc.rne || a->fg.sat != a->fc.sat || a->fs.rne != a->fc.rne ||
       (a->bfp.enabled && a->bfp.rne != a->fc.rne))
     return -3;
-  if (a->fc.rne) return a->fc.sat ? run_arith<Pol<true, true>>(*a) : run_arith<Pol<true, false>>(*a);
-  return a->fc.sat ? run_arith<Pol<false, true>>(*a) : run_arith<Pol<false, false>>(*a);
+  if (a->sum_kind == 2 && a->nlimbs < 3) return -5;
+  const bool sat = a->fc.sat && a->arith == 1;  // vector passes: the policy is in the constants
+  if (a->fc.rne) return sat ? run_arith<Pol<true, true>>(*a) : run_arith<Pol<true, false>>(*a);
+  return sat ? run_arith<Pol<false, true>>(*a) : run_arith<Pol<false, false>>(*a);
 }
 
 // out[i] = op(a[i], b[i]) rounded to f, float64 arrays: 0 quantize(a), 1 add, 2 mul (exact
@@ -700,4 +1504,103 @@ extern "C" int lightnorm_native_prim(int op, int64_t n, const double* a, const d
                             : prim<Pol<true, false>>(op, n, a, b, out, *f);
   return f->sat ? prim<Pol<false, true>>(op, n, a, b, out, *f)
                 : prim<Pol<false, false>>(op, n, a, b, out, *f);
+}
+
+// Exact per-channel sums from limb rows and their roundings (lightnorm/torch/channel.py
+// _round_acc): limbs (rows, chans, nlimbs), value of a row = sum_i limb_i * 2^(32 i + lsb);
+// special (rows, chans) the float64 sums of the NaN/Inf values. For each scale k:
+// out[k * chans + c] = round(scales[k] * sum_c) to fmts[k] once (arith.round_scaled_int), or
+// quantize(special * scale) where the channel had NaN/Inf. An exact zero sum gives +0.
+extern "C" int lightnorm_native_round_limbs(int64_t rows, int64_t chans, int32_t nlimbs,
+                                            const int64_t* limbs, const double* special,
+                                            int32_t lsb, int32_t nscales, const double* scales,
+                                            const Fmt* fmts, double* out) {
+  if (nlimbs < 1 || nlimbs + 8 > kMaxWords) return -1;
+  for (int64_t c = 0; c < chans; ++c) {
+    __int128 acc[kMaxWords] = {};
+    double sp = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t* l = limbs + (r * chans + c) * nlimbs;
+      for (int i = 0; i < nlimbs; ++i) acc[i] += l[i];
+      sp += special[r * chans + c];
+    }
+    // two's complement words, then sign and magnitude
+    const int nw = nlimbs + 4;
+    uint32_t w[kMaxWords];
+    __int128 carry = 0;
+    for (int i = 0; i < nw; ++i) {
+      const __int128 t = acc[i] + carry;
+      w[i] = static_cast<uint32_t>(t);
+      carry = t >> 32;
+    }
+    const bool neg = carry < 0;
+    if (neg) {
+      uint64_t cy = 1;
+      for (int i = 0; i < nw; ++i) {
+        const uint64_t t = static_cast<uint64_t>(static_cast<uint32_t>(~w[i])) + cy;
+        w[i] = static_cast<uint32_t>(t);
+        cy = t >> 32;
+      }
+    }
+    for (int k = 0; k < nscales; ++k) {
+      const Fmt& f = fmts[k];
+      const double sc = scales[k];
+      if (sp != 0.0 || sp != sp) {
+        out[k * chans + c] = quant_any(sp * sc, f);
+        continue;
+      }
+      // scale = c_int * 2^ce, c_int < 2^53 (frexp); product mag * c_int in words
+      int ce = 0;
+      const double fr = std::frexp(std::fabs(sc), &ce);
+      const uint64_t cint = static_cast<uint64_t>(std::ldexp(fr, 53));
+      ce -= 53;
+      uint32_t p[kMaxWords] = {};
+      const uint64_t clo = cint & 0xFFFFFFFFu, chi = cint >> 32;
+      for (int i = 0; i < nw; ++i) {
+        unsigned __int128 t = static_cast<unsigned __int128>(w[i]) * clo;
+        int j = i;
+        while (t) {
+          t += p[j];
+          p[j] = static_cast<uint32_t>(t);
+          t >>= 32;
+          ++j;
+        }
+        t = static_cast<unsigned __int128>(w[i]) * chi;
+        j = i + 1;
+        while (t) {
+          t += p[j];
+          p[j] = static_cast<uint32_t>(t);
+          t >>= 32;
+          ++j;
+        }
+      }
+      const bool sneg = neg != (sc < 0.0);
+      out[k * chans + c] = round_scaled_words(p, nw + 3, sneg, lsb + ce, f);
+    }
+  }
+  return 0;
+}
+
+// What the library was built for: SIMD width and the instruction sets it uses.
+extern "C" const char* lightnorm_native_isa(void) {
+  return "vector_bytes=" LN_ISA_STR(LN_VB)
+#if defined(__AVX512F__)
+         " avx512f"
+#endif
+#if defined(__AVX2__)
+         " avx2"
+#endif
+#if defined(__AVX__)
+         " avx"
+#endif
+#if defined(__FMA__)
+         " fma(unused: -ffp-contract=off)"
+#endif
+#if defined(__F16C__)
+         " f16c"
+#endif
+#if defined(__SSE4_1__)
+         " sse4.1"
+#endif
+      ;
 }
