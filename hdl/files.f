@@ -2,10 +2,11 @@
 // Used by simulation (verif/lightnorm_tb/runner.py), lint and synthesis.
 lightnorm_pkg.sv
 lightnorm_round.sv
+lightnorm_fp_unpack.sv
+lightnorm_fp_widen.sv
 lightnorm_fp_add.sv
 lightnorm_fp_mul.sv
 lightnorm_fp_convert.sv
-lightnorm_fp_unpack.sv
 lightnorm_recip.sv
 lightnorm_rsqrt.sv
 lightnorm_recip_seq.sv

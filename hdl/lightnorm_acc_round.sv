@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// lightnorm_acc_round: the read of an exact accumulator, res = round(scale * acc * 2^(emin -
-// ManBits)) in FP(ExpBits, ManBits) (lightnorm.arith.ExactSum.round(fmt, scale=...), docs/spec.md
-// section 4). Combinational. acc_i is the signed fixed-point sum of elements of FP(ExpBits,
-// ManBits) (LSB = that format's smallest subnormal, see lightnorm_fp_to_fixed); scale_i is an
-// FP(ExpBits, ManBits) constant (1.0 for a plain read, inv_count for a mean). The exact product
-// |acc| * significand(scale) goes to lightnorm_round: one rounding.
+// lightnorm_acc_round: the read of an exact accumulator, res = round(scale * acc *
+// 2^(emin_acc - AccManBits)) in FP(ExpBits, ManBits) (lightnorm.arith.ExactSum.round(fmt,
+// scale=...), docs/spec.md section 4). Combinational. acc_i is the signed fixed-point sum of
+// elements of FP(AccExpBits, AccManBits) (LSB = that format's smallest subnormal, see
+// lightnorm_fp_to_fixed; the element format, by default the result format); scale_i is an
+// FP(ExpBits, ManBits) constant (1.0 for a plain read, inv_count for a mean) and the result is
+// rounded to that format (the statistics format when it differs from the element format). The
+// exact product |acc| * significand(scale) goes to lightnorm_round: one rounding.
 // Zero results: the sign is sign(acc) xor sign(scale) with a zero acc or a zero scale counting
 // as positive (the model: int total * float scale). Specials: NaN if acc_nan_i, if both
 // acc_inf_i bits are set (+Inf and -Inf were summed), if scale is NaN, or for Inf * 0;
@@ -13,7 +15,7 @@
 // (+-max_normal when saturating).
 //
 // Ports:
-//   input  logic signed [AccWidth-1:0] acc_i      exact sum, LSB weight 2^(emin - ManBits)
+//   input  logic signed [AccWidth-1:0] acc_i      exact sum, LSB weight 2^(emin_acc - AccManBits)
 //   input  logic [ExpBits+ManBits:0]   scale_i    constant factor {sign, exponent, fraction}
 //   input  logic                       acc_nan_i  a NaN was accumulated
 //   input  logic [1:0]                 acc_inf_i  {-Inf was accumulated, +Inf was accumulated}
@@ -22,9 +24,11 @@
 //   output logic [ExpBits+ManBits:0]   res_o      round(scale * sum)
 
 module lightnorm_acc_round #(
-  parameter int ExpBits  = 5,   // E: exponent field width of the element / result format (2..8)
-  parameter int ManBits  = 4,   // M: fraction width (1..23)
-  parameter int AccWidth = 55   // accumulator width (two's complement)
+  parameter int ExpBits    = 5,        // E: scale / result format exponent width (2..8)
+  parameter int ManBits    = 4,        // M: scale / result format fraction width (1..23)
+  parameter int AccWidth   = 55,       // accumulator width (two's complement)
+  parameter int AccExpBits = ExpBits,  // element format of the accumulated values (the LSB
+  parameter int AccManBits = ManBits   // weight 2^(emin - AccManBits)): exponent, fraction
 ) (
   input  logic signed [AccWidth-1:0] acc_i,
   input  logic [ExpBits+ManBits:0]   scale_i,
@@ -36,10 +40,13 @@ module lightnorm_acc_round #(
 );
 
   localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  localparam int AccBias = (1 << (AccExpBits - 1)) - 1;
   localparam int SigW = ManBits + 1;
   localparam int ProdW = AccWidth + SigW;
-  // raw exponent: (1 - Bias - ManBits) + max(field, 1) - Bias - ManBits
-  localparam int ExpWidth = ExpBits + $clog2(ManBits + 1) + 3;
+  localparam int EW = (AccExpBits > ExpBits) ? AccExpBits : ExpBits;
+  localparam int MW = (AccManBits > ManBits) ? AccManBits : ManBits;
+  // raw exponent: (1 - AccBias - AccManBits) + max(field, 1) - Bias - ManBits
+  localparam int ExpWidth = EW + $clog2(MW + 1) + 3;
 
   localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
 
@@ -70,7 +77,7 @@ module lightnorm_acc_round #(
   always_comb begin
     prod = ProdW'(acc_mag) * ProdW'({(s_field != '0), s_frac});
     raw_exp = $signed(ExpWidth'((s_field == '0) ? ExpBits'(1) : s_field))
-            - ExpWidth'(2 * (Bias + ManBits) - 1);
+            - ExpWidth'(Bias + ManBits + AccBias + AccManBits - 1);
     inf_in = acc_inf_i[0] | acc_inf_i[1];
     is_nan = acc_nan_i || (&acc_inf_i) || s_nan || (inf_in && s_zero)
           || (s_inf && acc_zero && !inf_in);
@@ -101,8 +108,9 @@ module lightnorm_acc_round #(
 
 `ifndef SYNTHESIS
   initial begin
-    if (ExpBits < 2 || ExpBits > 8)
-      $fatal(1, "lightnorm_acc_round: ExpBits %0d not in 2..8", ExpBits);
+    if (ExpBits < 2 || ExpBits > 8 || AccExpBits < 2 || AccExpBits > 8)
+      $fatal(1, "lightnorm_acc_round: ExpBits %0d, AccExpBits %0d not in 2..8", ExpBits,
+             AccExpBits);
     if (AccWidth < 2) $fatal(1, "lightnorm_acc_round: AccWidth %0d < 2", AccWidth);
   end
 `endif

@@ -22,18 +22,28 @@
 //     running_mean = rm*keep + mu*mom, running_var = rv*keep + round(acc_q *
 //     inv_count_unbiased)*mom (the unbiased batch variance, read by the same accumulator
 //     rounder: Variance = 1 needs the running format equal to the statistics format).
+// Formats: every result and every operand except the accumulators and the chunk extremes is
+// in the statistics format FP(StatExpBits, StatManBits) (with the running format for the
+// running statistics); the accumulators hold exact sums of element-format values
+// FP(ExpBits, ManBits) (LSB 2^(emin - ManBits) of that format) and the chunk extremes are
+// element values: the accumulator rounder reads them straight into the statistics format
+// (one rounding). The two formats are equal by default (numeric contract v1); contract v2
+// uses a wider statistics format (docs/spec.md section 12).
 // Reciprocal and rsqrt: the table units lightnorm_recip / lightnorm_rsqrt (one cycle) for
-// ManBits <= lightnorm_pkg::TableMaxManBits, else the sequential units lightnorm_recip_seq /
-// lightnorm_rsqrt_seq: the step that uses one holds the sequencer until its done_o, which
-// adds ManBits + 4 cycles per channel to OP_FINALIZE and OP_INFER_PREP.
+// StatManBits <= lightnorm_pkg::TableMaxManBits, else the sequential units
+// lightnorm_recip_seq / lightnorm_rsqrt_seq: the step that uses one holds the sequencer until
+// its done_o, which adds StatManBits + 4 cycles per channel to OP_FINALIZE and OP_INFER_PREP.
 // The unit addresses the channel (chan_o) and chunk (chunk_o) whose operands it needs; the
 // core returns them combinationally from its register files and stores the results the
 // unit writes (at most one statistics-format and one running-format result per cycle).
 // The core ties sat_i to 1: per-channel results always saturate (docs/spec.md section 2).
 
 module lightnorm_chan_unit #(
-  parameter int ExpBits     = 5,   // statistics format exponent bits
-  parameter int ManBits     = 4,   // statistics format fraction bits
+  parameter int ExpBits     = 5,        // element format exponent bits (accumulated values,
+                                        // chunk extremes)
+  parameter int ManBits     = 4,        // element format fraction bits
+  parameter int StatExpBits = ExpBits,  // statistics format exponent bits (every result)
+  parameter int StatManBits = ManBits,  // statistics format fraction bits
   parameter int RunExpBits  = 8,   // running format exponent bits
   parameter int RunManBits  = 23,  // running format fraction bits
   parameter int NumChunks   = 8,   // K
@@ -42,6 +52,7 @@ module lightnorm_chan_unit #(
   parameter int Variance    = 0,   // 0 range statistics, 1 two-pass mean / variance
   // derived, do not override
   parameter int W           = 1 + ExpBits + ManBits,
+  parameter int SW          = 1 + StatExpBits + StatManBits,
   parameter int RW          = 1 + RunExpBits + RunManBits,
   parameter int KW          = (NumChunks > 1) ? $clog2(NumChunks) : 1
 ) (
@@ -54,10 +65,10 @@ module lightnorm_chan_unit #(
   output logic                 busy_o,
   output logic                 done_o,        // one-cycle pulse after the last channel
   // layer constants (statistics format unless noted), stable while busy
-  input  logic [W-1:0]         inv_count_i,
-  input  logic [W-1:0]         range_const_i,
-  input  logic [W-1:0]         range_const_per_chunk_i,
-  input  logic [W-1:0]         eps_i,
+  input  logic [SW-1:0]        inv_count_i,
+  input  logic [SW-1:0]        range_const_i,
+  input  logic [SW-1:0]        range_const_per_chunk_i,
+  input  logic [SW-1:0]        eps_i,
   input  logic [RW-1:0]        momentum_i,    // running format
   input  logic [RW-1:0]        keep_i,        // running format (1 - momentum)
   input  logic [RW-1:0]        inv_count_unbiased_i,  // running format (Variance = 1)
@@ -70,17 +81,17 @@ module lightnorm_chan_unit #(
   input  logic [2:0]           flags_a_i,     // {nan, +inf, -inf}
   input  logic [AccWidth-1:0]  acc_b_i,       // sum dy * x_hat
   input  logic [2:0]           flags_b_i,
-  input  logic [W-1:0]         cmax_i,        // chunk chunk_o maximum
-  input  logic [W-1:0]         cmin_i,        // chunk chunk_o minimum
-  input  logic [W-1:0]         gamma_i,
-  input  logic [W-1:0]         mean_i,        // mu of channel chan_o (Variance = 1)
-  input  logic [W-1:0]         coeff_i,
+  input  logic [W-1:0]         cmax_i,        // chunk chunk_o maximum (element format)
+  input  logic [W-1:0]         cmin_i,        // chunk chunk_o minimum (element format)
+  input  logic [SW-1:0]        gamma_i,
+  input  logic [SW-1:0]        mean_i,        // mu of channel chan_o (Variance = 1)
+  input  logic [SW-1:0]        coeff_i,
   input  logic [RW-1:0]        rmean_i,
   input  logic [RW-1:0]        rvar_i,
   // result writes (statistics-format field / running-format field of channel chan_o)
   output logic                 st_we_o,
   output logic [3:0]           st_field_o,
-  output logic [W-1:0]         st_data_o,
+  output logic [SW-1:0]        st_data_o,
   output logic                 rf_we_o,
   output logic                 rf_field_o,    // 0 running mean, 1 running var
   output logic [RW-1:0]        rf_data_o
@@ -106,16 +117,16 @@ module lightnorm_chan_unit #(
   localparam logic [1:0] OpMean  = 2'd3;
 
   localparam int KLog = $clog2(NumChunks);
-  localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  localparam int Bias = (1 << (StatExpBits - 1)) - 1;
   // 1.0 and 1/K encoded in the statistics format (scales of the accumulator rounder)
-  localparam logic [W-1:0] One  = {1'b0, ExpBits'(Bias), {ManBits{1'b0}}};
-  localparam logic [W-1:0] InvK = {1'b0, ExpBits'(Bias - KLog), {ManBits{1'b0}}};
+  localparam logic [SW-1:0] One  = {1'b0, StatExpBits'(Bias), {StatManBits{1'b0}}};
+  localparam logic [SW-1:0] InvK = {1'b0, StatExpBits'(Bias - KLog), {StatManBits{1'b0}}};
   localparam int StepW = $clog2(NumChunks + 8);
   localparam logic [StepW-1:0] LastFinStep = (Variance != 0) ? StepW'(4) : StepW'(NumChunks + 6);
   localparam logic [StepW-1:0] LastShortStep = StepW'(4);
   localparam logic [StepW-1:0] LastMeanStep = StepW'(1);
   // sequential reciprocal / rsqrt units where a table would be too large
-  localparam int SeqUnits = (ManBits > lightnorm_pkg::TableMaxManBits) ? 1 : 0;
+  localparam int SeqUnits = (StatManBits > lightnorm_pkg::TableMaxManBits) ? 1 : 0;
 
   // ---------------------------------------------------------------------------------------
   // Sequencer
@@ -214,19 +225,19 @@ module lightnorm_chan_unit #(
   // ---------------------------------------------------------------------------------------
   logic [AccWidth-1:0] ar_acc;
   logic [2:0]          ar_flags;
-  logic [W-1:0]        ar_scale, ar_res;
-  logic [W-1:0]        sm_a, sm_b, sm_res;
-  logic [W-1:0]        sa_a, sa_res;
-  logic [W-1:0]        rcp_res, rsq_res;
+  logic [SW-1:0]        ar_scale, ar_res;
+  logic [SW-1:0]        sm_a, sm_b, sm_res;
+  logic [SW-1:0]        sa_a, sa_res;
+  logic [SW-1:0]        rcp_res, rsq_res;
   logic [RW-1:0]       cv_r2s_in;
-  logic [W-1:0]        cv_r2s_res;
-  logic [W-1:0]        cv_s2r_in;
+  logic [SW-1:0]        cv_r2s_res;
+  logic [SW-1:0]        cv_s2r_in;
   logic [RW-1:0]       cv_s2r_res;
   logic [RW-1:0]       rm_a, rm_b, rm_res;
   logic [RW-1:0]       ra_a, ra_b, ra_res;
 
   // intermediate registers of the current channel
-  logic [W-1:0]  mu_q, r_q, sig_q, t_q, s_q, dg_q, ad_q;
+  logic [SW-1:0]  mu_q, r_q, sig_q, t_q, s_q, dg_q, ad_q;
   logic [RW-1:0] m1_q, m2_q, m3_q, bv_q, m4_q;
 
   // Operand isolation: a unit's operands are held at zero outside the steps that use it.
@@ -281,7 +292,7 @@ module lightnorm_chan_unit #(
               end
               StepW'(1): begin  // t = var + eps; bv = round(acc_q / (n - 1)); m3 = rv * keep
                 sa_a = t_q;
-                ar_acc = acc_b_i; ar_flags = flags_b_i; ar_scale = W'(inv_count_unbiased_i);
+                ar_acc = acc_b_i; ar_flags = flags_b_i; ar_scale = SW'(inv_count_unbiased_i);
                 rm_a = rvar_i;
               end
               StepW'(2): begin  // s = rsqrt(t); m2 = mu * mom
@@ -485,7 +496,10 @@ module lightnorm_chan_unit #(
   // ---------------------------------------------------------------------------------------
   // Units
   // ---------------------------------------------------------------------------------------
-  lightnorm_acc_round #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_acc_round (
+  lightnorm_acc_round #(
+    .ExpBits(StatExpBits), .ManBits(StatManBits), .AccWidth(AccWidth), .AccExpBits(ExpBits),
+    .AccManBits(ManBits)
+  ) u_acc_round (
     .acc_i     (use_ar ? ar_acc : '0),
     .scale_i   (use_ar ? ar_scale : '0),
     .acc_nan_i (use_ar & ar_flags[2]),
@@ -495,11 +509,11 @@ module lightnorm_chan_unit #(
     .res_o     (ar_res)
   );
 
-  lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_st_mul (
+  lightnorm_fp_mul #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_st_mul (
     .a_i(use_sm ? sm_a : '0), .b_i(use_sm ? sm_b : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(sm_res)
   );
 
-  lightnorm_fp_add #(.ExpBits(ExpBits), .ManBits(ManBits)) u_st_add (
+  lightnorm_fp_add #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_st_add (
     .a_i(use_sa ? sa_a : '0), .b_i(use_sa ? eps_i : '0), .sub_i(1'b0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(sa_res)
   );
 
@@ -512,13 +526,13 @@ module lightnorm_chan_unit #(
     assign rcp_done = 1'b1;
     assign rsq_done = 1'b1;
     if (Variance == 0) begin : g_recip
-      lightnorm_recip #(.ExpBits(ExpBits), .ManBits(ManBits)) u_recip (
+      lightnorm_recip #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_recip (
         .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rcp_res)
       );
     end else begin : g_no_recip
       assign rcp_res = '0;
     end
-    lightnorm_rsqrt #(.ExpBits(ExpBits), .ManBits(ManBits)) u_rsqrt (
+    lightnorm_rsqrt #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_rsqrt (
       .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rsq_res)
     );
   end else begin : g_seq_units
@@ -544,7 +558,7 @@ module lightnorm_chan_unit #(
           rcp_run_q <= 1'b1;
         end
       end
-      lightnorm_recip_seq #(.ExpBits(ExpBits), .ManBits(ManBits)) u_recip (
+      lightnorm_recip_seq #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_recip (
         .clk_i(clk_i), .rst_ni(rst_ni), .start_i(use_rcp && !rcp_run_q),
         .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i),
         .busy_o(rcp_busy), .done_o(rcp_done), .res_o(rcp_res)
@@ -555,7 +569,7 @@ module lightnorm_chan_unit #(
       assign rcp_done = 1'b1;
       assign rcp_res  = '0;
     end
-    lightnorm_rsqrt_seq #(.ExpBits(ExpBits), .ManBits(ManBits)) u_rsqrt (
+    lightnorm_rsqrt_seq #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_rsqrt (
       .clk_i(clk_i), .rst_ni(rst_ni), .start_i(use_rsq && !rsq_run_q),
       .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i),
       .busy_o(rsq_busy), .done_o(rsq_done), .res_o(rsq_res)
@@ -571,14 +585,16 @@ module lightnorm_chan_unit #(
   end
 
   lightnorm_fp_convert #(
-    .InExpBits(RunExpBits), .InManBits(RunManBits), .OutExpBits(ExpBits), .OutManBits(ManBits)
+    .InExpBits(RunExpBits), .InManBits(RunManBits), .OutExpBits(StatExpBits),
+    .OutManBits(StatManBits)
   ) u_cvt_r2s (
     .a_i(use_r2s ? cv_r2s_in : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(cv_r2s_res)
   );
 
   // Widening (exact): overflow handling is left to the running-format operators.
   lightnorm_fp_convert #(
-    .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(RunExpBits), .OutManBits(RunManBits)
+    .InExpBits(StatExpBits), .InManBits(StatManBits), .OutExpBits(RunExpBits),
+    .OutManBits(RunManBits)
   ) u_cvt_s2r (
     .a_i(use_s2r ? cv_s2r_in : '0), .rnd_i(rnd_i), .sat_i(1'b0), .res_o(cv_s2r_res)
   );
@@ -593,7 +609,7 @@ module lightnorm_chan_unit #(
 
 `ifndef SYNTHESIS
   initial begin
-    if (Variance != 0 && (RunExpBits != ExpBits || RunManBits != ManBits))
+    if (Variance != 0 && (RunExpBits != StatExpBits || RunManBits != StatManBits))
       $fatal(1, "lightnorm_chan_unit: Variance = 1 needs the running format = the statistics format");
   end
 `endif

@@ -14,9 +14,14 @@
 // results live in a small register file (statistics format) and a running-format file;
 // the per-channel steps run on one sequential unit (lightnorm_chan_unit). Illegal
 // configurations refuse the command (error_o, err_code_o) without consuming data.
-// Numerics: compute = grad = stat format FP(ExpBits, ManBits), range statistics, BFP rule
-// max, rounding / overflow / grad mode selected at run time (per-channel results always
-// saturate, spec section 2); bit-exact to lightnorm.reference.
+// Numerics: element (compute = grad) format FP(ExpBits, ManBits) for x, dy, y, dx and every
+// lane operator result; statistics format FP(StatExpBits, StatManBits) (default: the element
+// format, numeric contract v1; contract v2: E8M7, docs/spec.md section 12) for every
+// per-channel scalar (register file, channel unit, layer constants); the lane operators that
+// combine an element with a per-channel scalar take both formats and round once to the
+// element format. Range statistics, BFP rule max, rounding / overflow / grad mode selected
+// at run time (per-channel results always saturate, spec section 2); bit-exact to
+// lightnorm.reference.
 // Two parameters turn the same core into the conventional batch-norm baseline
 // (bn_fp32_core: FP32, Variance = 1, Bfp = 0):
 //   Variance = 1: two-pass mean / variance statistics (spec F2 variance). OP_STATS gathers
@@ -32,15 +37,18 @@
 
 module lightnorm_core #(
   parameter int Lanes       = 16,  // channels per beat = BFP group size (power of two >= 2)
-  parameter int ExpBits     = 5,   // compute / grad / stat format exponent bits
-  parameter int ManBits     = 4,   // compute / grad / stat format fraction bits
+  parameter int ExpBits     = 5,   // element (compute / grad) format exponent bits
+  parameter int ManBits     = 4,   // element (compute / grad) format fraction bits
+  // statistics format of every per-channel scalar (holds every element value)
+  parameter int StatExpBits = ExpBits,
+  parameter int StatManBits = ManBits,
   parameter int BfpManBits  = 5,   // BFP magnitude bits per element
   parameter int BfpExpBits  = 8,   // BFP shared exponent bits
   parameter int NumChunks   = 8,   // K, range-statistics chunks (power of two, 1..64)
   parameter int MaxChannels = 64,  // largest C supported
   parameter int CountWidth  = 24,  // n = N*H*W must be < 2^CountWidth
-  parameter int RunExpBits  = 8,   // running-statistics format exponent bits (>= ExpBits)
-  parameter int RunManBits  = 23,  // running-statistics format fraction bits (>= ManBits)
+  parameter int RunExpBits  = 8,   // running-statistics format exponent bits (>= StatExpBits)
+  parameter int RunManBits  = 23,  // running-statistics format fraction bits (>= StatManBits)
   parameter int Variance    = 0,   // statistics: 0 range (one pass), 1 mean / variance (two)
   parameter int Bfp         = 1,   // streams: 1 BFP groups, 0 plain FP(ExpBits, ManBits) words
   // accumulator width: holds n * max_normal with LSB 2^(emin - ManBits), plus a sign bit
@@ -69,10 +77,10 @@ module lightnorm_core #(
   // layer configuration (stable while a command runs)
   input  logic [15:0]                 cfg_channels_i,             // C
   input  logic [31:0]                 cfg_count_i,                // n = N*H*W
-  input  logic [ExpBits+ManBits:0]    cfg_inv_count_i,            // stat format
-  input  logic [ExpBits+ManBits:0]    cfg_range_const_i,          // stat format
-  input  logic [ExpBits+ManBits:0]    cfg_range_const_per_chunk_i,// stat format
-  input  logic [ExpBits+ManBits:0]    cfg_eps_i,                  // stat format
+  input  logic [StatExpBits+StatManBits:0] cfg_inv_count_i,       // stat format
+  input  logic [StatExpBits+StatManBits:0] cfg_range_const_i,     // stat format
+  input  logic [StatExpBits+StatManBits:0] cfg_range_const_per_chunk_i,  // stat format
+  input  logic [StatExpBits+StatManBits:0] cfg_eps_i,             // stat format
   input  logic [RunExpBits+RunManBits:0] cfg_inv_count_unbiased_i,// running format (variance only)
   input  logic [RunExpBits+RunManBits:0] cfg_momentum_i,          // running format
   input  logic [RunExpBits+RunManBits:0] cfg_keep_i,              // running format, 1 - momentum
@@ -109,7 +117,8 @@ module lightnorm_core #(
   // ---------------------------------------------------------------------------------------
   // Constants
   // ---------------------------------------------------------------------------------------
-  localparam int W         = 1 + ExpBits + ManBits;
+  localparam int W         = 1 + ExpBits + ManBits;          // element word
+  localparam int SW        = 1 + StatExpBits + StatManBits;  // statistics word
   localparam int RW        = 1 + RunExpBits + RunManBits;
   localparam int CW        = CountWidth;
   localparam int LW        = $clog2(Lanes);
@@ -435,12 +444,12 @@ module lightnorm_core #(
   // ---------------------------------------------------------------------------------------
   // Per-channel register files: statistics format (13 fields) and running format (2)
   // ---------------------------------------------------------------------------------------
-  logic [W-1:0]  st_q [NumSt * MaxChP];
+  logic [SW-1:0] st_q [NumSt * MaxChP];
   logic [RW-1:0] rf_q [2 * MaxChP];
 
   logic                 cu_busy, cu_st_we, cu_rf_we, cu_rf_field;
   logic [3:0]           cu_st_field;
-  logic [W-1:0]         cu_st_data;
+  logic [SW-1:0]        cu_st_data;
   logic [RW-1:0]        cu_rf_data;
   logic [ChanWidth-1:0] cu_chan;
   logic [KW-1:0]        cu_chunk;
@@ -452,7 +461,7 @@ module lightnorm_core #(
     if (cu_st_we) begin
       st_q[32'(cu_st_field) * MaxChP + 32'(cu_chan)] <= cu_st_data;
     end else if (par_ok && !par_sel_i[1]) begin
-      st_q[(par_sel_i[0] ? FBeta : FGamma) * MaxChP + 32'(par_addr_i)] <= par_wdata_i[W-1:0];
+      st_q[(par_sel_i[0] ? FBeta : FGamma) * MaxChP + 32'(par_addr_i)] <= par_wdata_i[SW-1:0];
     end
     if (cu_rf_we) begin
       rf_q[(cu_rf_field ? MaxChP : 0) + 32'(cu_chan)] <= cu_rf_data;
@@ -556,8 +565,8 @@ module lightnorm_core #(
                                                op_q == OpBwdDx || op_q == OpVarSums);
 
   for (genvar l = 0; l < Lanes; l++) begin : g_lane
-    logic         is_max, is_min;
-    logic [W-1:0] mean_l, kbeta_l, c3_l, kgamma_l, coeff4_l, beta_l, corr_l, coeff6_l;
+    logic          is_max, is_min;
+    logic [SW-1:0] mean_l, kbeta_l, c3_l, kgamma_l, coeff4_l, beta_l, corr_l, coeff6_l;
     // operands of the stage operators: the channel of the beat in the feeding stage
     assign mean_l   = st_q[st_idx(FMean, g1, l)];
     assign kbeta_l  = st_q[st_idx(FKBeta, g1, l)];
@@ -570,7 +579,9 @@ module lightnorm_core #(
     assign is_max   = (mode == ModeDxRe) && (amax_w[l*CW +: CW] == pos1_q);
     assign is_min   = (mode == ModeDxRe) && (amin_w[l*CW +: CW] == pos1_q);
 
-    lightnorm_datapath #(.ExpBits(ExpBits), .ManBits(ManBits)) u_dp (
+    lightnorm_datapath #(
+      .ExpBits(ExpBits), .ManBits(ManBits), .StatExpBits(StatExpBits), .StatManBits(StatManBits)
+    ) u_dp (
       .clk_i     (clk_i),
       .en_i      (adv),
       .active_i  (dp_active),
@@ -659,8 +670,9 @@ module lightnorm_core #(
                     (state_q == StStream && stream_done && mean_epi);
 
   lightnorm_chan_unit #(
-    .ExpBits(ExpBits), .ManBits(ManBits), .RunExpBits(RunExpBits), .RunManBits(RunManBits),
-    .NumChunks(NumChunks), .AccWidth(AccWidth), .ChanWidth(ChanWidth), .Variance(Variance)
+    .ExpBits(ExpBits), .ManBits(ManBits), .StatExpBits(StatExpBits), .StatManBits(StatManBits),
+    .RunExpBits(RunExpBits), .RunManBits(RunManBits), .NumChunks(NumChunks),
+    .AccWidth(AccWidth), .ChanWidth(ChanWidth), .Variance(Variance)
   ) u_chan (
     .clk_i                   (clk_i),
     .rst_ni                  (rst_ni),
@@ -729,10 +741,12 @@ module lightnorm_core #(
     if (Lanes < 2 || (Lanes & (Lanes - 1)) != 0) $fatal(1, "Lanes must be a power of two >= 2");
     if (NumChunks < 1 || NumChunks > 64 || (NumChunks & (NumChunks - 1)) != 0)
       $fatal(1, "NumChunks must be a power of two in [1, 64]");
-    if (RunExpBits < ExpBits || RunManBits < ManBits)
+    if (StatExpBits < ExpBits || StatManBits < ManBits)
+      $fatal(1, "the statistics format must hold every element-format value");
+    if (RunExpBits < StatExpBits || RunManBits < StatManBits)
       $fatal(1, "the running format must hold every statistics-format value");
     if (CountWidth > 31) $fatal(1, "CountWidth must be <= 31");
-    if (Variance != 0 && (RunExpBits != ExpBits || RunManBits != ManBits))
+    if (Variance != 0 && (RunExpBits != StatExpBits || RunManBits != StatManBits))
       $fatal(1, "Variance = 1 needs the running format equal to the statistics format");
   end
 

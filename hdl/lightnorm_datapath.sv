@@ -16,15 +16,26 @@
 //   (The core uses it only with its Variance parameter set.)
 // All stages advance together on en_i (the core's global pipeline enable); the per-stage
 // operands (mu, k_beta, ...) are the values of the channel of the beat in the stage that
-// feeds them, selected by the core. Compute = grad = stat format FP(ExpBits, ManBits).
+// feeds them, selected by the core.
+// Formats: elements (x, dy and every stage result) are FP(ExpBits, ManBits) (compute = grad
+// format); the per-channel operands (mu, k_beta, a, s, k_gamma, beta, corr) are
+// FP(StatExpBits, StatManBits) (statistics format, docs/spec.md section 12), which holds every
+// element value. Every operator takes its first operand (a) in the element format and its
+// second (b) in the statistics format and rounds once to the element format (mixed-format
+// lightnorm_fp_add / lightnorm_fp_mul). Where a b operand is an element value (VAR_SUMS d * d,
+// BWD_SUMS dy * xh, DX bn e - q), it enters through lightnorm_fp_widen (exact; a wire when the
+// two formats are equal).
 // Operand isolation: an operator the current mode does not use (or every operator when the
 // lane is idle, e.g. during OP_STATS) sees constant zero operands, so it does not toggle.
 
 module lightnorm_datapath #(
-  parameter int ExpBits = 5,  // element / statistics format exponent bits
-  parameter int ManBits = 4,  // element / statistics format fraction bits
+  parameter int ExpBits     = 5,        // element (compute / grad) format exponent bits
+  parameter int ManBits     = 4,        // element format fraction bits
+  parameter int StatExpBits = ExpBits,  // statistics format exponent bits (>= ExpBits)
+  parameter int StatManBits = ManBits,  // statistics format fraction bits (>= ManBits)
   // derived, do not override
-  parameter int W       = 1 + ExpBits + ManBits
+  parameter int W           = 1 + ExpBits + ManBits,
+  parameter int SW          = 1 + StatExpBits + StatManBits
 ) (
   input  logic         clk_i,
   input  logic         en_i,        // pipeline advance
@@ -37,15 +48,16 @@ module lightnorm_datapath #(
   input  logic [W-1:0] dy_i,
   input  logic         is_max_i,    // this element is its chunk's arg-max (range_exact)
   input  logic         is_min_i,    // ... arg-min
-  input  logic [W-1:0] mean_i,      // mu of the S1 beat's channel
-  input  logic [W-1:0] kbeta_i,     // k_beta of the S1 beat's channel
-  // operands of the S3, S4, S5, S6 operators (channel of the S2, S3, S4, S5 beat)
-  input  logic [W-1:0] c3_i,
-  input  logic [W-1:0] kgamma4_i,
-  input  logic [W-1:0] coeff4_i,
-  input  logic [W-1:0] beta5_i,
-  input  logic [W-1:0] corr5_i,
-  input  logic [W-1:0] coeff6_i,
+  input  logic [SW-1:0] mean_i,     // mu of the S1 beat's channel (statistics format)
+  input  logic [SW-1:0] kbeta_i,    // k_beta of the S1 beat's channel
+  // operands of the S3, S4, S5, S6 operators (channel of the S2, S3, S4, S5 beat; statistics
+  // format)
+  input  logic [SW-1:0] c3_i,
+  input  logic [SW-1:0] kgamma4_i,
+  input  logic [SW-1:0] coeff4_i,
+  input  logic [SW-1:0] beta5_i,
+  input  logic [SW-1:0] corr5_i,
+  input  logic [SW-1:0] coeff6_i,
   // results
   output logic [W-1:0] p_o,         // S4 register: dy * x_hat (BWD_SUMS), (x - mu)^2 (VAR_SUMS)
   output logic [W-1:0] res_o        // S6 register: y or dx
@@ -72,11 +84,17 @@ module lightnorm_datapath #(
   logic [W-1:0] d2_q, e2_q, dy2_q;
   logic         max2_q, min2_q;
 
-  lightnorm_fp_add #(.ExpBits(ExpBits), .ManBits(ManBits)) u_sub_mu (
+  lightnorm_fp_add #(
+    .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
+    .BExpBits(StatExpBits), .BManBits(StatManBits)
+  ) u_sub_mu (
     .a_i(use_sub_mu ? x_i : '0), .b_i(use_sub_mu ? mean_i : '0), .sub_i(1'b1),
     .rnd_i(rnd_i), .sat_i(sat_i), .res_o(d2_d)
   );
-  lightnorm_fp_add #(.ExpBits(ExpBits), .ManBits(ManBits)) u_sub_kb (
+  lightnorm_fp_add #(
+    .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
+    .BExpBits(StatExpBits), .BManBits(StatManBits)
+  ) u_sub_kb (
     .a_i(use_sub_kb ? dy_i : '0), .b_i(use_sub_kb ? kbeta_i : '0), .sub_i(1'b1),
     .rnd_i(rnd_i), .sat_i(sat_i), .res_o(e2_d)
   );
@@ -92,12 +110,23 @@ module lightnorm_datapath #(
   end
 
   // ---- S3 ----------------------------------------------------------------------------
-  logic [W-1:0] xh3_d;
-  logic [W-1:0] xh3_q, e3_q, dy3_q;
-  logic         max3_q, min3_q;
+  logic [W-1:0]  xh3_d;
+  logic [W-1:0]  xh3_q, e3_q, dy3_q;
+  logic          max3_q, min3_q;
+  logic [SW-1:0] d2_w;  // d in the statistics format (VAR_SUMS: d * d)
 
-  lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_mul3 (
-    .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? ((mode_i == ModeVar) ? d2_q : c3_i) : '0),
+  lightnorm_fp_widen #(
+    .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(StatExpBits), .OutManBits(StatManBits)
+  ) u_widen3 (
+    .a_i  (d2_q),
+    .res_o(d2_w)
+  );
+
+  lightnorm_fp_mul #(
+    .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
+    .BExpBits(StatExpBits), .BManBits(StatManBits)
+  ) u_mul3 (
+    .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? ((mode_i == ModeVar) ? d2_w : c3_i) : '0),
     .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(xh3_d)
   );
@@ -113,20 +142,32 @@ module lightnorm_datapath #(
   end
 
   // ---- S4 ----------------------------------------------------------------------------
-  logic [W-1:0] m4a, m4b, m4_res;
-  logic [W-1:0] m4_q, e4_q;
-  logic         max4_q, min4_q;
+  logic [W-1:0]  m4a, m4_res;
+  logic [SW-1:0] m4b;
+  logic [W-1:0]  m4_q, e4_q;
+  logic          max4_q, min4_q;
+  logic [SW-1:0] xh3_w;  // x_hat in the statistics format (BWD_SUMS: dy * x_hat)
+
+  lightnorm_fp_widen #(
+    .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(StatExpBits), .OutManBits(StatManBits)
+  ) u_widen4 (
+    .a_i  (xh3_q),
+    .res_o(xh3_w)
+  );
 
   always_comb begin
     unique case (mode_i)
-      ModeSums: begin m4a = dy3_q; m4b = xh3_q;     end
+      ModeSums: begin m4a = dy3_q; m4b = xh3_w;     end
       ModeDxBn: begin m4a = xh3_q; m4b = kgamma4_i; end
       ModeDxRe: begin m4a = e3_q;  m4b = coeff4_i;  end
-      default:  begin m4a = xh3_q; m4b = xh3_q;     end
+      default:  begin m4a = xh3_q; m4b = xh3_w;     end
     endcase
   end
 
-  lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_mul4 (
+  lightnorm_fp_mul #(
+    .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
+    .BExpBits(StatExpBits), .BManBits(StatManBits)
+  ) u_mul4 (
     .a_i(use_mul4 ? m4a : '0), .b_i(use_mul4 ? m4b : '0), .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(m4_res)
   );
@@ -143,26 +184,38 @@ module lightnorm_datapath #(
   assign p_o = m4_q;
 
   // ---- S5 ----------------------------------------------------------------------------
-  logic [W-1:0] a5a, a5b, a5_res;
-  logic         a5_sub, a5_pass;
-  logic [W-1:0] r5_q;
+  logic [W-1:0]  a5a, a5_res;
+  logic [SW-1:0] a5b;
+  logic          a5_sub, a5_pass;
+  logic [W-1:0]  r5_q;
+  logic [SW-1:0] m4_w;  // S4 result in the statistics format (DX bn: e - q)
+
+  lightnorm_fp_widen #(
+    .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(StatExpBits), .OutManBits(StatManBits)
+  ) u_widen5 (
+    .a_i  (m4_q),
+    .res_o(m4_w)
+  );
 
   always_comb begin
     a5_pass = 1'b0;
     unique case (mode_i)
       ModeNorm: begin a5a = m4_q; a5b = beta5_i; a5_sub = 1'b0; end
-      ModeDxBn: begin a5a = e4_q; a5b = m4_q;    a5_sub = 1'b1; end
+      ModeDxBn: begin a5a = e4_q; a5b = m4_w;    a5_sub = 1'b1; end
       ModeDxRe: begin
         a5a     = m4_q;
         a5b     = corr5_i;
         a5_sub  = max4_q;
         a5_pass = (max4_q == min4_q);  // neither, or an all-equal chunk (same element)
       end
-      default:  begin a5a = m4_q; a5b = m4_q;    a5_sub = 1'b0; a5_pass = 1'b1; end
+      default:  begin a5a = m4_q; a5b = m4_w;    a5_sub = 1'b0; a5_pass = 1'b1; end
     endcase
   end
 
-  lightnorm_fp_add #(.ExpBits(ExpBits), .ManBits(ManBits)) u_add5 (
+  lightnorm_fp_add #(
+    .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
+    .BExpBits(StatExpBits), .BManBits(StatManBits)
+  ) u_add5 (
     .a_i(use_add5 ? a5a : '0), .b_i(use_add5 ? a5b : '0), .sub_i(a5_sub), .rnd_i(rnd_i),
     .sat_i(sat_i), .res_o(a5_res)
   );
@@ -177,7 +230,10 @@ module lightnorm_datapath #(
   logic [W-1:0] m6_res;
   logic [W-1:0] r6_q;
 
-  lightnorm_fp_mul #(.ExpBits(ExpBits), .ManBits(ManBits)) u_mul6 (
+  lightnorm_fp_mul #(
+    .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
+    .BExpBits(StatExpBits), .BManBits(StatManBits)
+  ) u_mul6 (
     .a_i(use_mul6 ? r5_q : '0), .b_i(use_mul6 ? coeff6_i : '0), .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(m6_res)
   );

@@ -1,60 +1,90 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // lightnorm_fp_add: correctly rounded addition / subtraction res = round(a +- b) in
-// FP(ExpBits, ManBits) (lightnorm.arith.add / sub, docs/spec.md section 3). Combinational.
-// The operand of larger magnitude is aligned with ManBits + 1 + GuardBits bits; the smaller
-// one is shifted right into the same window and the bits shifted out are collected in a sticky
-// bit. For an effective subtraction with a nonzero sticky, one is subtracted from the raw
-// difference so that the raw value stays below the exact one (lightnorm_round's sticky
-// convention). Three guard bits keep at least two bits below the rounding position whenever the
-// sticky bit is set (the shift is then >= 4, so the difference loses at most one leading bit).
+// FP(ExpBits, ManBits) of operands a in FP(AExpBits, AManBits) and b in FP(BExpBits, BManBits)
+// (lightnorm.arith.add / sub, docs/spec.md section 3: operand formats may differ from the
+// result format; the exact sum is rounded once). Combinational. The operand formats default to
+// the result format.
+// Mixed formats: both operands are first widened exactly (lightnorm_fp_widen) to the operand
+// format FP(EW, MW), EW = the wider exponent field, MW = max(AManBits, BManBits, ManBits); with
+// equal formats that is the identity. The raw arithmetic then runs in FP(EW, MW): the operand
+// of larger magnitude is aligned with MW + 1 + GuardBits bits; the smaller one is shifted right
+// into the same window and the bits shifted out are collected in a sticky bit. For an effective
+// subtraction with a nonzero sticky, one is subtracted from the raw difference so that the raw
+// value stays below the exact one (lightnorm_round's sticky convention). Three guard bits keep
+// at least two bits below the rounding position whenever the sticky bit is set (the shift is
+// then >= 4, so the difference loses at most one leading bit, and MW >= ManBits).
 // Specials: NaN if an operand is NaN or for Inf - Inf; +-Inf if an operand is Inf; an exact
 // zero sum is +0 except (-0) + (-0) = -0.
 //
 // Ports:
-//   input  logic [ExpBits+ManBits:0] a_i    operand a {sign, exponent field, fraction}
-//   input  logic [ExpBits+ManBits:0] b_i    operand b
-//   input  logic                     sub_i  0: a + b, 1: a - b
-//   input  logic                     rnd_i  0: RNE, 1: RTZ
-//   input  logic                     sat_i  0: overflow to Inf (IEEE), 1: saturate
-//   output logic [ExpBits+ManBits:0] res_o  round(a +- b)
+//   input  logic [AExpBits+AManBits:0] a_i    operand a {sign, exponent field, fraction}
+//   input  logic [BExpBits+BManBits:0] b_i    operand b
+//   input  logic                       sub_i  0: a + b, 1: a - b
+//   input  logic                       rnd_i  0: RNE, 1: RTZ
+//   input  logic                       sat_i  0: overflow to Inf (IEEE), 1: saturate
+//   output logic [ExpBits+ManBits:0]   res_o  round(a +- b)
 
 module lightnorm_fp_add #(
-  parameter int ExpBits = 5,  // E: exponent field width (2..8)
-  parameter int ManBits = 4   // M: fraction width (1..23)
+  parameter int ExpBits  = 5,        // E: result exponent field width (2..8)
+  parameter int ManBits  = 4,        // M: result fraction width (1..23)
+  parameter int AExpBits = ExpBits,  // operand a exponent field width (2..8)
+  parameter int AManBits = ManBits,  // operand a fraction width (1..23)
+  parameter int BExpBits = ExpBits,  // operand b exponent field width (2..8)
+  parameter int BManBits = ManBits   // operand b fraction width (1..23)
 ) (
-  input  logic [ExpBits+ManBits:0] a_i,
-  input  logic [ExpBits+ManBits:0] b_i,
-  input  logic                     sub_i,
-  input  logic                     rnd_i,
-  input  logic                     sat_i,
-  output logic [ExpBits+ManBits:0] res_o
+  input  logic [AExpBits+AManBits:0] a_i,
+  input  logic [BExpBits+BManBits:0] b_i,
+  input  logic                       sub_i,
+  input  logic                       rnd_i,
+  input  logic                       sat_i,
+  output logic [ExpBits+ManBits:0]   res_o
 );
 
-  localparam int Bias = (1 << (ExpBits - 1)) - 1;
+  localparam int EW = (AExpBits > BExpBits) ? AExpBits : BExpBits;  // operand exponent field
+  localparam int MW0 = (AManBits > BManBits) ? AManBits : BManBits;
+  localparam int MW = (MW0 > ManBits) ? MW0 : ManBits;               // operand fraction
+  localparam int Bias = (1 << (EW - 1)) - 1;
   localparam int GuardBits = 3;
-  localparam int SigW = ManBits + 1;              // significand with the hidden bit
+  localparam int SigW = MW + 1;                   // significand with the hidden bit
   localparam int WinW = SigW + GuardBits;         // aligned window
   localparam int SumW = WinW + 1;                 // room for the carry of an addition
   localparam int MaxShift = WinW + 1;             // larger shifts only feed the sticky bit
   localparam int ShW = $clog2(MaxShift + 1);
-  // signed raw exponent for lightnorm_round: ex - Bias - ManBits - GuardBits
-  localparam int ExpWidth = ExpBits + $clog2(ManBits + GuardBits + 1) + 2;
+  // signed raw exponent for lightnorm_round: ex - Bias - MW - GuardBits
+  localparam int ExpWidth = EW + $clog2(MW + GuardBits + 1) + 2;
 
-  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+  localparam logic [EW-1:0] ExpOnes = {EW{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+
+  // ---- operands in the common operand format FP(EW, MW) (exact) ----
+  logic [EW+MW:0] aw, bw;
+
+  lightnorm_fp_widen #(
+    .InExpBits(AExpBits), .InManBits(AManBits), .OutExpBits(EW), .OutManBits(MW)
+  ) u_widen_a (
+    .a_i  (a_i),
+    .res_o(aw)
+  );
+
+  lightnorm_fp_widen #(
+    .InExpBits(BExpBits), .InManBits(BManBits), .OutExpBits(EW), .OutManBits(MW)
+  ) u_widen_b (
+    .a_i  (b_i),
+    .res_o(bw)
+  );
 
   // ---- unpack ----
-  logic             sa, sb;                      // signs (sb includes sub_i)
-  logic [ExpBits-1:0] fa, fb;                    // exponent fields
-  logic [ManBits-1:0] ma, mb;                    // fractions
-  logic             a_nan, b_nan, a_inf, b_inf;
+  logic          sa, sb;                         // signs (sb includes sub_i)
+  logic [EW-1:0] fa, fb;                         // exponent fields
+  logic [MW-1:0] ma, mb;                         // fractions
+  logic          a_nan, b_nan, a_inf, b_inf;
 
-  assign sa = a_i[ExpBits+ManBits];
-  assign sb = b_i[ExpBits+ManBits] ^ sub_i;
-  assign fa = a_i[ManBits +: ExpBits];
-  assign fb = b_i[ManBits +: ExpBits];
-  assign ma = a_i[ManBits-1:0];
-  assign mb = b_i[ManBits-1:0];
+  assign sa = aw[EW+MW];
+  assign sb = bw[EW+MW] ^ sub_i;
+  assign fa = aw[MW +: EW];
+  assign fb = bw[MW +: EW];
+  assign ma = aw[MW-1:0];
+  assign mb = bw[MW-1:0];
   assign a_nan = (fa == ExpOnes) && (ma != '0);
   assign b_nan = (fb == ExpOnes) && (mb != '0);
   assign a_inf = (fa == ExpOnes) && (ma == '0);
@@ -63,9 +93,9 @@ module lightnorm_fp_add #(
   // ---- order by magnitude: x = larger, y = smaller ----
   logic               swap;
   logic               sx, sy;
-  logic [ExpBits-1:0] ex, ey;                    // effective exponent fields (subnormal -> 1)
+  logic [EW-1:0]      ex, ey;                    // effective exponent fields (subnormal -> 1)
   logic [SigW-1:0]    mx, my;                    // significands with hidden bit
-  logic [ExpBits-1:0] ediff;
+  logic [EW-1:0]      ediff;
   logic [ShW-1:0]     shift;
   logic [WinW-1:0]    x_win;
   logic [WinW+MaxShift-1:0] y_ext;               // y in the window plus the bits shifted out
@@ -81,12 +111,12 @@ module lightnorm_fp_add #(
     swap = {fb, mb} > {fa, ma};
     sx = swap ? sb : sa;
     sy = swap ? sa : sb;
-    ex = swap ? ((fb == '0) ? ExpBits'(1) : fb) : ((fa == '0) ? ExpBits'(1) : fa);
-    ey = swap ? ((fa == '0) ? ExpBits'(1) : fa) : ((fb == '0) ? ExpBits'(1) : fb);
+    ex = swap ? ((fb == '0) ? EW'(1) : fb) : ((fa == '0) ? EW'(1) : fa);
+    ey = swap ? ((fa == '0) ? EW'(1) : fa) : ((fb == '0) ? EW'(1) : fb);
     mx = swap ? {(fb != '0), mb} : {(fa != '0), ma};
     my = swap ? {(fa != '0), ma} : {(fb != '0), mb};
     ediff = ex - ey;
-    shift = ({{ShW{1'b0}}, ediff} >= (ExpBits + ShW)'(MaxShift)) ? ShW'(MaxShift) : ShW'(ediff);
+    shift = ({{ShW{1'b0}}, ediff} >= (EW + ShW)'(MaxShift)) ? ShW'(MaxShift) : ShW'(ediff);
     x_win = {mx, {GuardBits{1'b0}}};
     y_ext = {my, {(GuardBits + MaxShift) {1'b0}}} >> shift;
     y_win = y_ext[WinW+MaxShift-1 -: WinW];
@@ -99,8 +129,8 @@ module lightnorm_fp_add #(
     end else begin
       sum = {1'b0, x_win} + {1'b0, y_win};
     end
-    // value = sum * 2^(ex - Bias - ManBits - GuardBits)
-    raw_exp = $signed(ExpWidth'(ex)) - ExpWidth'(Bias + ManBits + GuardBits);
+    // value = sum * 2^(ex - Bias - MW - GuardBits)
+    raw_exp = $signed(ExpWidth'(ex)) - ExpWidth'(Bias + MW + GuardBits);
     // an exact zero (sum == 0, no sticky) is +0 unless both addends are -0
     res_sign = ((sum == '0) && !y_sticky) ? (sx & sy) : sx;
     is_nan = a_nan || b_nan || (a_inf && b_inf && (sa != sb));
@@ -128,9 +158,14 @@ module lightnorm_fp_add #(
 
 `ifndef SYNTHESIS
   initial begin
-    if (ExpBits < 2 || ExpBits > 8) $fatal(1, "lightnorm_fp_add: ExpBits %0d not in 2..8", ExpBits);
-    if (ManBits < 1 || ManBits > 23)
-      $fatal(1, "lightnorm_fp_add: ManBits %0d not in 1..23", ManBits);
+    if (ExpBits < 2 || ExpBits > 8 || AExpBits < 2 || AExpBits > 8 || BExpBits < 2 ||
+        BExpBits > 8)
+      $fatal(1, "lightnorm_fp_add: exponent widths %0d, %0d, %0d not in 2..8", ExpBits,
+             AExpBits, BExpBits);
+    if (ManBits < 1 || ManBits > 23 || AManBits < 1 || AManBits > 23 || BManBits < 1 ||
+        BManBits > 23)
+      $fatal(1, "lightnorm_fp_add: fraction widths %0d, %0d, %0d not in 1..23", ManBits,
+             AManBits, BManBits);
   end
 `endif
 

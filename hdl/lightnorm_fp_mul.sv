@@ -1,57 +1,71 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // lightnorm_fp_mul: correctly rounded multiplication res = round(a * b) in FP(ExpBits, ManBits)
-// (lightnorm.arith.mul, docs/spec.md section 3). Combinational. The (ManBits+1) x (ManBits+1)
-// significand product is exact (no sticky bit); lightnorm_round normalizes it (subnormal
-// operands included), denormalizes below the smallest normal and rounds once.
+// of operands a in FP(AExpBits, AManBits) and b in FP(BExpBits, BManBits) (lightnorm.arith.mul,
+// docs/spec.md section 3: operand formats may differ from the result format). Combinational.
+// The operand formats default to the result format. The (AManBits+1) x (BManBits+1)
+// significand product is exact (no sticky bit) and its exponent is the sum of the operands'
+// (each in its own bias); lightnorm_round normalizes it (subnormal operands included),
+// denormalizes below the smallest normal of the result format and rounds once.
 // Specials: NaN if an operand is NaN or for 0 * Inf; +-Inf if an operand is Inf; the sign is
 // always sign(a) xor sign(b), zeros included.
 //
 // Ports:
-//   input  logic [ExpBits+ManBits:0] a_i    operand a {sign, exponent field, fraction}
-//   input  logic [ExpBits+ManBits:0] b_i    operand b
-//   input  logic                     rnd_i  0: RNE, 1: RTZ
-//   input  logic                     sat_i  0: overflow to Inf (IEEE), 1: saturate
-//   output logic [ExpBits+ManBits:0] res_o  round(a * b)
+//   input  logic [AExpBits+AManBits:0] a_i    operand a {sign, exponent field, fraction}
+//   input  logic [BExpBits+BManBits:0] b_i    operand b
+//   input  logic                       rnd_i  0: RNE, 1: RTZ
+//   input  logic                       sat_i  0: overflow to Inf (IEEE), 1: saturate
+//   output logic [ExpBits+ManBits:0]   res_o  round(a * b)
 
 module lightnorm_fp_mul #(
-  parameter int ExpBits = 5,  // E: exponent field width (2..8)
-  parameter int ManBits = 4   // M: fraction width (1..23)
+  parameter int ExpBits  = 5,        // E: result exponent field width (2..8)
+  parameter int ManBits  = 4,        // M: result fraction width (1..23)
+  parameter int AExpBits = ExpBits,  // operand a exponent field width (2..8)
+  parameter int AManBits = ManBits,  // operand a fraction width (1..23)
+  parameter int BExpBits = ExpBits,  // operand b exponent field width (2..8)
+  parameter int BManBits = ManBits   // operand b fraction width (1..23)
 ) (
-  input  logic [ExpBits+ManBits:0] a_i,
-  input  logic [ExpBits+ManBits:0] b_i,
-  input  logic                     rnd_i,
-  input  logic                     sat_i,
-  output logic [ExpBits+ManBits:0] res_o
+  input  logic [AExpBits+AManBits:0] a_i,
+  input  logic [BExpBits+BManBits:0] b_i,
+  input  logic                       rnd_i,
+  input  logic                       sat_i,
+  output logic [ExpBits+ManBits:0]   res_o
 );
 
-  localparam int Bias = (1 << (ExpBits - 1)) - 1;
-  localparam int SigW = ManBits + 1;
-  localparam int ProdW = 2 * SigW;
-  // signed raw exponent: ea + eb - 2 * (Bias + ManBits), ea/eb the effective fields
-  localparam int ExpWidth = ExpBits + $clog2(ManBits + 1) + 3;
+  localparam int ABias = (1 << (AExpBits - 1)) - 1;
+  localparam int BBias = (1 << (BExpBits - 1)) - 1;
+  localparam int ProdW = AManBits + BManBits + 2;
+  localparam int EW = (AExpBits > BExpBits) ? AExpBits : BExpBits;
+  localparam int MW = (AManBits > BManBits) ? AManBits : BManBits;
+  // signed raw exponent: max(fa,1) - ABias - AManBits + max(fb,1) - BBias - BManBits
+  localparam int ExpWidth = EW + $clog2(MW + 1) + 3;
 
-  localparam logic [ExpBits-1:0] ExpOnes = {ExpBits{1'b1}};  // Yosys 0.23 reads a '1 here as 1
+  // (Yosys 0.23 reads a '1 here as 1)
+  localparam logic [AExpBits-1:0] AExpOnes = {AExpBits{1'b1}};
+  localparam logic [BExpBits-1:0] BExpOnes = {BExpBits{1'b1}};
 
-  logic               sa, sb;
-  logic [ExpBits-1:0] fa, fb;
-  logic [ManBits-1:0] ma, mb;
-  logic               a_nan, b_nan, a_inf, b_inf, a_zero, b_zero;
-  logic [SigW-1:0]    siga, sigb;
-  logic [ProdW-1:0]   prod;
+  logic                sa, sb;
+  logic [AExpBits-1:0] fa;
+  logic [BExpBits-1:0] fb;
+  logic [AManBits-1:0] ma;
+  logic [BManBits-1:0] mb;
+  logic                a_nan, b_nan, a_inf, b_inf, a_zero, b_zero;
+  logic [AManBits:0]   siga;
+  logic [BManBits:0]   sigb;
+  logic [ProdW-1:0]    prod;
   logic signed [ExpWidth-1:0] raw_exp;
-  logic               is_nan, is_inf;
+  logic                is_nan, is_inf;
 
-  assign sa = a_i[ExpBits+ManBits];
-  assign sb = b_i[ExpBits+ManBits];
-  assign fa = a_i[ManBits +: ExpBits];
-  assign fb = b_i[ManBits +: ExpBits];
-  assign ma = a_i[ManBits-1:0];
-  assign mb = b_i[ManBits-1:0];
-  assign a_nan  = (fa == ExpOnes) && (ma != '0);
-  assign b_nan  = (fb == ExpOnes) && (mb != '0);
-  assign a_inf  = (fa == ExpOnes) && (ma == '0);
-  assign b_inf  = (fb == ExpOnes) && (mb == '0);
+  assign sa = a_i[AExpBits+AManBits];
+  assign sb = b_i[BExpBits+BManBits];
+  assign fa = a_i[AManBits +: AExpBits];
+  assign fb = b_i[BManBits +: BExpBits];
+  assign ma = a_i[AManBits-1:0];
+  assign mb = b_i[BManBits-1:0];
+  assign a_nan  = (fa == AExpOnes) && (ma != '0);
+  assign b_nan  = (fb == BExpOnes) && (mb != '0);
+  assign a_inf  = (fa == AExpOnes) && (ma == '0);
+  assign b_inf  = (fb == BExpOnes) && (mb == '0);
   assign a_zero = (fa == '0) && (ma == '0);
   assign b_zero = (fb == '0) && (mb == '0);
 
@@ -59,10 +73,10 @@ module lightnorm_fp_mul #(
     siga = {(fa != '0), ma};
     sigb = {(fb != '0), mb};
     prod = ProdW'(siga) * ProdW'(sigb);
-    // value = prod * 2^(max(fa,1) + max(fb,1) - 2 * (Bias + ManBits))
-    raw_exp = $signed(ExpWidth'((fa == '0) ? ExpBits'(1) : fa))
-            + $signed(ExpWidth'((fb == '0) ? ExpBits'(1) : fb))
-            - ExpWidth'(2 * (Bias + ManBits));
+    // value = prod * 2^(max(fa,1) + max(fb,1) - (ABias + AManBits) - (BBias + BManBits))
+    raw_exp = $signed(ExpWidth'((fa == '0) ? AExpBits'(1) : fa))
+            + $signed(ExpWidth'((fb == '0) ? BExpBits'(1) : fb))
+            - ExpWidth'(ABias + AManBits + BBias + BManBits);
     is_nan = a_nan || b_nan || (a_inf && b_zero) || (b_inf && a_zero);
     is_inf = a_inf || b_inf;
   end
@@ -86,9 +100,14 @@ module lightnorm_fp_mul #(
 
 `ifndef SYNTHESIS
   initial begin
-    if (ExpBits < 2 || ExpBits > 8) $fatal(1, "lightnorm_fp_mul: ExpBits %0d not in 2..8", ExpBits);
-    if (ManBits < 1 || ManBits > 23)
-      $fatal(1, "lightnorm_fp_mul: ManBits %0d not in 1..23", ManBits);
+    if (ExpBits < 2 || ExpBits > 8 || AExpBits < 2 || AExpBits > 8 || BExpBits < 2 ||
+        BExpBits > 8)
+      $fatal(1, "lightnorm_fp_mul: exponent widths %0d, %0d, %0d not in 2..8", ExpBits,
+             AExpBits, BExpBits);
+    if (ManBits < 1 || ManBits > 23 || AManBits < 1 || AManBits > 23 || BManBits < 1 ||
+        BManBits > 23)
+      $fatal(1, "lightnorm_fp_mul: fraction widths %0d, %0d, %0d not in 1..23", ManBits,
+             AManBits, BManBits);
   end
 `endif
 

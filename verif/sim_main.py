@@ -3,8 +3,11 @@
 (or, with DESIGN=baseline, on bn_fp32_core, the conventional FP32 batch-norm baseline).
 
 The layer is N=8, C=40 (not a multiple of the 16 lanes), H=W=8 (n = 512 values per channel),
-conv-like activations (per-channel offsets and scales) and output gradients, the "lightnorm"
-configuration (FP10 E5M4, range BN K=8, BFP m5 g16, RNE). The core runs OP_STATS, OP_FINALIZE,
+conv-like activations (per-channel offsets and scales) and output gradients, numeric contract v2
+(preset "lightnorm-v2": FP10 E5M4 elements, per-channel scalars in FP16 E8M7 (the core built
+with StatExpBits = 8, StatManBits = 7), range BN K=8, dx = range_exact, BFP m5 g16, RNE). The
+testbench reads the formats from the DUT and checks that they and the run-time modes make the
+named preset before the run. The core runs OP_STATS, OP_FINALIZE,
 OP_NORM, OP_BWD_SUMS, OP_BWD_FINALIZE and OP_BWD_DX; every output bit (x pass-through, y, dx)
 and every exposed statistic is compared with lightnorm.reference. The script prints a readable
 summary (per-phase cycles against the ideal) and, last, exactly one line
@@ -17,10 +20,13 @@ streaming phases (beats = n * ceil(C / Lanes)), the sequential unit's schedule f
 per-channel phases (C * (K + 7) and C * 5). The exit code is non-zero on any mismatch or
 simulation failure.
 
-DESIGN=baseline runs the same layer on bn_fp32_core with the "fp32-bn" configuration (FP32,
-mean / variance statistics: OP_STATS, OP_VAR_SUMS, OP_FINALIZE, ...; plain FP32 beats).
+DESIGN=lightnorm-v1 runs it on the core's default build (numeric contract v1, preset
+"lightnorm-v1": FP10 E5M4 for everything, dx = bn). DESIGN=baseline runs the same layer on
+bn_fp32_core with the "fp32-bn" configuration (FP32, mean / variance statistics: OP_STATS,
+OP_VAR_SUMS, OP_FINALIZE, ...; plain FP32 beats).
 
-Environment: DESIGN=lightnorm|baseline (default lightnorm), SIM=icarus|verilator (default
+Environment: DESIGN=lightnorm|lightnorm-v1|baseline (default lightnorm), SIM=icarus|verilator
+(default
 icarus), SEED=<int> (replay), WAVES=1 (FST waves in
 the build directory), STALL=none|light|heavy|bursty (random valid/ready stalls on the streams;
 default none, so that the cycle count measures the core, not the testbench).
@@ -53,7 +59,24 @@ if cocotb is not None and cocotb.is_simulation:
     from lightnorm_tb.layers import Layer, core_config, expected
     from lightnorm_tb.scoreboard import Scoreboard
 
-    def realistic_layer(seed: int, p, stall: str) -> Layer:
+    from lightnorm.config import LightNormConfig
+
+    def preset_config(p, preset: str) -> LightNormConfig:
+        """The configuration the DUT computes with its parameters ``p`` and the run-time modes of
+        ``preset``; it must be that preset (else the build does not implement it)."""
+        want = LightNormConfig.from_preset(preset)
+        cfg = core_config(
+            p,
+            rounding=want.rounding.value,
+            overflow=want.overflow.value,
+            grad_mode=want.grad_mode.value,
+            range_constant=want.range_constant.value,
+        )
+        if cfg != want:
+            raise ValueError(f"the DUT computes {cfg}, not preset {preset!r}: {want}")
+        return cfg
+
+    def realistic_layer(seed: int, p, stall: str, cfg: LightNormConfig) -> Layer:
         """Conv-like activations: per-channel offset and scale, a few outliers; BN parameters."""
         rng = np.random.default_rng([seed, 7])
         n, c, h, w = SHAPE
@@ -65,7 +88,7 @@ if cocotb is not None and cocotb.is_simulation:
         return Layer(
             name="sim_main",
             shape=SHAPE,
-            cfg=core_config(p),
+            cfg=cfg,
             x=x,
             dy=dy,
             gamma=rng.normal(1.0, 0.2, c),
@@ -87,7 +110,8 @@ if cocotb is not None and cocotb.is_simulation:
         tb = CoreTB(dut, random.Random(seed))
         sb = Scoreboard(tb.log)
         await tb.start()
-        layer = realistic_layer(seed, tb.p, stall)
+        preset = os.environ.get("LN_PRESET", "") or "lightnorm-v2"
+        layer = realistic_layer(seed, tb.p, stall, preset_config(tb.p, preset))
         tb.log.info("%s", layer.describe())
         exp = expected(layer, tb.p.lanes)
         await training_step(tb, sb, layer, exp)
@@ -99,7 +123,10 @@ if cocotb is not None and cocotb.is_simulation:
             "lanes": tb.p.lanes,
             "num_chunks": tb.p.num_chunks,
             "variance": tb.p.variance,
+            "preset": preset,
             "format": tb.p.fmt.name,
+            "stat_format": tb.p.stat_fmt.name,
+            "grad_mode": layer.cfg.grad_mode.value,
             "checked": sb.checked,
             "mismatches": len(sb.mismatches),
             "first_mismatch": str(first) if first else None,
@@ -117,15 +144,23 @@ if cocotb is not None and cocotb.is_simulation:
 def main() -> int:
     from cocotb_tools.check_results import get_results
     from lightnorm_tb.buildenv import verilator_make_fix
-    from lightnorm_tb.layers import DESIGNS
+    from lightnorm_tb.layers import DESIGNS, V2_PARAMS
     from lightnorm_tb.runner import BUILD_ROOT, run_cocotb, sim_name
 
+    # DESIGN -> (entry of DESIGNS: toplevel and its fixed parameters, build parameters, the
+    # model preset the run must compute bit for bit)
+    sim_designs: dict[str, tuple[str, dict[str, int], str]] = {
+        "lightnorm": ("lightnorm", V2_PARAMS, "lightnorm-v2"),
+        "lightnorm-v1": ("lightnorm", {}, "lightnorm-v1"),
+        "baseline": ("baseline", {}, "fp32-bn"),
+    }
     sim = sim_name()
     design = os.environ.get("DESIGN", "") or "lightnorm"
-    if design not in DESIGNS:
-        print(f"sim_main: DESIGN must be one of {sorted(DESIGNS)}, got {design!r}")
+    if design not in sim_designs:
+        print(f"sim_main: DESIGN must be one of {sorted(sim_designs)}, got {design!r}")
         return 2
-    toplevel, fixed = DESIGNS[design]
+    entry, params, preset = sim_designs[design]
+    toplevel, fixed = DESIGNS[entry]
     stall = os.environ.get("STALL", "none") or "none"
     summary_file = BUILD_ROOT / f"sim_main_{design}_{sim}.json"
     summary_file.parent.mkdir(parents=True, exist_ok=True)
@@ -134,10 +169,12 @@ def main() -> int:
     results = None
     try:
         with verilator_make_fix(sim):
-            env = {f"LN_PARAM_{k}": v for k, v in fixed.items()}
-            env.update({"LN_SIM_SUMMARY": str(summary_file), "LN_STALL": stall})
+            env = {f"LN_PARAM_{k}": v for k, v in {**fixed, **params}.items()}
+            env.update(
+                {"LN_SIM_SUMMARY": str(summary_file), "LN_STALL": stall, "LN_PRESET": preset}
+            )
             results = run_cocotb(
-                toplevel, "sim_main", {}, sim=sim, extra_env=env, testcase="sim_main_step"
+                toplevel, "sim_main", params, sim=sim, extra_env=env, testcase="sim_main_step"
             )
         _, failed = get_results(Path(results))
     except Exception as e:  # build or simulator failure: still print the final line
@@ -154,7 +191,10 @@ def main() -> int:
     print(f"{toplevel} simulation ({sim}, SEED={s['seed']}, stalls: {stall})")
     print(f"  {s['layer']}")
     stats = "mean / variance" if s["variance"] else f"range, K = {s['num_chunks']}"
-    print(f"  core: {s['lanes']} lanes, {s['format']}, statistics {stats}")
+    print(
+        f"  core: {s['lanes']} lanes, elements {s['format']}, per-channel {s['stat_format']}, "
+        f"statistics {stats}, dx {s['grad_mode']} (preset {s['preset']})"
+    )
     print(f"  {'phase':<14}{'cycles':>8}{'ideal':>8}{'overhead':>10}{'efficiency':>12}")
     for ph in s["phases"]:
         eff = 100.0 * ph["ideal"] / max(ph["cycles"], 1)

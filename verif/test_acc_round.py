@@ -6,9 +6,12 @@ random finite patterns (negative and subnormal included), each with accumulator 
 every magnitude (random bit lengths up to AccWidth - 1, +-1, 0, the extreme two's complement
 values, values just around rounding boundaries), and the special flags (NaN, +Inf, -Inf,
 +Inf with -Inf); rnd_i / sat_i drawn per vector. Each vector is one ExactSum row with
-lsb_exp = emin - M (a zero scale uses the model's ndarray path at every magnitude: the sign of a
-zero result is then sign(acc) xor sign(scale), as in the RTL). Under saturate an Inf sum gives
-+-max_normal (docs/spec.md section 2).
+lsb_exp = emin - M of the accumulated element format FP(AccExpBits, AccManBits) (a zero scale
+uses the model's ndarray path at every magnitude: the sign of a zero result is then sign(acc)
+xor sign(scale), as in the RTL). Under saturate an Inf sum gives +-max_normal (docs/spec.md
+section 2). Configurations: the element format as the result format (contract v1), and
+fp10_e5m4 sums read into fp16_e8m7 (the statistics format of numeric contract v2: mu, S, k_beta,
+d_gamma, ... with the core's 59-bit accumulator).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from lightnorm_tb.vectors import (
     RND,
     dut_param,
     env_int,
+    param_env,
     random_patterns,
     rng_for,
     run_vectors_wide,
@@ -31,9 +35,10 @@ from lightnorm_tb.vectors import (
 from lightnorm.arith import ExactSum
 from lightnorm.formats import FloatFormat, decode, encode, quantize
 
-# (ExpBits, ManBits, AccWidth): the core's fp10 accumulator (n <= 2^20), and an fp12 one wider
-# than 64 bits
-CONFIGS = [(5, 4, 55), (6, 5, 70)]
+# (ExpBits, ManBits, AccWidth, AccExpBits, AccManBits): the core's fp10 accumulator
+# (n <= 2^20), an fp12 one wider than 64 bits, and fp10 sums read into fp16_e8m7 (contract v2,
+# the core's default 59-bit accumulator)
+CONFIGS = [(5, 4, 55, 5, 4), (6, 5, 70, 6, 5), (8, 7, 59, 5, 4)]
 
 SPECIALS = {0: 0.0, 1: math.inf, 2: -math.inf, 3: math.nan}  # acc_inf_i -> model special
 
@@ -67,7 +72,13 @@ def acc_values(rng: np.random.Generator, width: int, n: int) -> list[int]:
 
 
 def model_round(
-    acc: int, flags: tuple[int, int], scale: float, fmt: FloatFormat, r: str, o: str
+    acc: int,
+    flags: tuple[int, int],
+    scale: float,
+    fmt: FloatFormat,
+    r: str,
+    o: str,
+    acc_fmt: FloatFormat | None = None,
 ) -> float:
     nan_flag, inf_flags = flags
     special = math.nan if nan_flag else SPECIALS[inf_flags]
@@ -79,7 +90,8 @@ def model_round(
         totals = np.array([acc], dtype=np.int64)
     else:
         totals = [acc]  # exact big-int path
-    es = ExactSum(totals, fmt.emin - fmt.man_bits, np.array([special]), (1,))
+    af = acc_fmt or fmt
+    es = ExactSum(totals, af.emin - af.man_bits, np.array([special]), (1,))
     with np.errstate(all="ignore"):
         return float(es.round(fmt, r, o, scale=scale)[0])
 
@@ -87,7 +99,10 @@ def model_round(
 async def _acc_round_random(dut) -> None:
     fmt = FloatFormat(dut_param(dut, "ExpBits"), dut_param(dut, "ManBits"))
     width = dut_param(dut, "AccWidth")
-    rng = rng_for(f"acc_round-{fmt.name}-{width}")
+    acc_fmt = FloatFormat(
+        dut_param(dut, "AccExpBits", fmt.exp_bits), dut_param(dut, "AccManBits", fmt.man_bits)
+    )
+    rng = rng_for(f"acc_round-{fmt.name}-{width}" + ("" if acc_fmt == fmt else acc_fmt.name))
     scales = scale_patterns(rng, fmt, 24)
     per_scale = env_int("LN_VECTORS", 1 << 13) // len(scales) + 1
     acc, scale, nan, inf = [], [], [], []
@@ -108,7 +123,7 @@ async def _acc_round_random(dut) -> None:
     svals = decode(np.array(scale, dtype=np.uint64), fmt).tolist()
     want_vals = np.array(
         [
-            model_round(acc[i], (nan[i], inf[i]), svals[i], fmt, RND[rnd[i]], OVF[sat[i]])
+            model_round(acc[i], (nan[i], inf[i]), svals[i], fmt, RND[rnd[i]], OVF[sat[i]], acc_fmt)
             for i in range(n)
         ]
     )
@@ -125,7 +140,10 @@ async def _acc_round_random(dut) -> None:
     got = await run_vectors_wide(dut, ins, ["res_o"], log=dut._log)
     bad = [i for i in range(n) if got["res_o"][i] != want[i]]
     if bad:
-        lines = [f"acc_round {fmt.name} AccWidth={width}: {len(bad)} of {n} differ"]
+        lines = [
+            f"acc_round {acc_fmt.name} sums -> {fmt.name} AccWidth={width}: "
+            f"{len(bad)} of {n} differ"
+        ]
         for i in bad[:8]:
             lines.append(
                 f"  acc={acc[i]} scale={svals[i]!r} nan={nan[i]} inf={inf[i]} "
@@ -135,7 +153,8 @@ async def _acc_round_random(dut) -> None:
             )
         raise AssertionError("\n".join(lines))
     dut._log.info(
-        "acc_round %s AccWidth=%d: %d vectors (%d scales), all bit-exact",
+        "acc_round %s sums -> %s AccWidth=%d: %d vectors (%d scales), all bit-exact",
+        acc_fmt.name,
         fmt.name,
         width,
         n,
@@ -151,13 +170,18 @@ except ImportError:  # pragma: no cover
     pass
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=[f"e{c[0]}m{c[1]}w{c[2]}" for c in CONFIGS])
+def _cfg_id(c: tuple[int, ...]) -> str:
+    same = (c[3], c[4]) == (c[0], c[1])
+    return f"e{c[0]}m{c[1]}w{c[2]}" + ("" if same else f"-acc-e{c[3]}m{c[4]}")
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[_cfg_id(c) for c in CONFIGS])
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_acc_round(sim: str, cfg: tuple[int, int, int]) -> None:
-    e, m, w = cfg
+def test_acc_round(sim: str, cfg: tuple[int, int, int, int, int]) -> None:
+    e, m, w, ae, am = cfg
+    params = {"ExpBits": e, "ManBits": m, "AccWidth": w}
+    if (ae, am) != (e, m):
+        params.update({"AccExpBits": ae, "AccManBits": am})
     run_cocotb(
-        "lightnorm_acc_round",
-        "test_acc_round",
-        {"ExpBits": e, "ManBits": m, "AccWidth": w},
-        sim=sim,
+        "lightnorm_acc_round", "test_acc_round", params, sim=sim, extra_env=param_env(params)
     )

@@ -14,8 +14,11 @@ cocotb tests (run inside the simulator):
 pytest entry points: test_core_smoke runs core_smoke + core_errors on BOTH simulators and
 core_reset on Verilator (the `make test` part); test_core_regress (LIGHTNORM_REGRESS=1,
 `make regress`) runs the directed corner layers (test_core_corners.core_corners), core_errors,
-core_reset and core_random on both simulators and two parameter sets, then
+core_reset and core_random on both simulators and every parameter set of PARAM_SETS, then
 test_core_regress_coverage prints the merged coverage.
+test_core_smoke_v2 (also `make test`) runs core_smoke on both simulators on the numeric
+contract v2 build (V2_PARAMS: statistics format fp16_e8m7 over fp10_e5m4 elements); the
+regression's parameter sets (PARAM_SETS) include it.
 SEED=<int> replays a run (the seed is printed).
 """
 
@@ -33,12 +36,17 @@ try:  # the cocotb part only exists inside a simulation
 except ImportError:  # pragma: no cover
     cocotb = None
 
+from lightnorm_tb.layers import V2_PARAMS
+
 REGRESS = os.environ.get("LIGHTNORM_REGRESS", "").strip() in ("1", "true", "yes")
 
-#: The parameter sets of the regression: the product configuration and a small, odd one
-#: (8 lanes, K = 4, 3 channel groups, FP10 E6M3 with BFP m4/e6).
+#: The parameter sets of the regression: the product configuration (the core's defaults:
+#: numeric contract v1, one format), contract v2 (per-channel scalars in fp16_e8m7,
+#: docs/spec.md section 12) and a small, odd one (8 lanes, K = 4, 3 channel groups, FP10 E6M3
+#: with BFP m4/e6).
 PARAM_SETS = {
     "default": {},
+    "v2": V2_PARAMS,
     "l8k4e6m3": {
         "Lanes": 8,
         "NumChunks": 4,
@@ -295,6 +303,33 @@ SMOKE_TESTS = {"icarus": "core_smoke,core_errors", "verilator": "core_smoke,core
 def test_core_smoke(sim: str) -> None:
     """Training step + inference on two layers, illegal configurations (+ reset mid-layer)."""
     _run(sim, PARAM_SETS["default"], SMOKE_TESTS[sim])
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_core_smoke_v2(sim: str) -> None:
+    """The smoke layers (training step with both grad modes, inference) on the numeric
+    contract v2 build: StatExpBits / StatManBits = fp16_e8m7 over fp10_e5m4 elements."""
+    _run(sim, PARAM_SETS["v2"], "core_smoke")
+
+
+def test_param_sets_implement_presets() -> None:
+    """The builds named after the numeric contracts compute their model presets: the core's
+    defaults "lightnorm-v1", V2_PARAMS "lightnorm-v2" (with that preset's run-time grad
+    mode), bn_fp32_core "fp32-bn", so the testbench's configuration (read from the DUT) is the
+    preset's (verif/sim_main.py checks the same before its run)."""
+    from lightnorm_tb.layers import BASELINE_PARAMS, CoreParams, core_config
+
+    from lightnorm.config import LightNormConfig
+
+    builds = {"default": PARAM_SETS["default"], "v2": V2_PARAMS, "baseline": BASELINE_PARAMS}
+    for name, preset in (
+        ("default", "lightnorm-v1"),
+        ("v2", "lightnorm-v2"),
+        ("baseline", "fp32-bn"),
+    ):
+        want = LightNormConfig.from_preset(preset)
+        got = core_config(CoreParams.from_hdl(builds[name]), grad_mode=want.grad_mode.value)
+        assert got == want, f"{name}: {got} != {preset}: {want}"
 
 
 @pytest.mark.skipif(

@@ -8,18 +8,36 @@ rnd_i / sat_i / sub_i drawn per vector (lightnorm_tb.vectors.binary_op_sweeps).
 Exhaustive sweeps run under Verilator; under Icarus (about 40 us per vector) they run when
 LN_FULL_ICARUS=1, else the random subset. Other formats (fp12_e6m5, fp32_e8m23): random +
 edge pairs.
+
+Mixed formats (operand a in FP(AExpBits, AManBits), b in FP(BExpBits, BManBits), rounded once
+to FP(ExpBits, ManBits); docs/spec.md section 3): the lane datapath's case fp10_e5m4 -
+fp16_e8m7 -> fp10_e5m4 (x - mu, xh + beta, t -+ corr of numeric contract v2), the operands
+swapped, and a result format wider than one operand (fp10_e5m4 + fp16_e8m7 -> fp16_e8m7).
+Exhaustive sweeps (Verilator): every fp10_e5m4 pattern against a dense set of fp16_e8m7
+patterns (every exponent from below the smallest fp10 subnormal to above its largest value,
+fractions 0 / 1 / half / all ones / the tie patterns of the fp10 grid and their neighbours /
+random, plus the fp16 edge patterns), about 5 * 10^5 pairs per setting; Icarus: edge pairs
+and random mixed pairs (near magnitudes, near-opposite values for cancellation).
 """
 
 from __future__ import annotations
 
 import pytest
 from lightnorm_tb.runner import run_cocotb
-from lightnorm_tb.vectors import binary_op_sweeps, full_sweeps
+from lightnorm_tb.vectors import (
+    binary_op_sweeps,
+    full_sweeps,
+    mixed_ids,
+    mixed_params,
+    param_env,
+)
 
 from lightnorm.arith import add, sub
 from lightnorm.formats import FloatFormat
 
 FORMATS = [(5, 4), (6, 5), (8, 23)]
+#: Mixed-format configurations: (ExpBits, ManBits, AExpBits, AManBits, BExpBits, BManBits).
+MIXED = [(5, 4, 5, 4, 8, 7), (5, 4, 8, 7, 5, 4), (8, 7, 5, 4, 8, 7)]
 SWEEPS = [
     {"rnd_i": 0, "sat_i": 0, "sub_i": 0},
     {"rnd_i": 1, "sat_i": 0, "sub_i": 1},
@@ -54,4 +72,17 @@ def test_fp_add(sim: str, fmt: tuple[int, int]) -> None:
         {"ExpBits": fmt[0], "ManBits": fmt[1]},
         sim=sim,
         extra_env={"LN_EXHAUSTIVE": full_sweeps(sim)},
+    )
+
+
+@pytest.mark.parametrize("cfg", MIXED, ids=mixed_ids(MIXED))
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_fp_add_mixed(sim: str, cfg: tuple[int, ...]) -> None:
+    params = mixed_params(cfg)
+    run_cocotb(
+        "lightnorm_fp_add",
+        "test_fp_add",
+        params,
+        sim=sim,
+        extra_env={"LN_EXHAUSTIVE": full_sweeps(sim), **param_env(params)},
     )

@@ -358,7 +358,8 @@ async def check_forward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Exp
 async def _check_range_stats(
     tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected, c: int, k: int
 ) -> None:
-    """F2 of range statistics for channel c: chunk extremes and their positions, r, sigma.
+    """F2 of range statistics for channel c: chunk extremes (element values, read in the
+    compute format) and their positions, r, sigma (statistics format).
 
     The select is the outer loop and the chunk the inner one: under Icarus every change of
     stat_sel_i / stat_addr_i costs milliseconds of simulation, a change of stat_chunk_i
@@ -366,13 +367,13 @@ async def _check_range_stats(
     """
     f = exp.fwd
     assert f is not None
-    st = layer.cfg.stat_format
+    st, cf = layer.cfg.stat_format, layer.cfg.compute_format
     assert f.chunk_max is not None and f.chunk_min is not None
     assert f.chunk_argmax is not None and f.chunk_argmin is not None
     for sel, model in (("chunk_max", f.chunk_max), ("chunk_min", f.chunk_min)):
         for j in range(k):
             got = await tb.read_stat(sel, c, j)
-            sb.stat_value("F2", sel, c, got, model[c, j], st, f"chunk {j}")
+            sb.stat_value("F2", sel, c, got, model[c, j], cf, f"chunk {j}")
     for sel, pos in (("chunk_argmax", f.chunk_argmax), ("chunk_argmin", f.chunk_argmin)):
         for j in range(k):
             got = await tb.read_stat(sel, c, j)

@@ -313,7 +313,9 @@ def sample_layer(layer: Layer, exp: Expected, p: CoreParams) -> None:
             events.append("all_equal_chunk")
     elif exp.fwd.chunk_argmax is not None and np.any(exp.fwd.chunk_argmax == exp.fwd.chunk_argmin):
         events.append("all_equal_chunk")
-    if np.any(~np.isfinite(exp.fwd.scale)) or np.any(np.abs(exp.fwd.scale) == fmt.max_normal):
+    # s is a per-channel scalar: it saturates at the statistics format's max_normal
+    st_max = cfg.stat_format.max_normal
+    if np.any(~np.isfinite(exp.fwd.scale)) or np.any(np.abs(exp.fwd.scale) == st_max):
         events.append("scale_overflow")
     _sample(
         {

@@ -2,13 +2,14 @@
 """Stimulus and expectations of the LightNorm core testbench.
 
 :class:`CoreParams` are the core's parameters (read from the DUT); :func:`core_config` is the
-``LightNormConfig`` the core implements with them (compute = grad = stat format, BFP rule max,
-group = Lanes; with ``Variance`` = 1 and ``Bfp`` = 0, e.g. bn_fp32_core, the "fp32-bn" preset:
-mean / variance statistics, plain element words on the streams). :func:`random_layer` draws
-a constrained-random layer (shape, value distributions, modes); :func:`expected` runs the
-reference model (``lightnorm.reference``, the oracle) on it and packs every stream the core
-reads or writes into beats (BFP groups or plain words) in the core's stream order (positions
-(n, h, w) outer, channel groups inner).
+``LightNormConfig`` the core implements with them (compute = grad format FP(ExpBits, ManBits),
+statistics format FP(StatExpBits, StatManBits), BFP rule max, group = Lanes; with ``Variance``
+= 1 and ``Bfp`` = 0, e.g. bn_fp32_core, the "fp32-bn" preset: mean / variance statistics, plain
+element words on the streams). :func:`random_layer` draws a constrained-random layer (shape,
+value distributions, modes); :func:`expected` runs the reference model
+(``lightnorm.reference``, the oracle) on it and packs every stream the core reads or writes into
+beats (BFP groups or plain words) in the core's stream order (positions (n, h, w) outer,
+channel groups inner).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "CoreParams",
     "Expected",
     "Layer",
+    "V2_PARAMS",
     "core_config",
     "expected",
     "pack_stream",
@@ -68,6 +70,9 @@ class CoreParams:
     run_man_bits: int = 23
     variance: int = 0  # 0 range statistics, 1 two-pass mean / variance (OP_VAR_SUMS)
     bfp_beats: int = 1  # 1 BFP groups on the streams, 0 plain element words
+    # statistics format (per-channel scalars); None: the element format (the HDL default)
+    stat_exp_bits: int | None = None
+    stat_man_bits: int | None = None
 
     #: field -> HDL parameter name
     HDL_NAMES: ClassVar[dict[str, str]] = {
@@ -83,12 +88,28 @@ class CoreParams:
         "run_man_bits": "RunManBits",
         "variance": "Variance",
         "bfp_beats": "Bfp",
+        "stat_exp_bits": "StatExpBits",
+        "stat_man_bits": "StatManBits",
     }
+
+    def __post_init__(self) -> None:
+        if self.stat_exp_bits is None:
+            object.__setattr__(self, "stat_exp_bits", self.exp_bits)
+        if self.stat_man_bits is None:
+            object.__setattr__(self, "stat_man_bits", self.man_bits)
 
     @classmethod
     def from_dut(cls, dut: Any) -> CoreParams:
         defaults = cls()
-        return cls(**{k: dut_param(dut, v, getattr(defaults, k)) for k, v in cls.HDL_NAMES.items()})
+        vals = {
+            k: dut_param(dut, v, getattr(defaults, k))
+            for k, v in cls.HDL_NAMES.items()
+            if not k.startswith("stat_")
+        }
+        # the statistics format defaults to the element format, as in the HDL
+        vals["stat_exp_bits"] = dut_param(dut, "StatExpBits", vals["exp_bits"])
+        vals["stat_man_bits"] = dut_param(dut, "StatManBits", vals["man_bits"])
+        return cls(**vals)
 
     @classmethod
     def from_hdl(cls, parameters: dict[str, Any]) -> CoreParams:
@@ -98,7 +119,13 @@ class CoreParams:
 
     @property
     def fmt(self) -> FloatFormat:
+        """The element format (compute = grad): x, dy, y, dx and every lane result."""
         return FloatFormat(self.exp_bits, self.man_bits)
+
+    @property
+    def stat_fmt(self) -> FloatFormat:
+        """The statistics format: every per-channel scalar and layer constant."""
+        return FloatFormat(self.stat_exp_bits or self.exp_bits, self.stat_man_bits or self.man_bits)
 
     @property
     def run_fmt(self) -> FloatFormat:
@@ -114,8 +141,10 @@ class CoreParams:
     @property
     def seq_extra_cycles(self) -> int:
         """Cycles a sequential reciprocal / rsqrt unit adds per channel to OP_FINALIZE and
-        OP_INFER_PREP: its latency M + 4 plus its start cycle (0 for the tables, M <= 10)."""
-        return self.man_bits + 5 if self.man_bits > 10 else 0
+        OP_INFER_PREP: its latency M + 4 plus its start cycle (0 for the tables, M <= 10), M
+        the statistics format's fraction width (the channel unit's format)."""
+        m = self.stat_fmt.man_bits
+        return m + 5 if m > 10 else 0
 
     @property
     def min_count(self) -> int:
@@ -152,7 +181,7 @@ def core_config(
             "fp32-bn",
             compute_format=p.fmt,
             grad_format=p.fmt,
-            stat_format=p.fmt,
+            stat_format=p.stat_fmt,
             running_format=p.run_fmt,
             rounding=rounding,
             overflow=overflow,
@@ -162,7 +191,7 @@ def core_config(
         "lightnorm",
         compute_format=p.fmt,
         grad_format=p.fmt,
-        stat_format=p.fmt,
+        stat_format=p.stat_fmt,
         running_format=p.run_fmt,
         rounding=rounding,
         overflow=overflow,
@@ -183,6 +212,12 @@ BASELINE_PARAMS: dict[str, int] = {
     "Variance": 1,
     "Bfp": 0,
 }
+
+#: lightnorm_core parameters of numeric contract v2 (docs/spec.md section 12, preset
+#: "lightnorm-v2"): per-channel scalars in fp16_e8m7 over the default fp10_e5m4 elements (dx =
+#: range_exact is the run-time cfg_grad_mode_i). The core's defaults are contract v1
+#: ("lightnorm-v1": one format).
+V2_PARAMS: dict[str, int] = {"StatExpBits": 8, "StatManBits": 7}
 
 #: Designs the core testbench drives: name -> (toplevel, its fixed parameters).
 DESIGNS: dict[str, tuple[str, dict[str, int]]] = {

@@ -16,10 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from lightnorm.formats import FloatFormat, decode, encode
+from lightnorm.formats import FloatFormat, decode, encode, quantize
 
 __all__ = [
     "binary_op_sweeps",
+    "dense_patterns",
+    "mixed_ids",
+    "mixed_params",
+    "operand_formats",
+    "param_env",
+    "random_mixed_pairs",
     "n_vectors",
     "under_icarus",
     "stress_patterns",
@@ -365,15 +371,19 @@ def model_binary(
     b: np.ndarray,
     fmt: FloatFormat,
     controls: Mapping[str, Any],
+    fa: FloatFormat | None = None,
+    fb: FloatFormat | None = None,
 ) -> np.ndarray:
     """Expected res_o bit patterns of a binary operator block on operand patterns a, b.
 
     ``controls`` maps the block's control inputs (rnd_i, sat_i, and e.g. sub_i) to a scalar
-    or a per-vector array; ``op_for(setting)`` gives the model operator for one setting."""
+    or a per-vector array; ``op_for(setting)`` gives the model operator for one setting.
+    a, b are patterns of ``fa``, ``fb`` (default: the result format ``fmt``); the model
+    operator gets their values and rounds once to ``fmt``."""
     n = len(a)
     names = sorted(controls)
     cols = np.stack([np.broadcast_to(np.asarray(controls[k]), (n,)) for k in names])
-    va, vb = decode(a, fmt), decode(b, fmt)
+    va, vb = decode(a, fa or fmt), decode(b, fb or fmt)
     out = np.zeros(n, dtype=np.uint64)
     for combo in np.unique(cols, axis=1).T:
         setting = {k: int(v) for k, v in zip(names, combo, strict=True)}
@@ -386,6 +396,126 @@ def model_binary(
     return out
 
 
+def mixed_params(cfg: Sequence[int]) -> dict[str, int]:
+    """Parameters of a mixed-format operator block from (ExpBits, ManBits, AExpBits,
+    AManBits, BExpBits, BManBits)."""
+    names = ("ExpBits", "ManBits", "AExpBits", "AManBits", "BExpBits", "BManBits")
+    return dict(zip(names, cfg, strict=True))
+
+
+def mixed_ids(cfgs: Sequence[Sequence[int]]) -> list[str]:
+    """pytest ids of mixed-format configurations: '<a>-<b>-to-<result>' format names."""
+    return [
+        f"{FloatFormat(c[2], c[3]).name}-{FloatFormat(c[4], c[5]).name}-to-"
+        f"{FloatFormat(c[0], c[1]).name}"
+        for c in cfgs
+    ]
+
+
+def param_env(params: Mapping[str, int]) -> dict[str, str]:
+    """LN_PARAM_<name> environment of a simulation (the fallback of dut_param)."""
+    return {f"LN_PARAM_{k}": str(v) for k, v in params.items()}
+
+
+def operand_formats(dut: Any) -> tuple[FloatFormat, FloatFormat, FloatFormat]:
+    """(result, operand a, operand b) formats of a binary operator block: ExpBits / ManBits
+    and AExpBits / AManBits, BExpBits / BManBits (default: the result format)."""
+    e, m = dut_param(dut, "ExpBits"), dut_param(dut, "ManBits")
+    fa = FloatFormat(dut_param(dut, "AExpBits", e), dut_param(dut, "AManBits", m))
+    fb = FloatFormat(dut_param(dut, "BExpBits", e), dut_param(dut, "BManBits", m))
+    return FloatFormat(e, m), fa, fb
+
+
+def _patterns_of(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Bit patterns of ``fmt`` nearest to ``values`` (quantize, saturating; NaN canonical)."""
+    with np.errstate(all="ignore"):
+        return encode(quantize(values, fmt, "rne", "saturate"), fmt).astype(np.uint64)
+
+
+def dense_patterns(
+    fmt: FloatFormat, exp_lo: int, exp_hi: int, ties: Sequence[FloatFormat], rng: Any
+) -> np.ndarray:
+    """Patterns of ``fmt`` that stress a mixed-format operator against an exhaustive sweep of
+    the other operand: every normal exponent of ``fmt`` in [exp_lo, exp_hi] (clamped to its
+    finite range; of more than 64, the 24 lowest, the 24 highest and 16 spread between) with
+    the fractions 0, 1, 100..0, all ones, the tie pattern of each format of ``ties`` with fewer
+    fraction bits (the half ulp of that grid at the same exponent) and its neighbours, and two
+    random ones; a random sign each; plus the edge patterns of ``fmt``."""
+    e, m = fmt.exp_bits, fmt.man_bits
+    lo, hi = max(exp_lo, fmt.emin), min(exp_hi, fmt.emax)
+    exps = list(range(lo, hi + 1))
+    if len(exps) > 64:
+        mid = exps[24:-24]
+        exps = exps[:24] + [mid[i * len(mid) // 16] for i in range(16)] + exps[-24:]
+    fracs = {0, 1, 1 << (m - 1), (1 << m) - 1}
+    for t in ties:
+        if t.man_bits < m:
+            h = 1 << (m - t.man_bits - 1)
+            fracs |= {h, h - 1, h + 1, (1 << m) - h}
+    out = []
+    for x in exps:
+        fr = sorted(fracs) + [int(v) for v in rng.integers(0, 1 << m, 2)]
+        sign = rng.integers(0, 2, len(fr)).astype(np.uint64) << np.uint64(e + m)
+        field = np.uint64(x + fmt.bias) << np.uint64(m)
+        out.append(sign | field | np.array(fr, dtype=np.uint64))
+    return np.unique(np.concatenate([*out, fmt_corners(fmt)]))
+
+
+def random_mixed_pairs(
+    rng: np.random.Generator, fa: FloatFormat, fb: FloatFormat, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` operand pairs (a of ``fa``, b of ``fb``) stressing a mixed-format add/mul: a is
+    uniform (an eighth edge patterns); b a quarter uniform, a quarter near a's magnitude (a's
+    value in fb with its exponent moved by up to fb's fraction width + 4), a quarter
+    near-opposite (a's value in fb, moved by a few ulps of fb, random sign: cancellation), a
+    quarter edge patterns of fb. uint64 arrays."""
+    eb, mb = fb.exp_bits, fb.man_bits
+    sign_bit = np.uint64(1 << (eb + mb))
+    a = random_patterns(rng, fa, n)
+    ca = fmt_corners(fa)
+    a = np.where(rng.random(n) < 0.125, ca[rng.integers(0, len(ca), n)], a)
+    va = decode(a, fa)
+    b = random_patterns(rng, fb, n)
+    kind = rng.integers(0, 4, n)
+    as_b = _patterns_of(np.where(np.isfinite(va), va, 1.0), fb)
+    field = (as_b >> np.uint64(mb)) & np.uint64((1 << eb) - 1)
+    delta = rng.integers(-(mb + 4), mb + 5, n)
+    moved = np.clip(field.astype(np.int64) + delta, 0, (1 << eb) - 2).astype(np.uint64)
+    frac = random_patterns(rng, fb, n) & np.uint64((1 << mb) - 1)
+    near = (as_b & sign_bit) | (moved << np.uint64(mb)) | frac
+    b = np.where(kind == 1, near, b)
+    k = rng.integers(-3, 4, n).astype(np.int64)
+    mag = np.clip((as_b & ~sign_bit).astype(np.int64) + k, 0, ((1 << eb) - 1) << mb)
+    opp = mag.astype(np.uint64) | (rng.integers(0, 2, n).astype(np.uint64) * sign_bit)
+    b = np.where(kind == 2, opp, b)
+    cb = fmt_corners(fb)
+    b = np.where(kind == 3, cb[rng.integers(0, len(cb), n)], b)
+    return a, b
+
+
+def _mixed_sweep_pairs(
+    block: str, fmt: FloatFormat, fa: FloatFormat, fb: FloatFormat, rng: Any
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Operand pairs of a mixed-format sweep: every pattern of the operand with fewer bits
+    (<= 12) against dense_patterns of the other, in the exponent range where the result
+    depends on both (add: the narrow operand's and the result's range; mul: the range that
+    brings a product into the result's range)."""
+    narrow_is_a = fa.total_bits <= fb.total_bits
+    fn, fw = (fa, fb) if narrow_is_a else (fb, fa)
+    if block == "fp_mul":
+        lo = fmt.emin - fmt.man_bits - fn.emax - 3
+        hi = fmt.emax - (fn.emin - fn.man_bits) + 2
+    else:  # the narrow operand's range, and the result's when it is narrower than fw's
+        ref = [fn, fmt] if fmt.exp_bits < fw.exp_bits else [fn]
+        lo = min(f.emin - f.man_bits for f in ref) - 3
+        hi = max(f.emax for f in ref) + 2
+    wide = dense_patterns(fw, lo, hi, [fn, fmt], rng)
+    narrow = all_patterns(fn)
+    pn, pw = np.repeat(narrow, wide.size), np.tile(wide, narrow.size)
+    what = f"all {fn.name} x {wide.size} dense {fw.name}"
+    return (pn, pw, what) if narrow_is_a else (pw, pn, what)
+
+
 async def binary_op_sweeps(
     dut: Any,
     block: str,
@@ -395,32 +525,48 @@ async def binary_op_sweeps(
 ) -> None:
     """The directed test of a binary FP operator block (a_i, b_i, controls -> res_o).
 
-    Each setting of ``sweeps`` runs over every operand pair of the format when it has <= 2^20
-    pairs and exhaustive sweeps are on (exhaustive_enabled), else over the edge-pattern pairs
-    plus random pairs (2^14; 2^12 for formats wider than 10 bits under Icarus); then 2^12
-    random pairs with every control drawn per vector. ``name_of(setting)`` names a setting in
-    mismatch reports."""
-    fmt = FloatFormat(dut_param(dut, "ExpBits"), dut_param(dut, "ManBits"))
-    full = exhaustive_enabled() and 2 * fmt.total_bits <= 20
-    rng = rng_for(f"{block}-{fmt.name}")
-    n_rand = n_vectors(1 << 14, 1 << 14 if 2 * fmt.total_bits <= 20 else 1 << 12)
+    One format (operands in the result format): each setting of ``sweeps`` runs over every
+    operand pair of the format when it has <= 2^20 pairs and exhaustive sweeps are on
+    (exhaustive_enabled), else over the edge-pattern pairs plus random pairs (2^14; 2^12 for
+    formats wider than 10 bits under Icarus).
+    Mixed formats (the block's AExpBits / AManBits / BExpBits / BManBits differ from the
+    result format): every pair when there are <= 2^20, else every pattern of the narrower
+    operand (<= 12 bits) against a dense set of the other (``_mixed_sweep_pairs``) when
+    exhaustive sweeps are on; otherwise edge-pattern pairs plus random mixed pairs.
+    Then 2^12 random pairs with every control drawn per vector. ``name_of(setting)`` names a
+    setting in mismatch reports."""
+    fmt, fa, fb = operand_formats(dut)
+    mixed = (fa, fb) != (fmt, fmt)
+    pair_bits = fa.total_bits + fb.total_bits
+    tag_fmt = f"{fa.name} x {fb.name} -> {fmt.name}" if mixed else fmt.name
+    rng = rng_for(f"{block}-{fmt.name}" + (f"-{fa.name}-{fb.name}" if mixed else ""))
+    n_rand = n_vectors(1 << 14, 1 << 14 if pair_bits <= 20 else 1 << 12)
+
+    def pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+        return random_mixed_pairs(rng, fa, fb, n) if mixed else random_pairs(rng, fmt, n)
+
     for setting in sweeps:
-        if full:
-            a, b = all_pairs(fmt)
+        what = "random"
+        if exhaustive_enabled() and pair_bits <= 20:
+            pa, pb = all_patterns(fa), all_patterns(fb)
+            a, b = np.repeat(pa, pb.size), np.tile(pb, pa.size)
+            what = "all"
+        elif exhaustive_enabled() and mixed and min(fa.total_bits, fb.total_bits) <= 12:
+            a, b, what = _mixed_sweep_pairs(block, fmt, fa, fb, rng)
         else:
-            ca, cb = corner_pairs(fmt)
-            ra, rb = random_pairs(rng, fmt, n_rand)
-            a, b = np.concatenate([ca, ra]), np.concatenate([cb, rb])
-        want = model_binary(op_for, a, b, fmt, setting)
+            ca, cb = fmt_corners(fa), fmt_corners(fb)
+            ra, rb = pairs(n_rand)
+            a = np.concatenate([np.repeat(ca, cb.size), ra])
+            b = np.concatenate([np.tile(cb, ca.size), rb])
+        want = model_binary(op_for, a, b, fmt, setting, fa, fb)
         got = await run_vectors(dut, {**setting, "a_i": a, "b_i": b}, ["res_o"], log=dut._log)
-        tag = f"{name_of(setting)} {fmt.name} {RND[setting['rnd_i']]}/{OVF[setting['sat_i']]}"
-        tag += " all" if full else " random"
-        check_bits(tag, got["res_o"], want, {"a": a, "b": b}, fmt, dut._log)
+        tag = f"{name_of(setting)} {tag_fmt} {RND[setting['rnd_i']]}/{OVF[setting['sat_i']]}"
+        check_bits(f"{tag} {what}", got["res_o"], want, {"a": a, "b": b}, fmt, dut._log)
     # every control combination, drawn per vector
     n = 1 << 12
-    a, b = random_pairs(rng, fmt, n)
+    a, b = pairs(n)
     controls = {k: rng.integers(0, 2, n) for k in sweeps[0]}
-    want = model_binary(op_for, a, b, fmt, controls)
+    want = model_binary(op_for, a, b, fmt, controls, fa, fb)
     ins = {"a_i": a, "b_i": b, **controls}
     got = await run_vectors(dut, ins, ["res_o"], log=dut._log)
-    check_bits(f"{block} {fmt.name} mixed controls", got["res_o"], want, ins, fmt, dut._log)
+    check_bits(f"{block} {tag_fmt} mixed controls", got["res_o"], want, ins, fmt, dut._log)
