@@ -295,6 +295,14 @@ def compare(designs: dict[str, dict], sweep: list[dict]) -> dict:
                 ln["datapath_energy_pj_per_value"] / bl["datapath_energy_pj_per_value"], 4
             )
     out["ratios_lightnorm_to_baseline"] = ratios or "baseline not yet synthesized"
+    v1 = out["designs"].get("lightnorm_core_v1", {})
+    if "area_um2" in ln and "area_um2" in v1:
+        # what numeric contract v2 (E8M7 per-channel scalars) costs against v1 (E5M4)
+        out["ratios_v2_to_v1"] = {
+            key: round(ln[key] / v1[key], 4)
+            for key in ("area_um2", "flops", "energy_pj_per_value", "fmax_mhz")
+            if ln.get(key) and v1.get(key)
+        }
     return out
 
 
@@ -442,6 +450,15 @@ def markdown(designs: dict[str, dict], sweep: list[dict], s: dict) -> str:
             f"{r['values_per_cycle']} | {r['energy_pj_per_value']:.1f} | "
             f"{r['yosys_wall_s']:.0f} |"
         )
+    v2v1 = s.get("ratios_v2_to_v1")
+    if v2v1:
+        L += [
+            "",
+            "Numeric contract v2 against v1 (`lightnorm_core` with E8M7 per-channel scalars "
+            "vs `lightnorm_core_v1` with E5M4 ones, docs/spec.md section 12): "
+            + ", ".join(f"{k} {v:.3f}×" for k, v in v2v1.items())
+            + ".",
+        ]
     L += [
         "",
         "Energy per value = power / (values per cycle × f): the whole core (all its "
