@@ -308,6 +308,111 @@ def check_native_operator_chain(name, rounding, overflow):
     assert_bits(got, exp, f"native operator chain {name} {rounding} {overflow}")
 
 
+MIXED_OP_FORMATS = [("fp10_e5m4", "fp16_e8m7"), ("fp10_e6m3", "fp16_e8m7"), ("fp8_e5m2", "fp16_e8m7")]
+
+
+@pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
+@pytest.mark.parametrize(("name", "stat"), MIXED_OP_FORMATS, ids=["+".join(p) for p in MIXED_OP_FORMATS])
+def test_native_mixed_format_operators_match_model(name, stat, rounding, overflow):
+    """The native float32 arithmetic with exact sums (mode 3: per-channel scalars of a wider
+    format such as E8M7, results of the narrow element format; TwoSum rounded to odd, exact
+    products): sub, add and mul of every value of the element format (both signs, zeros, Inf,
+    NaN) with scalars that are midpoints of the element grid and their neighbours, values of it,
+    tiny and huge values, subnormals of the scalar format, zeros, Inf and NaN, each operator
+    alone (the other two the identity) and chained, against the model's operators; and a
+    scalar that is no float32 value falls back to float64 with the same bits."""
+    check_native_mixed_operators(name, stat, rounding, overflow)
+
+
+def _mixed_scalars(fmt: FloatFormat, st: FloatFormat, rng: np.random.Generator) -> np.ndarray:
+    vals = _all_finite_positive(fmt)
+    mids = (vals[1:] + vals[:-1]) / 2
+    pick = rng.choice(mids, 24, replace=False)
+    ulp = lambda v: 2.0 ** (np.floor(np.log2(v)) - st.man_bits)  # noqa: E731
+    m, emin, emax = fmt.man_bits, fmt.emin, fmt.emax
+    base = np.concatenate(
+        [
+            pick,
+            pick + ulp(pick),
+            pick - ulp(pick) / 2,
+            rng.choice(vals, 8),
+            mids[:3],  # midpoints among the subnormals
+            [fmt.max_normal + 2.0 ** (emax - m - 1)],  # the overflow threshold (rne)
+            [2.0 ** (emax + 1), 2.0 ** (emax - m - 1), 2.0 ** (emin - m - 1)],
+            [2.0 ** (emin - m - 2), 3 * 2.0 ** (emin - m - 2), 2.0**-100, 2.0**100],
+            [st.max_normal, 2.0 ** (st.emin - st.man_bits), 2.0**st.emin, 1.0, 1.5],
+            rng.standard_normal(12) * np.exp2(rng.integers(-30, 30, 12)),
+        ]
+    )
+    base = np_quantize(base, st)
+    return np.concatenate([base, -base, [0.0, -0.0, np.inf, -np.inf, np.nan]])
+
+
+def check_native_mixed_operators(name, stat, rounding, overflow):
+    from lightnorm.torch.native import _native_norm
+    from lightnorm.torch.passes import _PNorm
+
+    fmt, st = FORMATS[name], FORMATS[stat]
+    f, fs = _tf(fmt, rounding, overflow), _tf(st, rounding, overflow)
+    rng = rng_for(77)
+    vals = np.concatenate([_all_finite_positive(fmt), [0.0, np.inf, np.nan]])
+    x = np.concatenate([vals, -vals])
+    sc = _mixed_scalars(fmt, st, rng)
+    one, nz = np.ones_like(sc), np.full_like(sc, -0.0)
+    zero = np.zeros_like(sc)
+    mu = np.concatenate([sc, zero, zero, rng.permutation(sc)])  # sub alone, then add, mul, chain
+    co = np.concatenate([one, one, sc, rng.permutation(sc)])
+    be = np.concatenate([nz, sc, nz, rng.permutation(sc)])
+    c = mu.size
+    xs = np.broadcast_to(x, (1, c, x.size)).copy()
+    xs[0, -c // 4 :] = rng.permutation(xs[0, -c // 4 :], axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = arith.sub(xs, mu[None, :, None], fmt, rounding, overflow)
+        exp = arith.add(
+            arith.mul(d, co[None, :, None], fmt, rounding, overflow),
+            be[None, :, None],
+            fmt,
+            rounding,
+            overflow,
+        )
+    seen = []
+    call = _native.call
+
+    def spy(a):
+        seen.append(a.arith)
+        call(a)
+
+    _native.call = spy
+    try:
+        got = _native_norm(
+            torch.from_numpy(xs.astype(np.float32)),
+            *(torch.from_numpy(v) for v in (mu, co, be)),
+            p=_PNorm(f, fs, None, _Layout(1), False),
+        )
+        assert seen == [3], seen  # the float32 arithmetic with exact sums
+        assert_bits(got, exp, f"native mixed operators {name} {stat} {rounding} {overflow}")
+        # a scalar that is no float32 value: the pass runs in float64 (same bits as the model)
+        mu2 = mu.copy()
+        mu2[5] = 1.0 + 2.0**-40
+        with np.errstate(over="ignore", invalid="ignore"):
+            d2 = arith.sub(xs, mu2[None, :, None], fmt, rounding, overflow)
+            exp2 = arith.add(
+                arith.mul(d2, co[None, :, None], fmt, rounding, overflow),
+                be[None, :, None],
+                fmt,
+                rounding,
+                overflow,
+            )
+        got2 = _native_norm(
+            torch.from_numpy(xs.astype(np.float32)),
+            *(torch.from_numpy(v) for v in (mu2, co, be)),
+            p=_PNorm(f, fs, None, _Layout(1), False),
+        )
+        assert_bits(got2, exp2, f"native mixed operators (float64 fallback) {name} {stat}")
+    finally:
+        _native.call = call
+
+
 @pytest.mark.parametrize("rounding", ["rne", "rtz"])
 @pytest.mark.parametrize("name", ["fp32_e8m23", "fp16_e5m10", "fp10_e5m4", "fp12_e6m5"])
 def test_native_limb_sums_match_exact_sum(name, rounding):
@@ -407,6 +512,8 @@ def test_native_vector_width_variants_match_reference(flags):
         check_native_row_rounding("fp8_e5m2", "rtz", "saturate")
         for name, rnd, ovf in (("fp32_e8m23", "rne", "saturate"), ("fp10_e5m4", "rne", "inf")):
             check_native_operator_chain(name, rnd, ovf)
+        check_native_mixed_operators("fp10_e5m4", "fp16_e8m7", "rne", "inf")
+        check_native_mixed_operators("fp10_e6m3", "fp16_e8m7", "rtz", "inf")
         check_native_limb_sums("fp32_e8m23", "rne")
         check_native_limb_sums("fp10_e5m4", "rne")
         for bfp in BFPS_NATIVE:
@@ -595,7 +702,7 @@ VARIANTS = [
     ("lightnorm-v2", {}),
 ]
 VARIANT_IDS = [p + "".join(f"-{v}" for v in o.values()) for p, o in VARIANTS]
-VARIANT_SUBSET = [VARIANTS[i] for i in (0, 1, 2, 3, 6, 8, 10, 12)]
+VARIANT_SUBSET = [VARIANTS[i] for i in (0, 1, 2, 3, 6, 8, 10, 12, 13)]
 SHAPES = [(16, 32, 4, 4), (6, 20, 3, 5), (64, 24), (8, 24, 5)]
 
 

@@ -3,12 +3,16 @@
 :mod:`lightnorm.torch._native`): same inputs, outputs and bits as :mod:`.passes`; the pool of
 output buffers they reuse.
 
-A pass runs in one of three arithmetics (``_arith``), each operator one correct rounding:
+A pass runs in one of four arithmetics (``_arith``), each operator one correct rounding:
 float32 emulation on SIMD vectors when every operator in it passes the float32 checks of
 :mod:`.ops` (``_f32_fmt``, ``_add_f32``, ``_mul_f32``, and BFP grids that are normal float32
 values); IEEE binary32 on SIMD vectors when every format of the pass is FP32 itself with
-rounding to nearest and no BFP (float32 add / sub / mul are then the operators); else float64
-(products exact, sums by TwoSum and the breakpoint nudge). Exact sums: float64 rows ('f64'
+rounding to nearest and no BFP (float32 add / sub / mul are then the operators); float32 with
+exact sums on SIMD vectors (mode 3) when the results are narrow formats and the operands any
+float32 values, e.g. E8M7 statistics (``_add_f32x``: float32 TwoSum, the sum rounded to odd,
+then once to the format; ``_mul_f32x``: exact float32 products, out-of-range ones decided by
+their range; the kernel runs the pass in float64 if a per-channel scalar is no float32 value);
+else float64 (products exact, sums by TwoSum and the breakpoint nudge). Exact sums: float64 rows ('f64'
 kinds) or 32-bit limbs (any width: 'i64' and 'wide' kinds), which :mod:`.channel` rounds per
 channel in the same library (``_native.round_limbs``).
 """
@@ -31,11 +35,13 @@ from lightnorm.torch.ops import (
     _I64,
     _NARROW,
     _add_f32,
+    _add_f32x,
     _Bfp,
     _bfp_keeps,
     _f32_fmt,
     _Fmt,
     _mul_f32,
+    _mul_f32x,
     _nfmt,
     _store_dtype,
     _sum_kind,
@@ -129,9 +135,9 @@ def _binary32(*fmts: _Fmt) -> bool:
     return all(f.man == 23 and f.emin == -126 and f.emax == 127 and f.rne for f in fmts)
 
 
-def _arith(f32: bool, b32: bool) -> int:
-    """LnArgs.arith: 0 float32 emulation, 2 binary32, 1 float64."""
-    return 0 if f32 else (2 if b32 else 1)
+def _arith(f32: bool, b32: bool, f32x: bool = False) -> int:
+    """LnArgs.arith: 0 float32 emulation, 2 binary32, 3 float32 with exact sums, 1 float64."""
+    return 0 if f32 else (2 if b32 else (3 if f32x else 1))
 
 
 def _nbfp(b: _Bfp | None, f: _Fmt) -> Any:
@@ -212,7 +218,8 @@ def _native_var(x_c: Tensor, mean: Tensor, *, p: _PVar) -> tuple[Tensor, ...]:
     x_c, mu = _stored_in(x_c), _vec(mean)
     n, c, _ = x_c.shape
     f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.cf)
-    ar = _arith(f32, _binary32(p.cf, p.st))
+    f32x = _add_f32x(p.cf, p.cf, p.st) and _mul_f32x(p.cf, p.cf, p.cf)
+    ar = _arith(f32, _binary32(p.cf, p.st), f32x)
     a = _native_args(1, ar, x_c.shape, fc=_nfmt(p.cf), in0=x_c.data_ptr(), v0=mu.data_ptr())
     a.in0_half = int(x_c.dtype == torch.float16)
     sums = _native_sums(a, p.cf, p.kind, n, c, 0)
@@ -224,7 +231,8 @@ def _native_norm(x: Tensor, mean: Tensor, coeff: Tensor, beta: Tensor, *, p: _PN
     x = _f32_in(x) if p.store_input else _stored_in(x)
     vecs = [_vec(t) for t in (mean, coeff, beta)]
     f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf)
-    ar = _arith(f32, p.bfp is None and _binary32(p.cf, p.st))
+    f32x = _add_f32x(p.cf, p.cf, p.st) and _mul_f32x(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf)
+    ar = _arith(f32, p.bfp is None and _binary32(p.cf, p.st), f32x)
     a = _native_args(2, ar, x.shape, fc=_nfmt(p.cf), bfp=_nbfp(p.bfp, p.cf), in0=x.data_ptr())
     a.in0_half, a.mode = int(x.dtype == torch.float16), int(p.store_input)
     a.v0, a.v1, a.v2 = (t.data_ptr() for t in vecs)
@@ -247,7 +255,14 @@ def _native_bwd1(
         and _mul_f32(p.cf, p.cf, p.st)
         and _mul_f32(p.gf, p.gf, p.cf)
     )
-    ar = _arith(f32, p.bfp is None and _binary32(p.cf, p.gf, p.st))
+    f32x = (
+        _f32_fmt(p.gf)
+        and _bfp_f32(p.bfp, p.gf)
+        and _add_f32x(p.cf, p.cf, p.st)
+        and _mul_f32x(p.cf, p.cf, p.st)
+        and _mul_f32x(p.gf, p.gf, p.cf)
+    )
+    ar = _arith(f32, p.bfp is None and _binary32(p.cf, p.gf, p.st), f32x)
     a = _native_args(3, ar, dy.shape, fc=_nfmt(p.cf), fg=_nfmt(p.gf), bfp=_nbfp(p.bfp, p.gf))
     a.in0, a.in1, a.in1_half = dy.data_ptr(), x_c.data_ptr(), int(x_c.dtype == torch.float16)
     a.v0, a.v1 = mu.data_ptr(), sc.data_ptr()
@@ -284,8 +299,18 @@ def _native_bwd2(
             and _mul_f32(gf, cf, st)
             and _add_f32(gf, gf, gf)
         )
+    f32x = _f32_fmt(gf) and _bfp_f32(p.bfp, gf) and _mul_f32x(gf, gf, st)
+    if p.mode != "eval":
+        f32x = f32x and _add_f32x(gf, gf, st)
+    if p.mode == "bn":
+        f32x = f32x and (
+            _add_f32x(cf, cf, st)
+            and _mul_f32x(cf, cf, st)
+            and _mul_f32x(gf, cf, st)
+            and _add_f32x(gf, gf, gf)
+        )
     mode = {"bn": 0, "range_exact": 1, "eval": 2}[p.mode]
-    ar = _arith(f32, p.bfp is None and _binary32(cf, gf, st))
+    ar = _arith(f32, p.bfp is None and _binary32(cf, gf, st), f32x)
     a = _native_args(4, ar, dy_c.shape, fc=_nfmt(cf), fg=_nfmt(gf), bfp=_nbfp(p.bfp, gf))
     a.mode, a.in0, a.in1 = mode, dy_c.data_ptr(), x_c.data_ptr()
     a.in0_half, a.in1_half = int(dy_c.dtype == torch.float16), int(x_c.dtype == torch.float16)

@@ -293,6 +293,33 @@ def _mul_f32(f: _Fmt, fa: _Fmt, fb: _Fmt) -> bool:
     )
 
 
+def _f32_vals(f: _Fmt) -> bool:
+    """Every value of f is a float32 value (formats up to FP32: M <= 23, lsb >= -149,
+    emax <= 127)."""
+    return f.man <= 23 and f.lsb >= -149 and f.emax <= 127
+
+
+def _f32_breaks(f: _Fmt) -> bool:
+    """Results of f for the native float32 arithmetic with exact sums (mode 3): f fits float32
+    (_f32_fmt), its breakpoints (values and midpoints, M + 2 bits) are float32 values at least two
+    float32 ulps apart (M <= 21), and half its smallest subnormal is above float32's normal
+    range limit, 2^(lsb - 1) > 2^-126 (lsb >= -124)."""
+    return _f32_fmt(f) and f.man <= 21 and f.lsb >= -124
+
+
+def _add_f32x(f: _Fmt, fa: _Fmt, fb: _Fmt) -> bool:
+    """a + b rounded once to f by float32 TwoSum and the breakpoint nudge (native mode 3):
+    operands of any float32-valued formats, results per _f32_breaks."""
+    return _f32_breaks(f) and _f32_vals(fa) and _f32_vals(fb)
+
+
+def _mul_f32x(f: _Fmt, fa: _Fmt, fb: _Fmt) -> bool:
+    """a * b rounded once to f from the float32 product (native mode 3): the significands have
+    <= 24 bits together, so the product is exact when it is a normal float32 value; one below
+    2^-126 rounds to zero in f either way, one overflowing float32 overflows f either way."""
+    return _f32_breaks(f) and _f32_vals(fa) and _f32_vals(fb) and fa.man + fb.man + 2 <= 24
+
+
 def _mul(a: Tensor, b: Tensor, f: _Fmt, fa: _Fmt, fb: _Fmt) -> Tensor:
     """mul(a, b, f) of a value of fa and a value of fb: the product is exact in float64 (and in
     float32 when _mul_f32 holds); rounded once."""

@@ -4,16 +4,20 @@
 // The element-wise passes of docs/spec.md (store + statistics, variance sums, normalize,
 // backward pass 1 and 2) as fused loops, bit-identical to the torch-op passes of
 // lightnorm.torch (lightnorm/torch/passes.py, ops.py document the arithmetic) and so to the numpy
-// reference model. Every operator is one correct rounding; three arithmetic modes implement it
+// reference model. Every operator is one correct rounding; four arithmetic modes implement it
 // (LnArgs::arith, chosen per pass by lightnorm/torch/native.py):
 //   0 float32 emulation, formats with E <= 7 (ops.py _f32_fmt, _add_f32, _mul_f32): a + b and
 //     a * b in float32 are exact or innocuously double-rounded, then quantize (below);
+//   3 float32 with exact sums: results in formats with E <= 7, operands any float32 values
+//     (e.g. E8M7 or FP32 per-channel statistics; ops.py _add_f32x, _mul_f32x): a + b is float32
+//     TwoSum with the breakpoint nudge, a * b an exact float32 product (or one far outside the
+//     result's range), then quantize (argument at add_x below);
 //   2 binary32: every format of the pass is FP32 (E8M23) and rounds to nearest even: IEEE
 //     float32 add / sub / mul are the operators themselves (quantize is the identity on float32
 //     values; saturation maps +-Inf to +-max_normal);
 //   1 float64: products of two format values are exact; a + b is TwoSum with the breakpoint
 //     nudge (lightnorm.arith), then quantize (any other configuration).
-// Modes 0 and 2 run on explicit SIMD vectors (GCC vector extensions: one code path whose width is
+// Modes 0, 2 and 3 run on explicit SIMD vectors (GCC vector extensions: one code path whose width is
 // the machine's, LN_VB bytes: 64 with AVX-512, 32 with AVX/AVX2, 16 otherwise; LN_VEC_BYTES
 // overrides it, which the tests use to run every width on one machine). Mode 1 runs scalar
 // loops over block rows.
@@ -80,7 +84,7 @@ extern "C" {
 // One call's arguments (mirrored by lightnorm/torch/_native.py; keep the field order).
 struct LnArgs {
   int32_t pass;       // 0 store, 1 var, 2 norm, 3 bwd1, 4 bwd2
-  int32_t arith;      // 0 float32 emulation, 1 float64, 2 binary32
+  int32_t arith;      // 0 float32 emulation, 1 float64, 2 binary32, 3 float32 with exact sums
   int32_t in0_half;   // in0 is float16 (else float32)
   int32_t in1_half;   // in1 is float16 (else float32)
   int32_t out_half;   // the stored output (x_c / dy_c) is float16 (else float32)
@@ -313,9 +317,9 @@ LN_INLINE VF masked(VF x, int rem) {  // lanes >= rem set to +0
   return iota() < rem ? x : VF{};
 }
 
-// ---- vector quantize and operators (modes 0 and 2) -------------------------------------------
+// ---- vector quantize and operators (modes 0, 2 and 3) -------------------------------------------
 
-struct QC {  // a format's constants (mode 0: a format with E <= 7; mode 2: FP32) and policy
+struct QC {  // a format's constants (modes 0, 3: a format with E <= 7; mode 2: FP32) and policy
   VI e_lo, c_add, emin_b, rtz_base;
   VF maxn, lim, big;
   VF lim_inf;  // what +-Inf becomes: +-Inf, or +-max_normal under saturation
@@ -376,9 +380,70 @@ template <class P, int K> LN_INLINE VF vq(VF x, const QC& c) {
   }
 }
 
-template <class P, int K> LN_INLINE VF vadd(VF a, VF b, const QC& c) { return vq<P, K>(a + b, c); }
-template <class P, int K> LN_INLINE VF vsub(VF a, VF b, const QC& c) { return vq<P, K>(a - b, c); }
-template <class P, int K> LN_INLINE VF vmul(VF a, VF b, const QC& c) { return vq<P, K>(a * b, c); }
+// Mode 3 (float32 with exact sums): the operators of mode 0 for operands that are float32 values
+// of any width (E8M7 statistics, FP32 scalars) and a result format f with E <= 7, M <= 21 and
+// lsb = emin - M >= -124 (ops.py _add_f32x, _mul_f32x).
+// add: TwoSum gives s = fl32(a + b) and e = (a + b) - s exactly (Knuth; valid for all finite
+// float32 a, b, subnormals included, unless s overflows). From (s, e) the sum rounded to odd is
+// one integer step: x = a + b itself if e = 0, else the one of the two float32 values around x
+// (s and its neighbour toward e) whose significand is odd: s + 1 ulp toward e when s is even.
+// Rounding to odd at 24 bits, then once to f, is the correct rounding of x (Boldo & Melquiond:
+// p + 2 bits suffice for round to nearest; here M + 3 <= 24): the breakpoints of f (its values
+// and midpoints: M + 2 significant bits, or multiples of 2^(lsb - 1) >= 2^-125 below 2^emin) are
+// even float32 values, while an inexact x and its odd rounding lie strictly between the same two
+// consecutive float32 values with only the odd one, no breakpoint, between them: both round
+// alike to nearest (ties included) and toward zero. The float64 path's breakpoint nudge
+// (round_with_error) gives the same value. An exact sum below 2^-126 is representable (float32
+// addition is exact there). Overflow: f's threshold (c.big, round or truncate) is a breakpoint,
+// so the odd rounding is on the same side as x. A float32 sum that overflows (finite a, b) has
+// |a + b| > 2^127 beyond f's range: quantize overflows either way except for truncation with
+// Overflow.INF, which keeps +-Inf inputs but maps finite overflow to +-max_normal: there such s
+// becomes +-FLT_MAX first.
+// mul (ops.py _mul_f32x: the significands have <= 24 bits together): a * b is exact in float32
+// when |a * b| >= 2^-126 (a normal result; below 2^128). A true product below 2^-126 < 2^(lsb - 1)
+// (half f's smallest subnormal) quantizes to a signed zero, and so does its float32 rounding
+// (at most 2^-126, same sign). A product overflowing float32 (finite a, b) is far beyond f's
+// range: as for add, +-FLT_MAX under truncation with Overflow.INF.
+// odd_step: the integer step from s to the sum rounded to odd (0, +1 or -1 on the bits of s).
+LN_INLINE VI odd_step(VF s, VF e) {
+  const VI sb = (VI)s;
+  const VI go = (e != 0) & ((sb & 1) == 0) & ((sb & kAbsMask) < kInfBits);
+  return go & ((((VI)e ^ sb) >> 31) | 1);  // toward e: -1 / +1 in magnitude
+}
+// finite operands, float32 overflow: +-FLT_MAX (truncation only, see above)
+template <class P> LN_INLINE VF ovf_fix(VF r, VF a, VF b) {
+  if constexpr (P::rne) {
+    return r;
+  } else {
+    const VI rb = (VI)r;
+    const VI fin = (((VI)a & kAbsMask) < kInfBits) & (((VI)b & kAbsMask) < kInfBits);
+    return ((rb & kAbsMask) == kInfBits) & fin ? (VF)((rb & kSignBit) | vi(0x7F7FFFFF)) : r;
+  }
+}
+template <class P> LN_INLINE VF add_x(VF a, VF b, const QC& c) {
+  const VF s = a + b;
+  const VF bb = s - a;
+  const VF e = (a - (s - bb)) + (b - bb);  // TwoSum: a + b = s + e
+  const VF sn = (VF)((VI)s + odd_step(s, e));
+  return vq<P, 0>(ovf_fix<P>(sn, a, b), c);
+}
+template <class P> LN_INLINE VF mul_x(VF a, VF b, const QC& c) {
+  return vq<P, 0>(ovf_fix<P>(a * b, a, b), c);
+}
+
+// one operator: K = 0 / 2 one float32 operation and quantize; K = 3 as above
+template <class P, int K> LN_INLINE VF vadd(VF a, VF b, const QC& c) {
+  if constexpr (K == 3) return add_x<P>(a, b, c);
+  else return vq<P, K>(a + b, c);
+}
+template <class P, int K> LN_INLINE VF vsub(VF a, VF b, const QC& c) {
+  if constexpr (K == 3) return add_x<P>(a, -b, c);
+  else return vq<P, K>(a - b, c);
+}
+template <class P, int K> LN_INLINE VF vmul(VF a, VF b, const QC& c) {
+  if constexpr (K == 3) return mul_x<P>(a, b, c);
+  else return vq<P, K>(a * b, c);
+}
 
 // Packs of U vectors: the loops below run U independent operator chains side by side, so that
 // the out-of-order core overlaps their latencies (one chain of roundings is latency-bound).
@@ -398,24 +463,24 @@ template <class P, int K, int U> LN_INLINE Pk<U> pq(Pk<U> x, const QC& c) {
   return x;
 }
 template <class P, int K, int U> LN_INLINE Pk<U> padd(Pk<U> a, VF b, const QC& c) {
-  LN_FOR_U a.v[u] = a.v[u] + b;
-  return pq<P, K>(a, c);
+  LN_FOR_U a.v[u] = vadd<P, K>(a.v[u], b, c);
+  return a;
 }
 template <class P, int K, int U> LN_INLINE Pk<U> psub(Pk<U> a, VF b, const QC& c) {
-  LN_FOR_U a.v[u] = a.v[u] - b;
-  return pq<P, K>(a, c);
+  LN_FOR_U a.v[u] = vsub<P, K>(a.v[u], b, c);
+  return a;
 }
 template <class P, int K, int U> LN_INLINE Pk<U> pmul(Pk<U> a, VF b, const QC& c) {
-  LN_FOR_U a.v[u] = a.v[u] * b;
-  return pq<P, K>(a, c);
+  LN_FOR_U a.v[u] = vmul<P, K>(a.v[u], b, c);
+  return a;
 }
 template <class P, int K, int U> LN_INLINE Pk<U> psub(Pk<U> a, const Pk<U>& b, const QC& c) {
-  LN_FOR_U a.v[u] = a.v[u] - b.v[u];
-  return pq<P, K>(a, c);
+  LN_FOR_U a.v[u] = vsub<P, K>(a.v[u], b.v[u], c);
+  return a;
 }
 template <class P, int K, int U> LN_INLINE Pk<U> pmul(Pk<U> a, const Pk<U>& b, const QC& c) {
-  LN_FOR_U a.v[u] = a.v[u] * b.v[u];
-  return pq<P, K>(a, c);
+  LN_FOR_U a.v[u] = vmul<P, K>(a.v[u], b.v[u], c);
+  return a;
 }
 
 // f(v, U) over vectors [0, nv): packs of kU, then single vectors
@@ -691,7 +756,7 @@ struct ExtRow {
   }
 };
 
-// ---- the vector passes (modes 0 and 2) ---------------------------------------------------------
+// ---- the vector passes (modes 0, 2 and 3) ---------------------------------------------------------
 
 // Rows of a block are staged in vector buffers (kNV vectors each, lanes past len zero), so the
 // arithmetic loops run over whole vectors without branches; loads and stores of the tensors
@@ -990,14 +1055,20 @@ template <class P, int K> struct VPass {
           stp(r + v, pmul<P, K>(inner, co, qg));
         });
       } else {  // range_exact: t, and t -+ corr at the chunk arg-max / arg-min
+        // sub(t, corr) = add(t, -corr): one add with the marker's sign of corr, kept where
+        // a marker is set
         const VF corr = vf(static_cast<float>(a.v2[c]));
         const int8_t* mkp = a.marker + off;
-        for (int v = 0; v < nv; ++v) {
-          const VF tt = vmul<P, K>(vsub<P, K>(r[v], kb, qg), co, qg);
-          const VI mk = ld_mk(mkp + v * kL, len - v * kL);
-          const VF tm = vsub<P, K>(tt, corr, qg), tp = vadd<P, K>(tt, corr, qg);
-          r[v] = mk == 1 ? tm : (mk == 2 ? tp : tt);
-        }
+        for_packs(nv, [&](int v, auto uc) {
+          constexpr int U = decltype(uc)::value;
+          Pk<U> tt = pmul<P, K>(psub<P, K>(ldp<U>(r + v), kb, qg), co, qg);
+          LN_FOR_U {
+            const VI mk = ld_mk(mkp + (v + u) * kL, len - (v + u) * kL);
+            const VF tc = vadd<P, K>(tt.v[u], mk == 1 ? -corr : corr, qg);
+            tt.v[u] = ((mk == 1) | (mk == 2)) ? tc : tt.v[u];
+          }
+          stp(r + v, tt);
+        });
       }
     }
     gather_rows(gs, nv);
@@ -1351,6 +1422,7 @@ template <class P> int run_arith(const LnArgs& a) {
     return -4;  // not reached: lightnorm_native_pass dispatches the vector passes here
   } else {
     if (a.arith == 0) return run_vec<PV, 0>(a);
+    if (a.arith == 3) return run_vec<PV, 3>(a);
     if constexpr (P::rne) {
       if (a.arith == 2) return run_vec<PV, 2>(a);
     }
@@ -1483,6 +1555,36 @@ double quant_any(double x, const Fmt& f) {
 
 // ---- entry points --------------------------------------------------------------------------------
 
+namespace {
+
+// Mode 3 takes the per-channel scalars as float32: true when every one the pass uses is a
+// float32 value (values of a format up to FP32 are; NaN too), else the pass runs in float64.
+bool scalars_f32(const LnArgs& a) {
+  const double* used[6] = {};
+  int nu = 0;
+  switch (a.pass) {
+    case 1: used[nu++] = a.v0; break;
+    case 2: used[nu++] = a.v0, used[nu++] = a.v1, used[nu++] = a.v2; break;
+    case 3: used[nu++] = a.v0, used[nu++] = a.v1; break;
+    case 4:
+      if (a.mode == 0) used[nu++] = a.v0, used[nu++] = a.v1, used[nu++] = a.v3, used[nu++] = a.v4;
+      if (a.mode == 1) used[nu++] = a.v2, used[nu++] = a.v3;
+      used[nu++] = a.v5;
+      break;
+    default: break;
+  }
+  for (int k = 0; k < nu; ++k) {
+    if (used[k] == nullptr) return false;
+    for (int64_t c = 0; c < a.c; ++c) {
+      const double v = used[k][c];
+      if (static_cast<double>(static_cast<float>(v)) != v && v == v) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 extern "C" int lightnorm_native_pass(const LnArgs* a) {
   if (a->pass < 0 || a->pass > 4) return -1;
   if (a->bfp.enabled && (a->bfp.g < 1 || a->bfp.g > 4096)) return -2;
@@ -1491,9 +1593,11 @@ extern "C" int lightnorm_native_pass(const LnArgs* a) {
       (a->bfp.enabled && a->bfp.rne != a->fc.rne))
     return -3;
   if (a->sum_kind == 2 && a->nlimbs < 3) return -5;
-  const bool sat = a->fc.sat && a->arith == 1;  // vector passes: the policy is in the constants
-  if (a->fc.rne) return sat ? run_arith<Pol<true, true>>(*a) : run_arith<Pol<true, false>>(*a);
-  return sat ? run_arith<Pol<false, true>>(*a) : run_arith<Pol<false, false>>(*a);
+  LnArgs args = *a;
+  if (args.arith == 3 && !scalars_f32(args)) args.arith = 1;
+  const bool sat = args.fc.sat && args.arith == 1;  // vector passes: the policy is in the constants
+  if (args.fc.rne) return sat ? run_arith<Pol<true, true>>(args) : run_arith<Pol<true, false>>(args);
+  return sat ? run_arith<Pol<false, true>>(args) : run_arith<Pol<false, false>>(args);
 }
 
 // out[i] = op(a[i], b[i]) rounded to f, float64 arrays: 0 quantize(a), 1 add, 2 mul (exact
