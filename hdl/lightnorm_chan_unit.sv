@@ -6,12 +6,14 @@
 // multiplier, the reciprocal and rsqrt tables in the statistics format, and one
 // multiplier, one adder and two converters in the running format):
 //   OP_FINALIZE (F2 rest, F3, F6), per channel K + 7 cycles:
-//     r_acc = sum_k max_k - sum_k min_k (K cycles, exact fixed point), S = round(acc_x),
-//     mu = round(acc_x * inv_count), r = round(r_acc / K), sigma = r * C, t = sigma + eps,
+//     r_acc = sum_k max_k - sum_k min_k over the layer's K_n <= K chunks (K cycles, exact
+//     fixed point; the steps k >= K_n of a small layer add nothing), S = round(acc_x),
+//     mu = round(acc_x * inv_count), r = round(r_acc / K_n), sigma = r * C, t = sigma + eps,
 //     s = recip(t), a = gamma * s; running_mean = rm*keep + mu*mom,
 //     running_var = rv*keep + (sigma*sigma)*mom (running format, on the other units in
 //     the same cycles).
-//   OP_BWD_FINALIZE (B3), 5 cycles: d_beta, d_gamma, k_beta, k_gamma, corr = (a*d_gamma)*C/K.
+//   OP_BWD_FINALIZE (B3), 5 cycles: d_beta, d_gamma, k_beta, k_gamma,
+//     corr = (a*d_gamma)*C/K_n (C/K_n: the host's range_const_per_chunk).
 //   OP_INFER_PREP (I1, I2), 5 cycles: mu = round(rm), v = round(rv), t = v + eps,
 //     s = rsqrt(t), a = gamma * s.
 // With Variance = 1 (two-pass mean / variance statistics, docs/spec.md F2 variance):
@@ -68,6 +70,7 @@ module lightnorm_chan_unit #(
   input  logic [SW-1:0]        inv_count_i,
   input  logic [SW-1:0]        range_const_i,
   input  logic [SW-1:0]        range_const_per_chunk_i,
+  input  logic [2:0]           klog_i,        // log2 K_n, the layer's chunks (<= log2 K)
   input  logic [SW-1:0]        eps_i,
   input  logic [RW-1:0]        momentum_i,    // running format
   input  logic [RW-1:0]        keep_i,        // running format (1 - momentum)
@@ -116,11 +119,9 @@ module lightnorm_chan_unit #(
   localparam logic [1:0] OpIPrep = 2'd2;
   localparam logic [1:0] OpMean  = 2'd3;
 
-  localparam int KLog = $clog2(NumChunks);
   localparam int Bias = (1 << (StatExpBits - 1)) - 1;
-  // 1.0 and 1/K encoded in the statistics format (scales of the accumulator rounder)
+  // 1.0 encoded in the statistics format (a scale of the accumulator rounder)
   localparam logic [SW-1:0] One  = {1'b0, StatExpBits'(Bias), {StatManBits{1'b0}}};
-  localparam logic [SW-1:0] InvK = {1'b0, StatExpBits'(Bias - KLog), {StatManBits{1'b0}}};
   localparam int StepW = $clog2(NumChunks + 8);
   localparam logic [StepW-1:0] LastFinStep = (Variance != 0) ? StepW'(4) : StepW'(NumChunks + 6);
   localparam logic [StepW-1:0] LastShortStep = StepW'(4);
@@ -191,11 +192,20 @@ module lightnorm_chan_unit #(
   logic                nan_max, nan_min;
   logic [1:0]          inf_max, inf_min;  // {-Inf, +Inf}
   logic [2:0]          rfl_q, rfl_new;
+  // 1/K_n encoded in the statistics format (the accumulator rounder's scale of r; K_n <= K,
+  // Bias - log2 K >= 1: a normal value)
+  logic [SW-1:0]       inv_kn;
+  // the chunk of step k is one of the layer's K_n chunks (k < K_n): it enters r_acc
+  logic                chunk_live;
 
-  // operand isolation: the converters see the chunk extremes only while accumulating them
+  assign inv_kn     = {1'b0, StatExpBits'(Bias) - StatExpBits'(klog_i), {StatManBits{1'b0}}};
+  assign chunk_live = ((step_q >> klog_i) == '0);
+
+  // operand isolation: the converters see the chunk extremes only while accumulating them,
+  // and zero (nothing to add) for the chunks k >= K_n of a small layer
   logic [W-1:0] cmax_g, cmin_g;
-  assign cmax_g = (busy_q && in_racc) ? cmax_i : '0;
-  assign cmin_g = (busy_q && in_racc) ? cmin_i : '0;
+  assign cmax_g = (busy_q && in_racc && chunk_live) ? cmax_i : '0;
+  assign cmin_g = (busy_q && in_racc && chunk_live) ? cmin_i : '0;
 
   lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_max (
     .a_i(cmax_g), .fixed_o(fx_max), .nan_o(nan_max), .inf_o(inf_max)
@@ -315,8 +325,8 @@ module lightnorm_chan_unit #(
                 ar_scale = inv_count_i;
                 rm_a = rvar_i;
               end
-              StepW'(2): begin  // r = round(r_acc / K); m2 = mu * mom
-                ar_acc = racc_q; ar_flags = rfl_q; ar_scale = InvK;
+              StepW'(2): begin  // r = round(r_acc / K_n); m2 = mu * mom
+                ar_acc = racc_q; ar_flags = rfl_q; ar_scale = inv_kn;
                 rm_a = cv_s2r_res; rm_b = momentum_i;
               end
               StepW'(3): begin  // sigma = r * C; running_mean = m1 + m2
@@ -349,7 +359,7 @@ module lightnorm_chan_unit #(
               ar_acc = acc_b_i; ar_flags = flags_b_i; ar_scale = inv_count_i;
               sm_a = coeff_i; sm_b = dg_q;
             end
-            StepW'(4): begin  // corr = ad * C/K
+            StepW'(4): begin  // corr = ad * C/K_n
               sm_a = ad_q; sm_b = range_const_per_chunk_i;
             end
             default: ;

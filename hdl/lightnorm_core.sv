@@ -21,7 +21,10 @@
 // combine an element with a per-channel scalar take both formats and round once to the
 // element format. Range statistics, BFP rule max, rounding / overflow / grad mode selected
 // at run time (per-channel results always saturate, spec section 2); bit-exact to
-// lightnorm.reference.
+// lightnorm.reference. Range statistics use K_n = min(K, 2^(floor(log2 n) - 1)) chunks of a
+// layer with n values per channel (spec section 4: K itself for n >= 2K, fewer for a small
+// layer), derived from cfg_count_i when a command is accepted; a training command needs
+// n >= 2.
 // Two parameters turn the same core into the conventional batch-norm baseline
 // (bn_fp32_core: FP32, Variance = 1, Bfp = 0):
 //   Variance = 1: two-pass mean / variance statistics (spec F2 variance). OP_STATS gathers
@@ -127,7 +130,7 @@ module lightnorm_core #(
   localparam int MaxChP    = MaxGroups * Lanes;
   localparam int GW        = (MaxGroups > 1) ? $clog2(MaxGroups) : 1;
   localparam int BW        = BfpExpBits + Lanes + Lanes * MagBits;  // one beat
-  localparam int MinCount  = (Variance != 0) ? 2 : 2 * NumChunks;     // smallest n (training)
+  localparam int MinCount  = 2;  // smallest n of a training command (range: K_n chunks, below)
   localparam int NumSt     = 13;
 
   // command opcodes
@@ -143,7 +146,7 @@ module lightnorm_core #(
   localparam logic [2:0] ErrNone        = 3'd0;
   localparam logic [2:0] ErrNoChannels  = 3'd1;  // C = 0
   localparam logic [2:0] ErrChannels    = 3'd2;  // C > MaxChannels
-  localparam logic [2:0] ErrCountSmall  = 3'd3;  // n < MinCount (training), n = 0 (norm)
+  localparam logic [2:0] ErrCountSmall  = 3'd3;  // n < 2 (training), n = 0 (norm)
   localparam logic [2:0] ErrCountLarge  = 3'd4;  // n >= 2^CountWidth
   localparam logic [2:0] ErrBadOp       = 3'd5;  // unknown opcode
   // statistics-format register-file fields (lightnorm_chan_unit uses the same numbers)
@@ -180,7 +183,9 @@ module lightnorm_core #(
   logic          rnd_q, sat_q, gmode_q;
   logic [ChanWidth:0] chan_q;    // C
   logic [CW-1:0] count_q;        // n
-  logic [CW-1:0] chunk_len_q;    // m = n / K
+  logic [CW-1:0] chunk_len_q;    // m = n / K_n
+  logic [2:0]    klog_q;         // log2 K_n (K_n: chunks of this layer, <= K)
+  logic [KW-1:0] last_chunk_q;   // K_n - 1
   logic [GW-1:0] last_grp_q;     // G - 1
   logic [Lanes-1:0] last_mask_q; // valid lanes of the last group
 
@@ -220,23 +225,44 @@ module lightnorm_core #(
   assign cmd_groups     = (GW+1)'((32'(cfg_channels_i) + 32'(Lanes) - 1) >> LW);
   assign cmd_last_lanes = (LW+1)'(32'(cfg_channels_i) - ((32'(cmd_groups) - 1) << LW));
 
+  // K_n = min(K, 2^(floor(log2 n) - 1)) (docs/spec.md section 4): log2 K_n = min(log2 K,
+  // msb(n) - 1), the largest power of two <= K with chunk length m = n >> log2 K_n >= 2; K
+  // itself for every n >= 2K. (n < 2 has no training command; OP_NORM does not use it.)
+  logic [4:0] cmd_msb;
+  logic [2:0] cmd_klog;
+  always_comb begin
+    cmd_msb = '0;
+    for (int b = 1; b < CW; b++) begin
+      if (cfg_count_i[b]) cmd_msb = 5'(b);
+    end
+    if (cmd_msb > 5'(KLog)) begin
+      cmd_klog = 3'(KLog);
+    end else if (cmd_msb != '0) begin
+      cmd_klog = 3'(cmd_msb - 5'd1);
+    end else begin
+      cmd_klog = '0;
+    end
+  end
+
   logic chan_done, stream_done;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      state_q     <= StIdle;
-      op_q        <= OpStats;
-      error_q     <= 1'b0;
-      err_code_q  <= ErrNone;
-      done_q      <= 1'b0;
-      rnd_q       <= 1'b0;
-      sat_q       <= 1'b0;
-      gmode_q     <= 1'b0;
-      chan_q      <= '0;
-      count_q     <= '0;
-      chunk_len_q <= '0;
-      last_grp_q  <= '0;
-      last_mask_q <= '0;
+      state_q      <= StIdle;
+      op_q         <= OpStats;
+      error_q      <= 1'b0;
+      err_code_q   <= ErrNone;
+      done_q       <= 1'b0;
+      rnd_q        <= 1'b0;
+      sat_q        <= 1'b0;
+      gmode_q      <= 1'b0;
+      chan_q       <= '0;
+      count_q      <= '0;
+      chunk_len_q  <= '0;
+      klog_q       <= '0;
+      last_chunk_q <= '0;
+      last_grp_q   <= '0;
+      last_mask_q  <= '0;
     end else begin
       done_q <= 1'b0;
       if (cmd_fire) begin
@@ -245,15 +271,17 @@ module lightnorm_core #(
         if (cmd_err != ErrNone) begin
           done_q <= 1'b1;
         end else begin
-          state_q     <= cmd_stream ? StStream : StChan;
-          op_q        <= cmd_op_i;
-          rnd_q       <= cfg_rnd_i;
-          sat_q       <= cfg_sat_i;
-          gmode_q     <= cfg_grad_mode_i && (Variance == 0);  // variance: bn gradient
-          chan_q      <= cmd_chan_n;
-          count_q     <= cfg_count_i[CW-1:0];
-          chunk_len_q <= cfg_count_i[CW-1:0] >> KLog;
-          last_grp_q  <= cmd_groups[GW-1:0] - 1'b1;
+          state_q      <= cmd_stream ? StStream : StChan;
+          op_q         <= cmd_op_i;
+          rnd_q        <= cfg_rnd_i;
+          sat_q        <= cfg_sat_i;
+          gmode_q      <= cfg_grad_mode_i && (Variance == 0);  // variance: bn gradient
+          chan_q       <= cmd_chan_n;
+          count_q      <= cfg_count_i[CW-1:0];
+          chunk_len_q  <= cfg_count_i[CW-1:0] >> cmd_klog;
+          klog_q       <= cmd_klog;
+          last_chunk_q <= KW'((32'd1 << cmd_klog) - 32'd1);
+          last_grp_q   <= cmd_groups[GW-1:0] - 1'b1;
           for (int l = 0; l < Lanes; l++) begin
             last_mask_q[l] <= ((LW+1)'(l) < cmd_last_lanes);
           end
@@ -307,7 +335,7 @@ module lightnorm_core #(
       if (grp_q == last_grp_q) begin
         grp_q <= '0;
         pos_q <= pos_q + 1'b1;
-        if (cpos_q == chunk_len_q - 1'b1 && chunk_q != KW'(NumChunks - 1)) begin
+        if (cpos_q == chunk_len_q - 1'b1 && chunk_q != last_chunk_q) begin
           chunk_q <= chunk_q + 1'b1;
           cpos_q  <= '0;
         end else begin
@@ -684,6 +712,7 @@ module lightnorm_core #(
     .inv_count_i             (cfg_inv_count_i),
     .range_const_i           (cfg_range_const_i),
     .range_const_per_chunk_i (cfg_range_const_per_chunk_i),
+    .klog_i                  (klog_q),
     .eps_i                   (cfg_eps_i),
     .momentum_i              (cfg_momentum_i),
     .keep_i                  (cfg_keep_i),

@@ -3,8 +3,13 @@
 
 cocotb tests (run inside the simulator):
   core_smoke   two layers (C not a multiple of Lanes with n not a multiple of K; C < Lanes
-               with the minimal n = 2K) through a full training step and inference, with
-               random valid/ready stalls; every output bit and every exposed statistic checked.
+               with n = 2K) through a full training step and inference, with random
+               valid/ready stalls, and an inference-only layer with n = 1; every output bit and
+               every exposed statistic checked.
+  core_small   small layers (n = N*H*W < 2K: range statistics over K_n < K chunks,
+               docs/spec.md section 4): after a layer with n = 2K + 1 (K chunks), n = 2, 3,
+               5, K, 2K - 1 (C < Lanes and C > Lanes), each a training step in grad mode bn
+               and the backward pass again in range_exact, bit-exact; inference at the end.
   core_errors  every illegal configuration is refused (error_o / err_code_o, done_o, no input
                beat consumed) and a legal command afterwards runs clean.
   core_reset   reset in the middle of OP_STATS, OP_NORM and OP_BWD_DX, each followed by a
@@ -12,10 +17,12 @@ cocotb tests (run inside the simulator):
   core_random  LN_CORE_CASES constrained-random layers (shapes, distributions, modes, stalls),
                functional coverage printed at the end.
 pytest entry points: test_core_smoke runs core_smoke + core_errors on BOTH simulators and
-core_reset on Verilator (the `make test` part); test_core_regress (LIGHTNORM_REGRESS=1,
+core_reset on Verilator (the `make test` part); test_core_small runs core_small on both
+simulators (Verilator: the product parameters; Icarus: the small set l8k4e6m3, as the corner
+tests; LN_SMALL_PARAMS_<SIM> chooses another); test_core_regress (LIGHTNORM_REGRESS=1,
 `make regress`) runs the directed corner layers (test_core_corners.core_corners), core_errors,
-core_reset and core_random on both simulators and every parameter set of PARAM_SETS, then
-test_core_regress_coverage prints the merged coverage.
+core_reset, core_small and core_random on both simulators and every parameter set of
+PARAM_SETS, then test_core_regress_coverage prints the merged coverage.
 test_core_smoke_v2 (also `make test`) runs core_smoke on both simulators on the numeric
 contract v2 build (V2_PARAMS: statistics format fp16_e8m7 over fp10_e5m4 elements); the
 regression's parameter sets (PARAM_SETS) include it.
@@ -24,6 +31,7 @@ SEED=<int> replays a run (the seed is printed).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import random
@@ -67,6 +75,7 @@ if cocotb is not None and cocotb.is_simulation:
     from lightnorm_tb import coverage
     from lightnorm_tb.core_tb import (
         CoreTB,
+        backward_step,
         case_rng,
         check_errors,
         finish,
@@ -100,7 +109,7 @@ if cocotb is not None and cocotb.is_simulation:
                 overflow="inf",
                 grad_mode="bn",
             ),
-            # C < Lanes, minimal n = 2K, the other modes
+            # C < Lanes, n = 2K (the smallest n with K chunks), the other modes
             random_layer(
                 rng,
                 p,
@@ -119,9 +128,9 @@ if cocotb is not None and cocotb.is_simulation:
             exp = expected(layer)
             await training_step(tb, sb, layer, exp)
             await inference(tb, sb, layer, exp)
-        # inference alone accepts any n >= 1 (here n = 3 < 2K)
+        # inference alone accepts any n >= 1 (here n = 1: no training pass)
         small = random_layer(
-            rng, p, "smoke_infer", shape=(3, p.lanes + 1, 1, 1), dist_x="uniform", stall="light"
+            rng, p, "smoke_infer", shape=(1, p.lanes + 1, 1, 1), dist_x="uniform", stall="light"
         )
         tb.log.info("%s (inference only)", small.describe())
         await inference(tb, sb, small, expected(small))
@@ -142,14 +151,65 @@ if cocotb is not None and cocotb.is_simulation:
             ("STATS", 0, layer.count, 1, "no_channels"),
             ("FINALIZE", p.max_channels + 1, layer.count, 2, "too_many_channels"),
             ("NORM", 0xFFFF, layer.count, 2, "too_many_channels"),
-            ("STATS", 3, 2 * k - 1, 3, "count_small"),
+            # a training command needs n >= 2 (n < 2K: K_n < K chunks, core_small)
+            ("STATS", 3, 1, 3, "count_small"),
+            ("STATS", 3, 0, 3, "count_small"),
+            ("FINALIZE", 3, 1, 3, "count_small"),
             ("BWD_SUMS", 3, 1, 3, "count_small"),
+            ("BWD_DX", 3, 1, 3, "count_small"),
             ("NORM", 3, 0, 3, "count_small"),
             ("STATS", 3, 1 << p.count_width, 4, "count_large"),
             ("BWD_DX", 3, 0xFFFFFFFF, 4, "count_large"),
             (7, 3, layer.count, 5, "bad_op"),
         ]
         await check_errors(tb, sb, layer, exp, cases)
+        finish(tb, sb)
+
+    @cocotb.test()
+    async def core_small(dut):
+        """Small layers (n < 2K, K_n < K chunks): bn training step + range_exact backward."""
+        tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
+        sb = Scoreboard(tb.log)
+        await tb.start()
+        p = tb.p
+        rng = case_rng("small")
+        k = p.num_chunks
+        # (shape, x distribution): n = 2K + 1 (K chunks: it leaves every chunk's extremes in
+        # the core, which the small layers after it must not use), then n = 2, 3, 5, K, 2K - 1
+        shapes = [
+            ((2 * k + 1, 5, 1, 1), "normal"),  # n = 2K + 1: K chunks
+            ((2, p.lanes // 2 - 1, 1, 1), "normal"),  # n = 2: K_n = 1 (LightNorm1d, batch 2)
+            ((1, p.lanes + 3, 1, 3), "normal_offset"),  # n = 3, C > Lanes: K_n = 1
+            ((5, 3, 1, 1), "heavy_tail"),  # n = 5: K_n = 2, the remainder in chunk 1
+            ((k, p.lanes + 3, 1, 1), "uniform"),  # n = K (pooled, batch K): K_n = K / 2
+            ((1, 2, 2 * k - 1, 1), "all_equal_channel"),  # n = 2K - 1: K_n = K / 2
+        ]
+        for i, (shape, dist) in enumerate(shapes):
+            layer = random_layer(
+                rng,
+                p,
+                f"small{i}",
+                shape=shape,
+                dist_x=dist,
+                grad_mode="bn",
+                stall=("light", "heavy", "none", "bursty")[i % 4],
+            )
+            exact = dataclasses.replace(
+                layer, name=f"{layer.name}_re", cfg=layer.cfg.replace(grad_mode="range_exact")
+            )
+            n = layer.count
+            kn = layer.cfg.chunk_count(n)
+            assert kn == min(k, 2 ** (n.bit_length() - 2)), (n, kn)
+            tb.log.info("%s (K_n = %d)", layer.describe(), kn)
+            for j, lay in enumerate((layer, exact)):
+                exp = expected(lay)
+                assert exp.fwd is not None and exp.fwd.constants.num_chunks == kn
+                if j == 0:
+                    await training_step(tb, sb, lay, exp)
+                else:
+                    await backward_step(tb, sb, lay, exp)
+                coverage.sample_layer(lay, exp, p)
+        await inference(tb, sb, layer, expected(layer))
         finish(tb, sb)
 
     async def _abort_after(tb: CoreTB, op: str, beats, dy_beats, n_beats: int, cycles: int) -> None:
@@ -305,6 +365,18 @@ def test_core_smoke(sim: str) -> None:
     _run(sim, PARAM_SETS["default"], SMOKE_TESTS[sim])
 
 
+#: Parameter set of each simulator's core_small run in `make test` (Icarus simulates the
+#: product core ~100x slower: the small set, as test_core_corners.py).
+SMALL_PARAMS = {"icarus": "l8k4e6m3", "verilator": "default"}
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_core_small(sim: str) -> None:
+    """Small layers (n < 2K: K_n < K chunks) through a training step in both grad modes."""
+    params = os.environ.get(f"LN_SMALL_PARAMS_{sim.upper()}", SMALL_PARAMS[sim])
+    _run(sim, PARAM_SETS[params], "core_small")
+
+
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_core_smoke_v2(sim: str) -> None:
     """The smoke layers (training step with both grad modes, inference) on the numeric
@@ -358,7 +430,7 @@ def test_core_regress(sim: str, params: str) -> None:
     _run(
         sim,
         PARAM_SETS[params],
-        "core_corners,core_errors,core_reset,core_random",
+        "core_corners,core_errors,core_reset,core_small,core_random",
         env,
         modules="test_core_corners,test_core",
     )

@@ -82,7 +82,7 @@ def range_constant(kind: RangeConstant | str, m: int) -> float:
     """C(m) in float64 (the host computes it; the core receives it rounded to stat_format)."""
     kind = RangeConstant(kind)
     if m < 2:
-        raise ValueError(f"m (chunk length n // K) must be >= 2 for range statistics, got {m}")
+        raise ValueError(f"m (chunk length n // K_n) must be >= 2 for range statistics, got {m}")
     if kind is RangeConstant.LIGHTNORM:
         return 1.0 / math.sqrt(2.0 * math.log(m))
     if kind is RangeConstant.BANNER:
@@ -181,8 +181,21 @@ class LightNormConfig:
         return dataclasses.replace(self, **changes)
 
     def min_count(self) -> int:
-        """Smallest n = N*H*W per channel this configuration accepts."""
-        return 2 * self.num_chunks if self.statistics is Statistics.RANGE else 2
+        """Smallest n = N*H*W per channel of a training pass (inference takes any n >= 1).
+
+        2 for both statistics: range statistics of a small layer use fewer chunks
+        (:meth:`chunk_count`), as spec section 4 defines.
+        """
+        return 2
+
+    def chunk_count(self, count: int) -> int:
+        """K_n, the chunks of the range statistics of a layer with n = ``count`` values per
+        channel (spec section 4): min(K, 2^(floor(log2 n) - 1)) for n >= 2, the largest power
+        of two <= K whose chunk length m = n // K_n is >= 2. K itself for every n >= 2K (so
+        nothing changes there); 1 for n < 2 (no training pass has such an n)."""
+        if count < 2:
+            return 1
+        return min(self.num_chunks, 1 << (int(count).bit_length() - 2))
 
 
 _LIGHTNORM_V1 = LightNormConfig()

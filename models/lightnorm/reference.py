@@ -64,11 +64,12 @@ class LayerConstants:
     """
 
     count: int  # n = N * H * W
-    chunk_len: int  # m = n // K (the last chunk also takes the n % K remainder)
+    chunk_len: int  # m = n // K_n (the last chunk also takes the n % K_n remainder)
+    num_chunks: int  # K_n = min(K, 2^(floor(log2 n) - 1)), the range-statistics chunks
     inv_count: float  # round(1 / n)
     inv_count_unbiased: float  # round(1 / (n - 1)), for the running variance
     range_const: float  # round(C(m))
-    range_const_per_chunk: float  # round(C(m) / K)
+    range_const_per_chunk: float  # round(C(m) / K_n)
     eps: float  # round(eps)
 
 
@@ -81,11 +82,11 @@ class ForwardResult:
     y_c: F32  # F4: output before BFP
     sum_x: F64  # F2: round(sum x)
     mean: F64  # F2: mu = round(sum(x) * (1/n)), fused
-    chunk_max: F64 | None  # F2 (range): (C, K)
+    chunk_max: F64 | None  # F2 (range): (C, K_n)
     chunk_min: F64 | None
     chunk_argmax: npt.NDArray[np.int64] | None  # stream index of the first maximum
     chunk_argmin: npt.NDArray[np.int64] | None
-    range_mean: F64 | None  # F2 (range): r = round(sum(max - min) / K)
+    range_mean: F64 | None  # F2 (range): r = round(sum(max - min) / K_n)
     sigma: F64 | None  # F2 (range): sigma_hat = round(r * C)
     var: F64 | None  # F2 (variance): round(sum(d^2) * (1/n))
     scale: F64  # F2: s
@@ -108,7 +109,7 @@ class BackwardResult:
     x_hat: F32  # B2: round(round(x - mu) * s), compute_format
     k_beta: F64  # B3: round(sum(dy) * (1/n)), fused
     k_gamma: F64  # B3: round(sum(dy * x_hat) * (1/n)), fused
-    correction: F64 | None  # B3 (range_exact): round(round(a * d_gamma) * C/K)
+    correction: F64 | None  # B3 (range_exact): round(round(a * d_gamma) * C/K_n)
     dx_c: F32  # B4: before BFP
 
 
@@ -133,34 +134,40 @@ def _unstream(s: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
 
 
 def chunk_bounds(count: int, num_chunks: int) -> list[tuple[int, int]]:
-    """Stream-index ranges [start, stop) of the K chunks.
+    """Stream-index ranges [start, stop) of ``num_chunks`` chunks (a layer's K_n,
+    LayerConstants.num_chunks / LightNormConfig.chunk_count).
 
-    Length m = n // K each, the last chunk also takes the remainder.
+    Length m = n // num_chunks each, the last chunk also takes the remainder.
     """
     m = count // num_chunks
     return [(k * m, (k + 1) * m if k < num_chunks - 1 else count) for k in range(num_chunks)]
 
 
 def layer_constants(count: int, cfg: LightNormConfig, eps: float = 1e-5) -> LayerConstants:
-    """The constants of a layer with ``count`` values per channel (raises if count is too small)."""
+    """The constants of a layer with ``count`` values per channel (raises if count is too small).
+
+    Range statistics use K_n = cfg.chunk_count(n) chunks (K itself for n >= 2K, spec section 4).
+    """
     if count < cfg.min_count():
         raise ValueError(
-            f"n (values per channel) must be >= {cfg.min_count()} for statistics "
-            f"{cfg.statistics.value!r} with num_chunks={cfg.num_chunks}, got {count}"
+            f"n (values per channel) must be >= {cfg.min_count()} for a training pass "
+            f"(statistics {cfg.statistics.value!r}), got n = {count}"
         )
     if not np.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
     st, rnd = cfg.stat_format, cfg.rounding
-    m = count // cfg.num_chunks
+    kn = cfg.chunk_count(count)
+    m = count // kn
     c = range_constant(cfg.range_constant, m) if cfg.statistics is Statistics.RANGE else 0.0
     q = lambda v, f=st: float(quantize(np.float64(v), f, rnd, sat))  # noqa: E731
     return LayerConstants(
         count=count,
         chunk_len=m,
+        num_chunks=kn,
         inv_count=float(recip(float(count), st, rnd, sat)),
         inv_count_unbiased=float(recip(float(count - 1), cfg.running_format, rnd, sat)),
         range_const=q(c),
-        range_const_per_chunk=q(c / cfg.num_chunks),
+        range_const_per_chunk=q(c / kn),
         eps=q(eps),
     )
 
@@ -359,7 +366,7 @@ def _scale_fn(
 def _chunk_extrema(
     x3: F32, bounds: list[tuple[int, int]]
 ) -> tuple[F64, F64, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Per chunk max, min (float64) and the stream index of their first occurrence, (C, K).
+    """Per chunk max, min (float64) and the stream index of their first occurrence, (C, K_n).
 
     x3 is the (N, C, B) tensor: stream index i of a channel is element (i // B, i % B).
     numpy's arg-max/arg-min return the first occurrence and the first NaN, as the spec says.
@@ -464,8 +471,8 @@ def forward_train(
     mean = acc_x.round(st, rnd, sat, scale=k.inv_count)
     cmax = cmin = amax = amin = rmean = sigma = var = None
     if cfg.statistics is Statistics.RANGE:
-        cmax, cmin, amax, amin = _chunk_extrema(x3, chunk_bounds(count, cfg.num_chunks))
-        both = np.concatenate([cmax, -cmin], axis=-1) / cfg.num_chunks
+        cmax, cmin, amax, amin = _chunk_extrema(x3, chunk_bounds(count, k.num_chunks))
+        both = np.concatenate([cmax, -cmin], axis=-1) / k.num_chunks
         rmean = sum_round(both, st, axis=-1, rounding=rnd, overflow=sat)
         sigma = mul_exact_inputs(rmean, k.range_const, st, rnd, sat)
         scale = recip(add(sigma, k.eps, st, rnd, sat), st, rnd, sat)

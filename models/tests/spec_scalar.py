@@ -156,12 +156,21 @@ class Channel:
     running_var: float
 
 
+def effective_chunks(n: int, k: int) -> int:
+    """K_n of spec section 4, by its definition: the largest power of two <= K whose chunks
+    hold at least two values each (n // K_n >= 2)."""
+    kn = k
+    while kn > 1 and n // kn < 2:
+        kn //= 2
+    return kn
+
+
 def forward(x, gamma, beta, rm, rv, cfg: LightNormConfig, eps=1e-5, momentum=0.1):
     ops, pc = Ops(cfg), Ops(cfg, per_channel=True)
     cf, st, rf = cfg.compute_format, cfg.stat_format, cfg.running_format
     xc = stored(np.asarray(x, dtype=np.float64), cf, ops)
     n = xc.size // xc.shape[1]
-    k = cfg.num_chunks
+    k = effective_chunks(n, cfg.num_chunks)
     m = n // k
     inv_n = pc.recip(n, st)
     eps_q = pc.r(Fraction(eps), st)
@@ -225,7 +234,7 @@ def backward(xc, dy, chans: list[Channel], cfg: LightNormConfig):
     cf, gf, st = cfg.compute_format, cfg.grad_format, cfg.stat_format
     dyc = stored(np.asarray(dy, dtype=np.float64), gf, ops)
     n = xc.size // xc.shape[1]
-    k = cfg.num_chunks
+    k = effective_chunks(n, cfg.num_chunks)
     inv_n = pc.recip(n, st)
     cqk = (
         pc.r(Fraction(range_constant(cfg.range_constant, n // k) / k), st)

@@ -85,9 +85,30 @@ def test_unknown_preset_lists_choices():
         LightNormConfig.from_preset("fp8")
 
 
-def test_min_count_is_two_chunks_of_two():
-    assert LightNormConfig().min_count() == 16
+def test_min_count_is_two():
+    # small layers (n < 2K) use fewer chunks (chunk_count), so every training pass needs n >= 2
+    assert LightNormConfig().min_count() == 2
     assert LightNormConfig(statistics="variance").min_count() == 2
+
+
+def _chunks_by_definition(n: int, k: int) -> int:
+    """The largest power of two K_n <= K with chunk length n // K_n >= 2 (spec section 4)."""
+    return max(c for c in (1 << i for i in range(7)) if c <= k and n // c >= 2)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 8, 16, 64])
+def test_chunk_count_rule(k):
+    cfg = LightNormConfig(num_chunks=k)
+    for n in (2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 127, 128, 129, 1000):
+        kn = cfg.chunk_count(n)
+        assert kn == _chunks_by_definition(n, k), (n, k)
+        assert kn == min(k, 2 ** (math.floor(math.log2(n)) - 1)), (n, k)
+        assert n // kn >= 2
+    for n in range(2 * k, 2 * k + 300):  # n >= 2K: K itself, every existing layer unchanged
+        assert cfg.chunk_count(n) == k
+    expected = {2: 1, 3: 1, 4: 2, 5: 2, 7: 2, 8: 4, 15: 4, 16: 8, 17: 8}
+    if k == 8:
+        assert {n: cfg.chunk_count(n) for n in expected} == expected
 
 
 def test_range_constants_formulas():

@@ -238,8 +238,8 @@ def test_inference_uses_running_statistics():
             "gamma must have shape",
         ),
         (
-            lambda c: forward_train(np.zeros((1, 3, 8), np.float32), np.ones(3), np.zeros(3), c),
-            "n .* must be >= 16",
+            lambda c: forward_train(np.zeros((1, 3, 1), np.float32), np.ones(3), np.zeros(3), c),
+            "n .* must be >= 2.*got n = 1",
         ),
         (
             lambda c: forward_train(
@@ -294,3 +294,117 @@ def test_layer_constants_are_values_of_stat_format():
     assert k.range_const == math.ldexp(21, -6)
     # 1e-5 is below 2^-14 (subnormal); grid 2^-18: 1e-5 / 2^-18 = 2.62 -> 3
     assert k.eps == math.ldexp(3, -18)
+
+
+# ---- small layers (n < 2K): K_n chunks, spec section 4 ---------------------------------------
+
+
+def _kn_by_definition(n: int, k: int) -> int:
+    """The largest power of two K_n <= K with chunk length n // K_n >= 2."""
+    return max(c for c in (1 << i for i in range(7)) if c <= k and n // c >= 2)
+
+
+SMALL_COUNTS = [2, 3, 4, 5, 7, 8, 15, 16, 17]
+SMALL_VARIANTS = [
+    ("lightnorm", {}),
+    ("lightnorm", {"grad_mode": "range_exact"}),
+    ("lightnorm", {"range_constant": "gauss", "num_chunks": 4}),
+    ("lightnorm", {"num_chunks": 64, "grad_mode": "range_exact", "rounding": "rtz"}),
+    ("lightnorm-v2", {}),
+    ("range-fp32", {"grad_mode": "range_exact", "num_chunks": 2}),
+]
+
+
+@pytest.mark.parametrize("n", SMALL_COUNTS)
+@pytest.mark.parametrize(
+    ("preset", "overrides"), SMALL_VARIANTS, ids=[f"{p}{o}" for p, o in SMALL_VARIANTS]
+)
+def test_small_layers_match_exact_scalar_spec(n, preset, overrides):
+    cfg = LightNormConfig.from_preset(preset, **overrides)
+    rng = np.random.default_rng(SEED + n)
+    shape = (n, 3, 1) if n % 2 else (n // 2, 3, 2)  # a (N, C) layer, or N * L = n
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    dy = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+    gamma, beta = rng.uniform(0.5, 1.5, 3), rng.uniform(-0.5, 0.5, 3)
+    rm, rv = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    fwd = forward_train(x, gamma, beta, cfg, rm, rv, eps=1e-3, momentum=0.2)
+    kn = _kn_by_definition(n, cfg.num_chunks)
+    assert fwd.constants.num_chunks == kn and fwd.constants.chunk_len == n // kn
+    assert fwd.chunk_max is not None and fwd.chunk_max.shape == (3, kn)
+    xc, chans, y = spec_scalar.forward(x, gamma, beta, rm, rv, cfg, eps=1e-3, momentum=0.2)
+    _same(fwd.chunk_max, [c.chunk_max for c in chans], "F2 chunk_max")
+    _same(fwd.chunk_min, [c.chunk_min for c in chans], "F2 chunk_min")
+    _same(fwd.chunk_argmax, [c.argmax for c in chans], "F2 chunk_argmax")
+    _same(fwd.chunk_argmin, [c.argmin for c in chans], "F2 chunk_argmin")
+    _same(fwd.range_mean, [c.range_mean for c in chans], "F2 range_mean")
+    _same(fwd.sigma, [c.sigma for c in chans], "F2 sigma")
+    _same(fwd.scale, [c.scale for c in chans], "F2 scale")
+    _same(fwd.coeff, [c.coeff for c in chans], "F3 coeff")
+    _same(fwd.y, y, "F5 y")
+    _same(fwd.running_mean, [c.running_mean for c in chans], "F6 running_mean")
+    _same(fwd.running_var, [c.running_var for c in chans], "F6 running_var")
+    bwd = backward(dy, fwd, cfg)
+    dyc, grads, dx = spec_scalar.backward(fwd.x_c, dy, chans, cfg)
+    _same(bwd.d_gamma, [g[0] for g in grads], "B2 d_gamma")
+    _same(bwd.d_beta, [g[1] for g in grads], "B2 d_beta")
+    if bwd.correction is not None:
+        _same(bwd.correction, [g[4] for g in grads], "B3 correction")
+    _same(bwd.dx, dx, "B5 dx")
+
+
+@pytest.mark.parametrize("n", SMALL_COUNTS + [31, 33, 100])
+@pytest.mark.parametrize("k", [1, 2, 8, 16])
+def test_small_layer_range_statistics_by_hand_float64(n, k):
+    """FP32 everywhere, small-integer inputs: every sum below is exact in float64, so r, sigma,
+    the constants and range_exact's correction equal the definition computed here exactly."""
+    cfg = LightNormConfig.from_preset("range-fp32", num_chunks=k, grad_mode="range_exact")
+    rng = np.random.default_rng(n * 131 + k)
+    x = rng.integers(-40, 41, (n, 2)).astype(np.float32)  # (N, C): stream = x[:, c]
+    dy = rng.integers(-8, 9, (n, 2)).astype(np.float32) / 8
+    fwd = forward_train(x, np.ones(2), np.zeros(2), cfg, eps=0.0)
+    kn = min(k, 2 ** (n.bit_length() - 2))  # the rule, as written in spec section 4
+    assert kn == _kn_by_definition(n, k)
+    m = n // kn
+    bounds = [(j * m, (j + 1) * m if j < kn - 1 else n) for j in range(kn)]
+    if n >= 2 * k:
+        assert kn == k  # unchanged for n >= 2K
+    c_m = range_constant("lightnorm", m)
+    kc = fwd.constants
+    assert (kc.num_chunks, kc.chunk_len) == (kn, m)
+    assert kc.range_const == float(np.float32(c_m))
+    assert kc.range_const_per_chunk == float(np.float32(c_m / kn))
+    for c in range(2):
+        s = x[:, c].astype(np.float64)
+        hi = [s[a:b].max() for a, b in bounds]
+        lo = [s[a:b].min() for a, b in bounds]
+        assert list(fwd.chunk_max[c]) == hi and list(fwd.chunk_min[c]) == lo
+        assert list(fwd.chunk_argmax[c]) == [a + int(np.argmax(s[a:b])) for a, b in bounds]
+        assert list(fwd.chunk_argmin[c]) == [a + int(np.argmin(s[a:b])) for a, b in bounds]
+        r = float(np.float32((sum(hi) - sum(lo)) / kn))  # exact quotient (kn a power of two)
+        assert fwd.range_mean[c] == r
+        assert fwd.sigma[c] == float(np.float32(r * kc.range_const))
+    bwd = backward(dy, fwd, cfg)
+    corr = np.float32(np.float32(fwd.coeff * bwd.d_gamma) * np.float64(kc.range_const_per_chunk))
+    _same(bwd.correction, corr, "B3 correction")
+
+
+@pytest.mark.parametrize("preset", ["lightnorm", "fp32-bn", "lightnorm-v2"])
+def test_single_value_per_channel_raises_naming_n(preset):
+    cfg = LightNormConfig.from_preset(preset)
+    with pytest.raises(ValueError, match="n = 1"):
+        forward_train(np.ones((1, 4), np.float32), np.ones(4), np.zeros(4), cfg)
+    with pytest.raises(ValueError, match="n = 1"):
+        layer_constants(1, cfg)
+    # inference takes any n >= 1
+    inf = forward_infer(
+        np.ones((1, 4), np.float32), np.ones(4), np.zeros(4), np.zeros(4), np.ones(4), cfg
+    )
+    assert inf.y.shape == (1, 4)
+
+
+def test_layers_from_2k_up_keep_k_chunks():
+    for k in (1, 2, 4, 8, 16, 64):
+        cfg = LightNormConfig(num_chunks=k)
+        for n in (2 * k, 2 * k + 1, 3 * k - 1, 4 * k, 1000 * k + 7):
+            lc = layer_constants(n, cfg)
+            assert (lc.num_chunks, lc.chunk_len) == (k, n // k)

@@ -333,7 +333,7 @@ async def check_forward_stats(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Exp
     cfg, f = layer.cfg, exp.fwd
     assert f is not None
     st, rf = cfg.stat_format, cfg.running_format
-    k = tb.p.num_chunks
+    k = f.constants.num_chunks  # K_n: K, fewer for a small layer (n < 2K)
     for c in range(layer.channels):
         sb.stat_bits("F2", "sum_x", c, await tb.read_stat("sum_x", c), f.sum_x[c], st)
         sb.stat_bits("F2", "mean", c, await tb.read_stat("mean", c), f.mean[c], st)

@@ -52,6 +52,7 @@ SHAPES = (
     "C%Lanes!=0",
     "C==MaxChannels",
     "n==2K",
+    "n<2K",
     "n%K!=0",
     "n%K==0",
 )
@@ -331,7 +332,7 @@ def sample_layer(layer: Layer, exp: Expected, p: CoreParams) -> None:
                 exp.bwd.dy_c.astype(np.float64), fmt.max_normal, fmt.min_normal
             ),
             "events": events,
-            **chunk_sample(exp, p.num_chunks if not p.variance else 1),
+            **chunk_sample(exp, exp.fwd.constants.num_chunks if not p.variance else 1),
         }
     )
 

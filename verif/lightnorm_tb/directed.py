@@ -21,8 +21,9 @@ finite        Lanes    4K-1  x, dy: constant chunk, ties of the maximum / minimu
                              occurrence wins), -0 / +0 as the extreme, a chunk of zeros, the
                              extremes of the last chunk in its remainder, a constant channel;
                              channels >= 8 mirror channels 0..7 (negated)
-lanes_plus_1  Lanes+1  2K    the minimum n; channel Lanes alone in its BFP group: +Inf as the
-                             first beat (a chunk maximum), -Inf as the last (a minimum)
+lanes_plus_1  Lanes+1  2K    the smallest n with K chunks; channel Lanes alone in its BFP
+                             group: +Inf as the first beat (a chunk maximum), -Inf as the
+                             last (a minimum)
 one_channel   1        2K+3  a tie of the maximum in the remainder, -0 / +0, dy -Inf at the
                              last beat
 ============  =======  ====  ===============================================================
@@ -521,7 +522,7 @@ def _lanes_plus_1(p: CoreParams) -> DirectedLayer:
     b.corner(
         "shape_min_n",
         [(ch, None) for ch in range(c)],
-        "the minimum n = 2K (two values per chunk)",
+        "n = 2K, the smallest n with K chunks (two values per chunk)",
         _shape("n==2K"),
         _cx("constant"),
     )

@@ -148,8 +148,9 @@ class CoreParams:
 
     @property
     def min_count(self) -> int:
-        """Smallest n of a training pass (2K for range statistics, 2 for variance)."""
-        return 2 if self.variance else 2 * self.num_chunks
+        """Smallest n of a training pass: 2 (range statistics of a small layer, n < 2K, use
+        K_n < K chunks: LightNormConfig.chunk_count, docs/spec.md section 4)."""
+        return 2
 
     def finalize_cycles(self, channels: int) -> int:
         """Ideal cycles of OP_FINALIZE (docs/hardware.md section 5)."""
@@ -339,6 +340,8 @@ def shape_class(channels: int, count: int, p: CoreParams) -> list[str]:
         out.append("C==MaxChannels")
     if count == 2 * p.num_chunks:
         out.append("n==2K")
+    if count < 2 * p.num_chunks:
+        out.append("n<2K")  # a small layer: K_n < K chunks (range statistics)
     if count % p.num_chunks:
         out.append("n%K!=0")
     else:
@@ -375,9 +378,10 @@ def random_layer(
     """A constrained-random layer; every argument left None is drawn at random.
 
     With variance statistics the counts are drawn as for K = 1 (minimal n = 2) and the
-    gradient is the batch-norm one.
+    gradient is the batch-norm one. Drawn counts are >= 2K (K chunks); small layers (n < 2K,
+    K_n < K chunks) are given as ``count`` / ``shape`` (test_core.core_small).
     """
-    k = p.min_count // 2
+    k = 1 if p.variance else p.num_chunks
     if p.variance:
         grad_mode = "bn"
     if shape is None:
@@ -484,7 +488,7 @@ def pack_stream(
 class Expected:
     """The reference model's results for a layer and the beats of every stream.
 
-    ``fwd`` / ``bwd`` and their beats are None for an inference-only layer (n < 2K).
+    ``fwd`` / ``bwd`` and their beats are None for an inference-only layer (n = 1).
     """
 
     fwd: ForwardResult | None

@@ -210,9 +210,9 @@ class _PChan:
     gf: _Fmt
     st: _Fmt
     rf: _Fmt
-    k: int  # K
+    k: int  # K_n, the chunks of the layer's range statistics (K for n >= 2K)
     pre: bool  # accumulator roundings were done outside (Python integers): inputs are rounded
-    aligned: bool = False  # range: extrema are row extrema (N, C), chunks of N / K samples
+    aligned: bool = False  # range: extrema are row extrema (N, C), chunks of N / K_n samples
 
 
 def _coeffs(scale: Tensor, gamma: Tensor, beta: Tensor, st: _Fmt) -> tuple[Tensor, Tensor]:
@@ -236,15 +236,15 @@ def _chan_range(
     *,
     p: _PChan,
 ) -> tuple[Tensor, ...]:
-    """F2 range + F3: r = round(sum_k(max_k - min_k) / K) (exact sum, unless p.pre: rmean given),
-    sigma = mul(r, C), s = recip(add(sigma, eps)), a, beta; v_b = mul(sigma, sigma, rf)."""
+    """F2 range + F3: r = round(sum_k(max_k - min_k) / K_n) (exact sum, unless p.pre: rmean
+    given), sigma = mul(r, C), s = recip(add(sigma, eps)), a, beta; v_b = mul(sigma, sigma, rf)."""
     st, rf = p.st, p.rf
     if not p.pre:
-        if p.aligned:  # chunk k = samples [k N/K, (k+1) N/K): reduce the row extrema
+        if p.aligned:  # chunk k = samples [k N/K_n, (k+1) N/K_n): reduce the row extrema
             ch = ext_max.shape[1]
             ext_max = ext_max.reshape(p.k, -1, ch).amax(dim=1).t()
             ext_min = ext_min.reshape(p.k, -1, ch).amin(dim=1).t()
-        both = torch.cat([ext_max, -ext_min], dim=1).to(_F64)  # (C, 2K) values of cf: exact sum
+        both = torch.cat([ext_max, -ext_min], dim=1).to(_F64)  # (C, 2K_n) values of cf: exact sum
         rmean = _round_sum(_plus_zero(both.sum(dim=1)), kc.new_full((1,), 1.0 / p.k), st)
     sigma = _mul(rmean, kc[_RANGE_C], st, st, st)
     scale = _recip(_add(sigma, kc[_EPS], st, st, st), st)

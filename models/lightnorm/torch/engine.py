@@ -51,7 +51,7 @@ class _FwdState:
     coeff: Tensor
     consts: LayerConstants | None  # None: eval mode (running statistics)
     kc: Tensor | None  # the constants as a tensor
-    argmax: Tensor | None = None  # (C, K) stream indices (range_exact)
+    argmax: Tensor | None = None  # (C, K_n) stream indices (range_exact)
     argmin: Tensor | None = None
 
 
@@ -77,7 +77,6 @@ class _Engine:
         self.bfp = _Bfp.of(cfg.bfp, rnd)
         self.range = cfg.statistics is Statistics.RANGE
         self.range_exact = cfg.grad_mode is GradMode.RANGE_EXACT
-        self.k = cfg.num_chunks
         self.g = 1 if cfg.bfp is None else cfg.bfp.group_size
         self._consts: dict[tuple[int, float, str], tuple[LayerConstants, Tensor]] = {}
 
@@ -100,8 +99,11 @@ class _Engine:
             c = self._consts[key] = (k, torch.tensor(vals, dtype=_F64, device=device))
         return c
 
-    def _pchan(self, pre: bool, aligned: bool = False) -> _PChan:
-        return _PChan(self.cf, self.gf, self.st, self.rf, self.k, pre, aligned)
+    def _pchan(self, pre: bool, aligned: bool = False, k: int | None = None) -> _PChan:
+        """The per-channel steps' description; ``k``: the layer's chunk count K_n (range
+        statistics; the other steps do not use it)."""
+        kk = self.cfg.num_chunks if k is None else k
+        return _PChan(self.cf, self.gf, self.st, self.rf, kk, pre, aligned)
 
     def _acc(
         self, outs: tuple[Tensor, ...], stored: Tensor, f: _Fmt, kind: str, count: int
@@ -120,9 +122,10 @@ class _Engine:
         n_, ch, s_ = x.shape
         count = n_ * s_
         k, kc = self.constants(count, eps, x.device)
+        kn = k.num_chunks  # K_n: K, fewer for a small layer (n < 2K, spec section 4)
         backend = _native_backend(backend, x)
         kind = _pass_kind(cf, count, backend)
-        aligned = self.range and n_ % self.k == 0
+        aligned = self.range and n_ % kn == 0
         lay = _Layout(self.g)
         outs = _run(backend, _pass_store, _PStore(cf, self.bfp, lay, kind, aligned), x)
         x_c = outs[0]
@@ -137,21 +140,21 @@ class _Engine:
             if aligned:
                 ext_max, ext_min = outs[-2], outs[-1]
             else:
-                ext_max, ext_min = self.chunk_extrema(x_c)
+                ext_max, ext_min = self.chunk_extrema(x_c, kn)
             if self.range_exact:
-                amax, amin = self.chunk_args(x_c)
-            pre = _sum_kind(cf, 2 * self.k) != "f64"
+                amax, amin = self.chunk_args(x_c, kn)
+            pre = _sum_kind(cf, 2 * kn) != "f64"
             rmean = mean
             if pre:
                 if aligned:
-                    ext_max = ext_max.reshape(self.k, -1, ch).amax(dim=1).t()
-                    ext_min = ext_min.reshape(self.k, -1, ch).amin(dim=1).t()
+                    ext_max = ext_max.reshape(kn, -1, ch).amax(dim=1).t()
+                    ext_min = ext_min.reshape(kn, -1, ch).amin(dim=1).t()
                 both = torch.cat([ext_max, -ext_min], dim=1).to(_F64)
-                rmean = _round_acc(_Acc.of_rows(both, cf), 1.0 / self.k, st)
+                rmean = _round_acc(_Acc.of_rows(both, cf), 1.0 / kn, st)
             scale, coeff, b, batch_var = _run(
                 backend,
                 _chan_range,
-                self._pchan(pre, aligned and not pre),
+                self._pchan(pre, aligned and not pre, kn),
                 ext_max,
                 ext_min,
                 rmean,
@@ -174,26 +177,28 @@ class _Engine:
         state = _FwdState(mean, scale, coeff, k, kc, amax, amin)
         return _FwdOut(y, x_c, state, batch_var)
 
-    def _stream_chunks(self, x_c: Tensor) -> tuple[Tensor, Tensor]:
-        """The stream (C, n) split into the first K-1 chunks (C, K-1, m) and the last chunk."""
+    @staticmethod
+    def _stream_chunks(x_c: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """The stream (C, n) split into the first k-1 chunks (C, k-1, m) and the last chunk
+        (k = K_n, m = n // k)."""
         n_, ch, s_ = x_c.shape
         count = n_ * s_
-        m = count // self.k
+        m = count // k
         xs = x_c.permute(1, 0, 2).reshape(ch, count)
-        return xs[:, : (self.k - 1) * m].reshape(ch, self.k - 1, m), xs[:, (self.k - 1) * m :]
+        return xs[:, : (k - 1) * m].reshape(ch, k - 1, m), xs[:, (k - 1) * m :]
 
-    def chunk_extrema(self, x_c: Tensor) -> tuple[Tensor, Tensor]:
-        """F2 range: the max and min (C, K) of each chunk of the stream (any n)."""
-        head, tail = self._stream_chunks(x_c)
+    def chunk_extrema(self, x_c: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """F2 range: the max and min (C, K_n) of each chunk of the stream (any n), k = K_n."""
+        head, tail = self._stream_chunks(x_c, k)
         cmax = torch.cat([head.amax(dim=2), tail.amax(dim=1, keepdim=True)], dim=1)
         cmin = torch.cat([head.amin(dim=2), tail.amin(dim=1, keepdim=True)], dim=1)
         return cmax.to(_F64), cmin.to(_F64)
 
-    def chunk_args(self, x_c: Tensor) -> tuple[Tensor, Tensor]:
-        """Stream indices (C, K) of each chunk's first maximum and first minimum (torch.argmax /
-        argmin return the first occurrence; -0 == +0; a NaN is both, the first NaN wins)."""
-        head, tail = self._stream_chunks(x_c)
-        base = torch.arange(self.k, device=x_c.device) * (x_c.shape[0] * x_c.shape[2] // self.k)
+    def chunk_args(self, x_c: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """Stream indices (C, K_n) of each chunk's first maximum and first minimum (torch.argmax
+        / argmin return the first occurrence; -0 == +0; a NaN is both, the first NaN wins)."""
+        head, tail = self._stream_chunks(x_c, k)
+        base = torch.arange(k, device=x_c.device) * (x_c.shape[0] * x_c.shape[2] // k)
         imax = torch.cat([head.argmax(dim=2), tail.argmax(dim=1, keepdim=True)], dim=1) + base
         imin = torch.cat([head.argmin(dim=2), tail.argmin(dim=1, keepdim=True)], dim=1) + base
         return imax, imin

@@ -12,9 +12,9 @@ exact sums on SIMD vectors (mode 3) when the results are narrow formats and the 
 float32 values, e.g. E8M7 statistics (``_add_f32x``: float32 TwoSum, the sum rounded to odd,
 then once to the format; ``_mul_f32x``: exact float32 products, out-of-range ones decided by
 their range; the kernel runs the pass in float64 if a per-channel scalar is no float32 value);
-else float64 (products exact, sums by TwoSum and the breakpoint nudge). Exact sums: float64 rows ('f64'
-kinds) or 32-bit limbs (any width: 'i64' and 'wide' kinds), which :mod:`.channel` rounds per
-channel in the same library (``_native.round_limbs``).
+else float64 (products exact, sums by TwoSum and the breakpoint nudge). Exact sums: float64
+rows ('f64' kinds) or 32-bit limbs (any width: 'i64' and 'wide' kinds), which :mod:`.channel`
+rounds per channel in the same library (``_native.round_limbs``).
 """
 
 from __future__ import annotations
