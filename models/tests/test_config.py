@@ -37,17 +37,19 @@ def test_required_presets_exist_and_differ_where_documented():
 
 
 def test_versioned_presets():
-    # v1 is what "lightnorm" computes until the RTL implements v2 (docs/spec.md section 12)
-    assert PRESETS["lightnorm-v1"] == PRESETS["lightnorm"]
+    # "lightnorm" is contract v2 (docs/spec.md section 12); v1 is the dataclass's field defaults
+    assert PRESETS["lightnorm"] == PRESETS["lightnorm-v2"]
+    assert PRESETS["lightnorm-v1"] == LightNormConfig()
     v2 = PRESETS["lightnorm-v2"]
     assert v2.stat_format == FloatFormat(8, 7) and v2.grad_mode is GradMode.RANGE_EXACT
     assert v2.replace(stat_format="fp10_e5m4", grad_mode="bn") == PRESETS["lightnorm-v1"]
 
 
 def test_presets_are_frozen_and_overrides_copy():
-    cfg = LightNormConfig.from_preset("lightnorm", grad_mode="range_exact", rounding="rtz")
-    assert cfg.grad_mode is GradMode.RANGE_EXACT and cfg.rounding is Rounding.RTZ
-    assert PRESETS["lightnorm"].grad_mode is GradMode.BN
+    cfg = LightNormConfig.from_preset("lightnorm", grad_mode="bn", rounding="rtz")
+    assert cfg.grad_mode is GradMode.BN and cfg.rounding is Rounding.RTZ
+    assert PRESETS["lightnorm"].grad_mode is GradMode.RANGE_EXACT
+    assert PRESETS["lightnorm"].rounding is Rounding.RNE
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.num_chunks = 4  # type: ignore[misc]
 

@@ -286,7 +286,7 @@ def test_bad_input_raises_naming_the_argument(call, match):
 
 
 def test_layer_constants_are_values_of_stat_format():
-    cfg = LightNormConfig.from_preset("lightnorm")
+    cfg = LightNormConfig.from_preset("lightnorm-v1")  # per-channel scalars in E5M4
     k = layer_constants(1000, cfg)
     assert k.chunk_len == 125
     assert k.inv_count == 2.0**-10  # 1/1000 = 0.001 rounds to 1.0 * 2^-10 in E5M4 (0.000977)
@@ -294,6 +294,14 @@ def test_layer_constants_are_values_of_stat_format():
     assert k.range_const == math.ldexp(21, -6)
     # 1e-5 is below 2^-14 (subnormal); grid 2^-18: 1e-5 / 2^-18 = 2.62 -> 3
     assert k.eps == math.ldexp(3, -18)
+    # contract v2 ("lightnorm"): E8M7 scalars, 8 fraction bits of significand, no subnormals here
+    k2 = layer_constants(1000, LightNormConfig.from_preset("lightnorm"))
+    # 1/1000 = 1.024 * 2^-10: significand 1.024 * 128 = 131.07 -> 131/128
+    assert k2.inv_count == math.ldexp(131, -17)
+    # 0.32180 = 1.2872 * 2^-2: 1.2872 * 128 = 164.76 -> 165/128
+    assert k2.range_const == math.ldexp(165, -9)
+    # 1e-5 = 1.31072 * 2^-17: 1.31072 * 128 = 167.77 -> 168/128
+    assert k2.eps == math.ldexp(168, -24)
 
 
 # ---- small layers (n < 2K): K_n chunks, spec section 4 ---------------------------------------
