@@ -325,17 +325,44 @@ def clean_netlist(src: Path, dst: Path) -> dict[str, str]:
         return names[ident] + " "
 
     text = re.sub(r"\\\$paramod\S*\s", sub, src.read_text())
-    dst.write_text(_ASSIGN_CONCAT.sub(_split_assign, text))
+    dst.write_text(_MODULE.sub(_split_assigns_in_module, text))
     return {k.lstrip("\\"): v for k, v in names.items()}
+
+
+_MODULE = re.compile(r"^module .*?^endmodule", re.M | re.S)
+# `wire [3:0] name;`, `output name;` (Yosys writes one declaration per line)
+_DECL = re.compile(r"^\s*(?:wire|input|output|inout|reg)\s+(?:\[(\d+):(\d+)\]\s+)?(\S+)\s*;", re.M)
+
+
+def _split_assigns_in_module(m: re.Match[str]) -> str:
+    """Split the left-concatenation assigns of one module; a bare identifier's width comes
+    from its declaration in the module."""
+    body = m.group(0)
+    widths = {
+        d.group(3): (int(d.group(1)), int(d.group(2))) if d.group(1) else None
+        for d in _DECL.finditer(body)
+    }
+    return _ASSIGN_CONCAT.sub(lambda a: _split_assign(a, widths), body)
 
 
 _ASSIGN_CONCAT = re.compile(r"^(\s*)assign \{ (.*) \} = \{ (.*) \};$", re.M)
 
 
-def _bits(items: str) -> list[str] | None:
-    """`a[3:1], b[0], 2'b01` -> one entry per bit, MSB first (None if a width is unknown)."""
+def _bits(items: str, widths: dict[str, tuple[int, int] | None]) -> list[str] | None:
+    """`a[3:1], b[0], 2'b01, \\c ` -> one entry per bit, MSB first (None if a width is unknown);
+    ``widths``: the declared range of each identifier of the module (None: a scalar)."""
     out: list[str] = []
     for it in (x.strip() for x in items.split(",")):
+        name = it + " " if it.startswith("\\") else it  # escaped names end at a space
+        if it in widths:
+            rng_decl = widths[it]
+            if rng_decl is None:
+                out.append(name)
+            else:
+                hi, lo = rng_decl
+                step = -1 if hi >= lo else 1
+                out += [f"{name}[{i}]" for i in range(hi, lo + step, step)]
+            continue
         rng = re.fullmatch(r"(\S+)\[(\d+):(\d+)\]", it)
         const = re.fullmatch(r"(\d+)'b([01xz]+)", it)
         if rng:
@@ -351,10 +378,10 @@ def _bits(items: str) -> list[str] | None:
     return out
 
 
-def _split_assign(m: re.Match[str]) -> str:
+def _split_assign(m: re.Match[str], widths: dict[str, tuple[int, int] | None]) -> str:
     """OpenSTA's reader takes no concatenation on an assign's left side (Yosys writes one
     where output bits alias other bits): split it into one assign per bit."""
-    lhs, rhs = _bits(m.group(2)), _bits(m.group(3))
+    lhs, rhs = _bits(m.group(2), widths), _bits(m.group(3), widths)
     if lhs is None or rhs is None or len(lhs) != len(rhs):
         return m.group(0)
     return "\n".join(f"{m.group(1)}assign {a} = {b};" for a, b in zip(lhs, rhs, strict=True))

@@ -78,3 +78,40 @@ def test_small_block_end_to_end(tmp_path, monkeypatch) -> None:
     assert rounders and rounders[0]["parents"] == ["lightnorm_fp_mul"]
     again = synth.synthesize(d)  # cached: same numbers without re-running Yosys
     assert again["yosys_reused"] and again["area_um2"] == r["area_um2"]
+
+
+def test_clean_netlist_splits_left_concatenations(tmp_path) -> None:
+    """OpenSTA reads no `assign { ... } = ...`: each becomes one assign per bit, a bare
+    identifier taking its width from its declaration in the same module (scalar or bus)."""
+    src = tmp_path / "mapped.v"
+    src.write_text(
+        "module a(res_o, b_i);\n"
+        "  output [15:0] res_o;\n"
+        "  input [1:0] b_i;\n"
+        "  wire \\g.sign ;\n"
+        "  assign { res_o[15], res_o[2:0] } = { \\g.sign , 3'b010 };\n"
+        "  assign { res_o[5:4], res_o[3] } = { b_i, 1'b1 };\n"
+        "endmodule\n"
+        "module b(q_o);\n"
+        "  output [2:0] q_o;\n"
+        "  wire [1:0] \\g.sign ;\n"
+        "  assign { q_o[0], q_o[2:1] } = { 1'b0, \\g.sign  };\n"
+        "endmodule\n"
+    )
+    dst = tmp_path / "mapped_sta.v"
+    synth.clean_netlist(src, dst)
+    text = dst.read_text()
+    assert "assign {" not in text
+    for line in (
+        "assign res_o[15] = \\g.sign ;",
+        "assign res_o[2] = 1'b0;",
+        "assign res_o[1] = 1'b1;",
+        "assign res_o[0] = 1'b0;",
+        "assign res_o[5] = b_i[1];",
+        "assign res_o[4] = b_i[0];",
+        "assign res_o[3] = 1'b1;",
+        "assign q_o[0] = 1'b0;",
+        "assign q_o[2] = \\g.sign [1];",
+        "assign q_o[1] = \\g.sign [0];",
+    ):
+        assert line in text, line
