@@ -498,6 +498,141 @@ def check_native_store_bfp(bfp, name, rounding):
     assert_bits(got.to(torch.float64), exp, f"native store {name} {bfp}")
 
 
+# (N, C, S) layouts of the chunk arg-max / arg-min checks: n = 2, 3, 5 (K_n = 1, 1, 2: fewer
+# chunks than K = 8; n = 5: the last chunk takes the remainder), chunks inside one row (N = 1),
+# chunks of whole rows, chunks across rows and across vectors (m not a multiple of S or of the
+# SIMD width), chunks across the kernels' 1024-value blocks (S = 1500, m = 375), a K = 8 layer
+# with a remainder (n = 111); C = 13 / 3 / 17 channels: no multiple of any SIMD width.
+CHUNK_ARG_SHAPES = [
+    (2, 13, 1),
+    (3, 13, 1),
+    (5, 13, 1),
+    (1, 13, 7),
+    (8, 13, 4),
+    (3, 13, 37),
+    (2, 3, 1500),
+    (4, 17, 6),
+]
+
+
+def chunk_arg_stream_rule(vals: np.ndarray, largest: bool) -> int:
+    """The spec's arg rule on one chunk (float64 values), written out: the first NaN if there
+    is one (NaN is above every number for max, below for min), else the first element equal to
+    the extremum (-0 == +0)."""
+    nan = np.isnan(vals)
+    if nan.any():
+        return int(np.flatnonzero(nan)[0])
+    best = vals.max() if largest else vals.min()
+    return int(np.flatnonzero(vals == best)[0])
+
+
+CHUNK_ARG_KINDS = [7, 0, 1, 3, 2, 4, 5, 6]  # channel 0: kind 7, 1: kind 0 (all equal), ...
+
+
+def chunk_arg_inputs(shape, k: int, tag: int, specials: bool = True) -> np.ndarray:
+    """float32 (N, C, S) with, in stream order per chunk: ties (an all-equal channel, repeated
+    maxima/minima, many equal small integers), NaN first / last / twice in a chunk, +-Inf (also
+    twice), -0 / +0 extremes in either order, and random values elsewhere. specials=False: NaN
+    -> 0.75, +-Inf -> +-8 (BFP: a NaN or Inf makes its whole group of channels NaN)."""
+    n_, c, s_ = shape
+    count = n_ * s_
+    rng = rng_for(tag)
+    xs = (rng.standard_normal((max(c, 8), count)) * 3).astype(np.float64)
+    for j, (a, b) in enumerate(ref.chunk_bounds(count, k)):
+        ln = b - a
+        rows = {
+            0: np.full(ln, 1.5),  # all equal: arg-max = arg-min = the first element
+            1: np.concatenate([[np.nan], xs[1, a + 1 : b]]),  # NaN first
+            2: np.concatenate([xs[2, a : b - 1], [np.nan]]),  # NaN last
+            3: xs[3, a:b].copy(),
+            4: np.where(np.arange(ln) % 2 == (j % 2), -0.0, 0.0),  # zeros of both signs
+            5: -np.abs(xs[5, a:b]),
+            6: rng.integers(-2, 3, ln).astype(np.float64),  # many ties
+            7: xs[7, a:b].copy(),
+        }
+        rows[3][(ln - 1) // 2] = np.inf
+        rows[3][-1] = -np.inf
+        if ln > 2:
+            rows[3][0] = np.inf  # two +Inf: the first wins
+            rows[2][ln // 2] = np.nan  # the first of two NaN wins
+        rows[5][ln // 2] = -0.0 if j % 2 else 0.0  # a zero maximum of either sign, then
+        rows[5][-1] = 0.0 if j % 2 else -0.0  # ... the other sign later: the first wins
+        mx, mn = rows[7].max(), rows[7].min()
+        rows[7][0], rows[7][-1] = mn, mx  # the extremes again at the ends (ties: the first wins)
+        for ch, kind in enumerate(CHUNK_ARG_KINDS):
+            xs[ch, a:b] = rows[kind]
+    xs = xs[:c]  # C = 3: the first three kinds only
+    if not specials:
+        xs = np.nan_to_num(xs, nan=0.75, posinf=8.0, neginf=-8.0)
+    return np.ascontiguousarray(xs.reshape(c, n_, s_).transpose(1, 0, 2)).astype(np.float32)
+
+
+def check_native_chunk_args(name, rounding, overflow, bfp=None):
+    """The native store pass's chunk arg-max / arg-min (range_exact) against the arg rule written
+    out (chunk_arg_stream_rule) and the reference model's choice (reference._chunk_extrema), on
+    its own stored values, for every CHUNK_ARG_SHAPES layout; x_c and the arg outputs equal the
+    torch pass's, also with row sums and row extrema requested alongside."""
+    from lightnorm.formats import Rounding
+    from lightnorm.torch.ops import _Bfp
+    from lightnorm.torch.passes import _pass_store
+
+    fmt = FORMATS[name]
+    f = _tf(fmt, rounding, overflow)
+    cfg = LightNormConfig()  # K = 8
+    tb = _Bfp.of(bfp, Rounding(rounding))
+    lay = _Layout(1 if bfp is None else bfp.group_size)
+    for shape in CHUNK_ARG_SHAPES:
+        n_, c, s_ = shape
+        count = n_ * s_
+        k = cfg.chunk_count(count)
+        assert k == ref.layer_constants(count, cfg).num_chunks
+        tag = zlib.crc32(repr(shape).encode())
+        x = torch.from_numpy(chunk_arg_inputs(shape, k, tag, specials=bfp is None))
+        for kind, extrema in ((None, False), ("i64", n_ % k == 0)):
+            p = _PStore(f, tb, lay, kind, extrema, k)
+            got, exp = _native_store(x, p=p), _pass_store(x, p=p)
+            what = f"{name} {rounding} {overflow} {bfp} {shape} {kind}"
+            assert len(got) == len(exp)
+            assert_bits(got[0].double(), exp[0].double().numpy(), f"{what} x_c")
+            amax, amin = got[-2], got[-1]
+            assert amax.dtype == amin.dtype == torch.int64 and amax.shape == (c, k), what
+            assert torch.equal(amax, exp[-2]) and torch.equal(amin, exp[-1]), what
+            if extrema:
+                assert_bits(got[-4], exp[-4].numpy(), f"{what} row max")
+            x3 = got[0].to(torch.float32).numpy()
+            bounds = ref.chunk_bounds(count, k)
+            _, _, rmax, rmin = ref._chunk_extrema(x3, bounds)
+            assert np.array_equal(amax.numpy(), rmax), f"{what}: arg-max != reference"
+            assert np.array_equal(amin.numpy(), rmin), f"{what}: arg-min != reference"
+            xs = x3.astype(np.float64).transpose(1, 0, 2).reshape(c, count)
+            for ch in range(c):
+                for j, (a, b) in enumerate(bounds):
+                    assert amax[ch, j] == a + chunk_arg_stream_rule(xs[ch, a:b], True), what
+                    assert amin[ch, j] == a + chunk_arg_stream_rule(xs[ch, a:b], False), what
+            # the rule's special cases did occur (on channels the inputs set up)
+            starts = [a for a, _ in bounds]
+            if bfp is not None:
+                continue
+            assert np.array_equal(amax[1].numpy(), starts), what  # all equal
+            assert np.array_equal(amin[1].numpy(), starts), what
+            assert np.array_equal(amax[2].numpy(), starts), what  # NaN first
+            assert np.array_equal(amin[2].numpy(), starts), what
+
+
+@pytest.mark.parametrize(("rounding", "overflow"), MODES, ids=[f"{r}-{o}" for r, o in MODES])
+@pytest.mark.parametrize("name", ["fp10_e5m4", "fp32_e8m23", "fp16_e8m7"])
+def test_native_chunk_args_match_reference(name, rounding, overflow):
+    """The store pass's chunk arg-max / arg-min (float32 emulation, binary32 and float64
+    kernels: fp10, fp32, fp16_e8m7): ties, NaN, +-Inf, -0 / +0, remainder chunks, small n."""
+    check_native_chunk_args(name, rounding, overflow)
+
+
+@pytest.mark.parametrize("bfp", BFPS_NATIVE[:3], ids=[b.name for b in BFPS_NATIVE[:3]])
+def test_native_chunk_args_with_bfp_groups(bfp):
+    """The same with BFP storage: work items are groups of channels (C not a multiple of g)."""
+    check_native_chunk_args("fp10_e5m4", "rne", "inf", bfp)
+
+
 VEC_VARIANTS = ["-DLN_VEC_BYTES=16", "-DLN_VEC_BYTES=64", "-march=x86-64"]
 
 
@@ -525,6 +660,8 @@ def test_native_vector_width_variants_match_reference(flags):
         for bfp in BFPS_NATIVE:
             check_native_store_bfp(bfp, "fp10_e5m4", "rne")
             check_native_store_bfp(bfp, "fp10_e5m4", "rtz")
+        check_native_chunk_args("fp10_e5m4", "rne", "inf")
+        check_native_chunk_args("fp16_e8m7", "rtz", "saturate")
         for preset, overrides in VARIANT_SUBSET:
             cfg = LightNormConfig.from_preset(preset, **overrides)
             run_module_vs_reference(cfg, (6, 20, 3, 5), "native", tag=41)
@@ -794,6 +931,56 @@ def test_module_matches_reference(preset, overrides, shape, backend):
     run_module_vs_reference(
         cfg, shape, backend, tag=zlib.crc32(f"{preset}{overrides}{shape}".encode())
     )
+
+
+RANGE_EXACT_CONFIGS = [
+    ("lightnorm-v2", {}),  # float32 emulation with exact sums (E8M7 scalars)
+    ("lightnorm-v1", {"grad_mode": "range_exact"}),  # float32 emulation
+    ("range-fp32", {"grad_mode": "range_exact"}),  # binary32
+    ("authors", {"grad_mode": "range_exact", "overflow": "saturate"}),
+    ("lightnorm-v2", {"compute_format": "fp16_e8m7", "grad_format": "fp16_e8m7"}),  # float64
+]
+
+
+@pytest.mark.parametrize("backend", ["native", "eager"])
+@pytest.mark.parametrize(
+    ("preset", "overrides"),
+    RANGE_EXACT_CONFIGS,
+    ids=[p + "".join(f"-{v}" for v in o.values()) for p, o in RANGE_EXACT_CONFIGS],
+)
+def test_range_exact_special_chunks_match_reference(preset, overrides, backend):
+    """grad_mode range_exact where the chunk arg-max / arg-min rule matters (chunk_arg_inputs:
+    ties, all-equal chunks with no correction, NaN, +-Inf, -0 / +0; without NaN / Inf under
+    BFP) on the CHUNK_ARG_SHAPES
+    layouts (small n with K_n < K, remainder chunks, chunks across rows and blocks, C no
+    multiple of the SIMD width): y, dx, d_gamma, d_beta equal the reference model's."""
+    cfg = LightNormConfig.from_preset(preset, **overrides)
+    for shape in CHUNK_ARG_SHAPES:
+        count = shape[0] * shape[2]
+        k = ref.layer_constants(count, cfg).num_chunks
+        tag = zlib.crc32(repr(shape).encode())
+        x = chunk_arg_inputs(shape, k, tag, specials=cfg.bfp is None)
+        dy = rng_for(count).standard_normal(shape).astype(np.float32)
+        c = shape[1]
+        gamma = np.linspace(0.5, 1.5, c).astype(np.float32)
+        beta = np.linspace(-0.5, 0.5, c).astype(np.float32)
+        m = LightNorm1d(c, config=cfg, backend=backend)
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(gamma))
+            m.bias.copy_(torch.from_numpy(beta))
+        xt = torch.from_numpy(x.copy()).requires_grad_()
+        y = m(xt)
+        y.backward(torch.from_numpy(dy))
+        fwd = ref.forward_train(x, gamma, beta, cfg, np.zeros(c), np.ones(c))
+        bwd = ref.backward(dy, fwd, cfg)
+        assert_bits(y, fwd.y, f"{shape} y")
+        assert_bits(xt.grad, bwd.dx, f"{shape} dx")
+        assert_bits(m.weight.grad, bwd.d_gamma, f"{shape} d_gamma")
+        assert_bits(m.bias.grad, bwd.d_beta, f"{shape} d_beta")
+        # the correction is applied (channel 0: distinct args), not where they are equal
+        distinct = fwd.chunk_argmax != fwd.chunk_argmin
+        assert bool(distinct[0].all() if cfg.bfp is None else distinct.any())
+        assert cfg.bfp is not None or not bool(distinct[1:3].any())
 
 
 def test_native_buffers_reused_only_when_free():

@@ -43,7 +43,7 @@ FLAGS = (
     "-shared",
     "-fopenmp",
 )
-ABI = 5  # lightnorm_native_abi() of the source this module matches
+ABI = 6  # lightnorm_native_abi() of the source this module matches
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -98,7 +98,6 @@ class Args(ctypes.Structure):
         ("bfp", Bfp),
         ("in0", ctypes.c_void_p),
         ("in1", ctypes.c_void_p),
-        ("marker", ctypes.c_void_p),
         ("v0", ctypes.c_void_p),
         ("v1", ctypes.c_void_p),
         ("v2", ctypes.c_void_p),
@@ -112,6 +111,12 @@ class Args(ctypes.Structure):
         ("limb1", ctypes.c_void_p),
         ("ext_max", ctypes.c_void_p),
         ("ext_min", ctypes.c_void_p),
+        ("chunks", ctypes.c_int64),
+        ("chunk_len", ctypes.c_int64),
+        ("arg_max", ctypes.c_void_p),
+        ("arg_min", ctypes.c_void_p),
+        ("arg_slots", ctypes.c_void_p),  # set by the library
+        ("arg_nseg", ctypes.c_int64),
     ]
 
 

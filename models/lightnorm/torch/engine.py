@@ -28,6 +28,7 @@ from lightnorm.torch.channel import (
 from lightnorm.torch.native import _native_backend, _pass_kind
 from lightnorm.torch.ops import _F64, _Bfp, _Fmt, _sum_kind
 from lightnorm.torch.passes import (
+    _chunk_args,
     _Layout,
     _pass_bwd1,
     _pass_bwd2,
@@ -39,6 +40,7 @@ from lightnorm.torch.passes import (
     _PNorm,
     _PStore,
     _PVar,
+    _stream_chunks,
 )
 
 
@@ -127,7 +129,14 @@ class _Engine:
         kind = _pass_kind(cf, count, backend)
         aligned = self.range and n_ % kn == 0
         lay = _Layout(self.g)
-        outs = _run(backend, _pass_store, _PStore(cf, self.bfp, lay, kind, aligned), x)
+        # range_exact on the native backend: the store pass also gives the chunk args (the
+        # other backends find them below, torch.argmax / argmin over the stream)
+        nargs = kn if self.range_exact and backend == "native" else 0
+        outs = _run(backend, _pass_store, _PStore(cf, self.bfp, lay, kind, aligned, nargs), x)
+        amax = amin = None
+        if nargs:
+            amax, amin = outs[-2], outs[-1]
+            outs = outs[:-2]
         x_c = outs[0]
         nsum = {"f64": 1, "i64": 2, "wide": 0}[kind]
         if kind == "f64":
@@ -135,14 +144,13 @@ class _Engine:
         else:
             acc_x = self._acc(outs[1 : 1 + nsum], x_c, cf, kind, count)
             mean = _round_acc(acc_x, k.inv_count, st)
-        amax = amin = None
         if self.range:
             if aligned:
                 ext_max, ext_min = outs[-2], outs[-1]
             else:
                 ext_max, ext_min = self.chunk_extrema(x_c, kn)
-            if self.range_exact:
-                amax, amin = self.chunk_args(x_c, kn)
+            if self.range_exact and not nargs:
+                amax, amin = _chunk_args(x_c, kn)
             pre = _sum_kind(cf, 2 * kn) != "f64"
             rmean = mean
             if pre:
@@ -177,31 +185,12 @@ class _Engine:
         state = _FwdState(mean, scale, coeff, k, kc, amax, amin)
         return _FwdOut(y, x_c, state, batch_var)
 
-    @staticmethod
-    def _stream_chunks(x_c: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """The stream (C, n) split into the first k-1 chunks (C, k-1, m) and the last chunk
-        (k = K_n, m = n // k)."""
-        n_, ch, s_ = x_c.shape
-        count = n_ * s_
-        m = count // k
-        xs = x_c.permute(1, 0, 2).reshape(ch, count)
-        return xs[:, : (k - 1) * m].reshape(ch, k - 1, m), xs[:, (k - 1) * m :]
-
     def chunk_extrema(self, x_c: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """F2 range: the max and min (C, K_n) of each chunk of the stream (any n), k = K_n."""
-        head, tail = self._stream_chunks(x_c, k)
+        head, tail = _stream_chunks(x_c, k)
         cmax = torch.cat([head.amax(dim=2), tail.amax(dim=1, keepdim=True)], dim=1)
         cmin = torch.cat([head.amin(dim=2), tail.amin(dim=1, keepdim=True)], dim=1)
         return cmax.to(_F64), cmin.to(_F64)
-
-    def chunk_args(self, x_c: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """Stream indices (C, K_n) of each chunk's first maximum and first minimum (torch.argmax
-        / argmin return the first occurrence; -0 == +0; a NaN is both, the first NaN wins)."""
-        head, tail = self._stream_chunks(x_c, k)
-        base = torch.arange(k, device=x_c.device) * (x_c.shape[0] * x_c.shape[2] // k)
-        imax = torch.cat([head.argmax(dim=2), tail.argmax(dim=1, keepdim=True)], dim=1) + base
-        imin = torch.cat([head.argmin(dim=2), tail.argmin(dim=1, keepdim=True)], dim=1) + base
-        return imax, imin
 
     def update_running(
         self,
@@ -299,14 +288,19 @@ class _Engine:
             )
         if not need_dx:
             return None, d_gamma, d_beta
+        # range_exact: the chunk args as they are (native pass), or as a marker tensor (torch)
         marker = torch.zeros((1,), dtype=torch.int8, device=x_c.device)
+        amax = amin = torch.zeros((1, 1), dtype=torch.int64, device=x_c.device)
         if state.consts is None:
             mode = "eval"
         else:
             mode = "range_exact" if self.range_exact else "bn"
             if self.range_exact:
                 assert state.argmax is not None and state.argmin is not None
-                marker = self._marker(x_c.shape, state.argmax, state.argmin)
+                if backend == "native":
+                    amax, amin = state.argmax, state.argmin
+                else:
+                    marker = self._marker(x_c.shape, state.argmax, state.argmin)
         dx = _run(
             backend,
             _pass_bwd2,
@@ -320,12 +314,15 @@ class _Engine:
             state.coeff,
             corr,
             marker,
+            amax,
+            amin,
         )
         return dx, d_gamma, d_beta
 
     @staticmethod
     def _marker(shape: torch.Size, amax: Tensor, amin: Tensor) -> Tensor:
-        """int8 (N, C, S): 1 at each chunk's arg-max, 2 at its arg-min, where they differ."""
+        """int8 (N, C, S): 1 at each chunk's arg-max, 2 at its arg-min, where they differ (the
+        torch pass's form of the chunk args; the native pass takes the args themselves)."""
         n_, ch, s_ = shape
         chan = torch.arange(ch, device=amax.device).view(ch, 1)
         distinct = amax != amin

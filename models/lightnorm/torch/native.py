@@ -210,8 +210,13 @@ def _native_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
     if p.extrema:
         ext = (torch.empty((n, c), dtype=_F64), torch.empty((n, c), dtype=_F64))
         a.extrema, a.ext_max, a.ext_min = 1, ext[0].data_ptr(), ext[1].data_ptr()
+    args: tuple[Tensor, ...] = ()
+    if p.chunks:  # chunk arg-max / arg-min, found while the stored rows are staged
+        args = (torch.empty((c, p.chunks), dtype=_I64), torch.empty((c, p.chunks), dtype=_I64))
+        a.chunks, a.chunk_len = p.chunks, (n * s) // p.chunks
+        a.arg_max, a.arg_min = args[0].data_ptr(), args[1].data_ptr()
     _native.call(a)
-    return (out, *sums, *ext)
+    return (out, *sums, *ext, *args)
 
 
 def _native_var(x_c: Tensor, mean: Tensor, *, p: _PVar) -> tuple[Tensor, ...]:
@@ -283,9 +288,14 @@ def _native_bwd2(
     coeff: Tensor,
     corr: Tensor,
     marker: Tensor,
+    amax: Tensor,
+    amin: Tensor,
     *,
     p: _PBwd2,
 ) -> Tensor:
+    """range_exact takes the chunk args amax / amin (C, K_n) stream indices (the native store
+    pass's), not the marker of the torch pass: the kernel applies the correction at those
+    elements of the blocks that hold them."""
     dy_c, x_c = _stored_in(dy_c), _stored_in(x_c)
     vecs = [_vec(t) for t in (mean, scale, corr, k_beta, k_gamma, coeff)]
     cf, gf, st = p.cf, p.gf, p.st
@@ -315,10 +325,14 @@ def _native_bwd2(
     a.mode, a.in0, a.in1 = mode, dy_c.data_ptr(), x_c.data_ptr()
     a.in0_half, a.in1_half = int(dy_c.dtype == torch.float16), int(x_c.dtype == torch.float16)
     a.v0, a.v1, a.v2, a.v3, a.v4, a.v5 = (t.data_ptr() for t in vecs)
-    mk = None
+    args = None
     if p.mode == "range_exact":
-        mk = marker.to(torch.int8).contiguous()
-        a.marker = mk.data_ptr()
+        n, c, s = dy_c.shape
+        args = (amax.to(_I64).contiguous(), amin.to(_I64).contiguous())
+        assert args[0].shape == args[1].shape and args[0].shape[0] == c
+        a.chunks = args[0].shape[1]
+        a.chunk_len = (n * s) // a.chunks
+        a.arg_max, a.arg_min = args[0].data_ptr(), args[1].data_ptr()
     out = _pool.empty(tuple(dy_c.shape), torch.float32)
     a.out0 = out.data_ptr()
     _native.call(a)

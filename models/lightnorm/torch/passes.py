@@ -67,18 +67,42 @@ def _sum_parts(v: Tensor, f: _Fmt, kind: str, c: int) -> tuple[Tensor, ...]:
     return _rows(ints.sum(dim=-1), c), _rows(special, c)
 
 
+def _stream_chunks(x_c: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Each channel's stream (C, n) (stream index i = n_i * S + s, row-major N, S) split into
+    the first k-1 chunks (C, k-1, m) and the last chunk (C, n - (k-1) m) (k = K_n, m = n // k)."""
+    n_, ch, s_ = x_c.shape
+    count = n_ * s_
+    m = count // k
+    xs = x_c.permute(1, 0, 2).reshape(ch, count)
+    return xs[:, : (k - 1) * m].reshape(ch, k - 1, m), xs[:, (k - 1) * m :]
+
+
+def _chunk_args(x_c: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Stream indices (C, K_n) int64 of each chunk's first maximum and first minimum of the
+    stored values x_c (N, C, S), k = K_n (torch.argmax / argmin return the first occurrence;
+    -0 == +0; a NaN is both, the first NaN wins)."""
+    head, tail = _stream_chunks(x_c, k)
+    base = torch.arange(k, device=x_c.device) * (x_c.shape[0] * x_c.shape[2] // k)
+    imax = torch.cat([head.argmax(dim=2), tail.argmax(dim=1, keepdim=True)], dim=1) + base
+    imin = torch.cat([head.argmin(dim=2), tail.argmin(dim=1, keepdim=True)], dim=1) + base
+    return imax, imin
+
+
 @dataclass(frozen=True)
 class _PStore:
-    """F1 / B1 (+ F2 sums and range chunk extrema): stored(v, f) and its statistics."""
+    """F1 / B1 (+ F2 sums, range chunk extrema, range_exact chunk arg-max / arg-min): stored(v, f)
+    and its statistics."""
 
     f: _Fmt
     bfp: _Bfp | None
     lay: _Layout
     kind: str | None  # exact-sum kind of the stored values, None: no sums ('wide': outside)
     extrema: bool  # row max/min (N, C) (range statistics with chunks of whole samples)
+    chunks: int = 0  # K_n > 0: also each chunk's arg-max / arg-min (C, K_n) int64 (_chunk_args)
 
 
 def _pass_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
+    """(x_c, *sums, *row extrema, *chunk args): the parts p asks for, in this order."""
     c = v.shape[1]
     vc = _storage(_group(v, p.lay), p.f, p.bfp)
     out: tuple[Tensor, ...] = (_ungroup(vc.to(_store_dtype(p.f)), c),)
@@ -86,6 +110,8 @@ def _pass_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
         out += _sum_parts(vc, p.f, p.kind, c)
     if p.extrema:
         out += (_rows(vc.amax(dim=-1), c), _rows(vc.amin(dim=-1), c))
+    if p.chunks:
+        out += _chunk_args(out[0], p.chunks)
     return out
 
 
@@ -178,9 +204,14 @@ def _pass_bwd2(
     coeff: Tensor,
     corr: Tensor,
     marker: Tensor,
+    amax: Tensor,
+    amin: Tensor,
     *,
     p: _PBwd2,
 ) -> Tensor:
+    """range_exact: marker int8 (N, C, S), 1 at each chunk's arg-max and 2 at its arg-min where
+    they differ (engine._marker). amax / amin, the chunk args (C, K_n) themselves, are what the
+    native pass takes instead (lightnorm.torch.native._native_bwd2); unused here."""
     c, lay = x_c.shape[1], p.lay
     dy = _group(dy_c, lay)
     a = _chan(coeff, lay)

@@ -43,6 +43,9 @@
 // kinds) or 32-bit limbs in int64 (exact for any format up to FP32; filled from float64
 // accumulators over exponent windows), which lightnorm_native_round_limbs combines and rounds
 // per channel.
+// Range statistics with grad_mode range_exact: the store pass also finds each chunk's arg-max
+// and arg-min (stream indices, ChunkArgs below) while the stored rows are staged, and backward
+// pass 2 takes them and applies the correction at those elements of the blocks that hold them.
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -100,7 +103,6 @@ struct LnArgs {
   Bfp bfp;
   const void* in0;  // store: v (f32); var/norm: x_c (norm raw: x f32); bwd1: dy (f32), bwd2: dy_c
   const void* in1;  // bwd1/bwd2: x_c
-  const int8_t* marker;  // bwd2 range_exact: (N, C, S) 1 = arg-max, 2 = arg-min
   const double* v0;  // per-channel vectors (C,)
   const double* v1;
   const double* v2;
@@ -114,9 +116,18 @@ struct LnArgs {
   int64_t* limb1;
   double* ext_max;   // (N, C)
   double* ext_min;
+  // chunk arg-max / arg-min (range_exact): K_n chunks of m values in each channel's stream
+  // (stream index i = n * S + s, chunk min(i / m, K_n - 1)); store (chunks > 0): outputs,
+  // bwd2 range_exact: inputs; (C, K_n) int64 stream indices
+  int64_t chunks;     // K_n (0: store without chunk args)
+  int64_t chunk_len;  // m = n // K_n
+  int64_t* arg_max;
+  int64_t* arg_min;
+  void* arg_slots;    // internal (set by lightnorm_native_pass): per-row partials, ArgSlot
+  int64_t arg_nseg;   // internal: partials per (n, c) row
 };
 
-int lightnorm_native_abi(void) { return 5; }
+int lightnorm_native_abi(void) { return 6; }
 
 }  // extern "C"
 
@@ -209,9 +220,7 @@ typedef float VF __attribute__((vector_size(LN_VB)));
 typedef int32_t VI __attribute__((vector_size(LN_VB)));
 typedef uint32_t VU __attribute__((vector_size(LN_VB)));
 typedef double VD __attribute__((vector_size(LN_VB)));
-typedef int8_t VB __attribute__((vector_size(LN_VB / 4)));
 typedef float VFu __attribute__((vector_size(LN_VB), aligned(4), __may_alias__));
-typedef int8_t VBu __attribute__((vector_size(LN_VB / 4), aligned(1), __may_alias__));
 
 constexpr int32_t kSignBit = INT32_MIN, kAbsMask = 0x7FFFFFFF, kInfBits = 0x7F800000;
 constexpr int32_t kNanBits = 0x7FC00000;
@@ -301,15 +310,6 @@ LN_INLINE void st_h(uint16_t* p, VF v, int rem) {
   uint16_t t[kL];
   cvt_store_h(t, v);
   std::memcpy(p, t, sizeof(uint16_t) * rem);
-}
-
-LN_INLINE VI ld_mk(const int8_t* p, int rem) {
-  VB b = {};
-  if (__builtin_expect(rem >= kL, 1))
-    b = *reinterpret_cast<const VBu*>(p);
-  else
-    std::memcpy(&b, p, rem);
-  return __builtin_convertvector(b, VI);
 }
 
 LN_INLINE VF masked(VF x, int rem) {  // lanes >= rem set to +0
@@ -669,11 +669,11 @@ void add_limbs_chunk(const float* v, int len, int lsb, int64_t* limb, double* sp
   }
   int bmax = 0, bmin = 255;
   for (int i = 0; i < kL; ++i) bmax = std::max(bmax, int(emax[i])), bmin = std::min(bmin, int(emin[i]));
-  if (bmin == 255) return;  // all zeros
-  if (bmax == 255) {
+  if (bmax == 255) {  // Inf / NaN (also where they are the only nonzero values)
     add_limbs_scalar(v, len, lsb, limb, special);
     return;
   }
+  if (bmin == 255) return;  // all zeros
   const int B = std::max(bmax, 1), lo = std::max(bmin, 1);  // subnormals: exponent field 0 ~ 1
   if (B - lo <= kWin) {
     SumRowD acc;
@@ -755,6 +755,161 @@ struct ExtRow {
     *mn = isnan ? std::numeric_limits<double>::quiet_NaN() : m;
   }
 };
+
+// Chunk arg-max / arg-min (range_exact; docs/spec.md sections 6-7). Chunk k of a channel's stream
+// holds the stream indices [k m, (k + 1) m), the last one up to n (the remainder). The order:
+// -0 == +0, a NaN is above every number for the max and below every number for the min (so the
+// first NaN of a chunk is both), ties go to the smallest stream index. As int32 keys of the float32
+// values: -0 -> +0, then the sign-magnitude bits in two's complement order; NaN -> INT32_MAX (max
+// key) / INT32_MIN (min key). Every other key lies strictly between (|key| <= 0x7F800000, +-Inf),
+// so INT32_MIN / INT32_MAX also mark lanes and slots that hold no element yet.
+// Stream indices fit int32: the native passes take fewer than 2^31 values per channel.
+// The store pass keeps one partial (ArgSlot) per (n, c) row and chunk segment of the row (a row of
+// S values meets at most arg_nseg chunks), merged over the row's blocks; ChunkArgs::combine then
+// merges the rows of each chunk into the (C, K_n) outputs.
+struct ArgSlot {
+  int32_t kmax, imax, kmin, imin;  // keys and stream indices of the max and the min so far
+  static LN_INLINE ArgSlot none() { return {INT32_MIN, INT32_MAX, INT32_MAX, INT32_MAX}; }
+  LN_INLINE void merge(int32_t kx, int32_t ix, int32_t kn, int32_t in) {
+    if (kx > kmax || (kx == kmax && ix < imax)) kmax = kx, imax = ix;
+    if (kn < kmin || (kn == kmin && in < imin)) kmin = kn, imin = in;
+  }
+};
+
+LN_INLINE int32_t arg_key(float x) {  // the order key of a value that is not NaN
+  int32_t b = __builtin_bit_cast(int32_t, x);
+  b = b == kSignBit ? 0 : b;  // -0 -> +0
+  return b ^ ((b >> 31) & kAbsMask);
+}
+
+struct ChunkArgs {
+  int64_t k_n, m, s, c, nseg;
+  ArgSlot* slots;
+  explicit ChunkArgs(const LnArgs& a)
+      : k_n(a.chunks), m(a.chunk_len), s(a.s), c(a.c), nseg(a.arg_nseg),
+        slots(static_cast<ArgSlot*>(a.arg_slots)) {}
+  LN_INLINE int64_t chunk(int64_t i) const { return std::min(i / m, k_n - 1); }
+  LN_INLINE int64_t seg_end(int64_t k, int64_t i1) const {  // end of chunk k's part of [., i1)
+    return k == k_n - 1 ? i1 : std::min(i1, (k + 1) * m);
+  }
+  // the partials of row (n, c), one per chunk the row meets (first: chunk(n * S))
+  LN_INLINE ArgSlot* row_slots(int64_t n, int64_t ch) const { return slots + (n * c + ch) * nseg; }
+  void reset_row(int64_t n, int64_t ch) const {
+    ArgSlot* r = row_slots(n, ch);
+    for (int64_t j = 0; j < nseg; ++j) r[j] = ArgSlot::none();
+  }
+  // The partials of the rows of each chunk, in stream order, into arg_max / arg_min (C, K_n).
+  void combine(int64_t rows, int64_t* arg_max, int64_t* arg_min) const {
+    const int64_t count = rows * s;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t k = 0; k < k_n; ++k) {
+        const int64_t i0 = k * m, i1 = seg_end(k, count);
+        ArgSlot best = ArgSlot::none();
+        for (int64_t n = i0 / s; n <= (i1 - 1) / s; ++n) {
+          const ArgSlot& p = row_slots(n, ch)[k - chunk(n * s)];
+          best.merge(p.kmax, p.imax, p.kmin, p.imin);
+        }
+        arg_max[ch * k_n + k] = best.imax;
+        arg_min[ch * k_n + k] = best.imin;
+      }
+  }
+};
+
+// Per-lane max / min keys and their stream indices over a segment (lanes hold increasing
+// indices: the strict comparisons keep each lane's first occurrence).
+struct ArgVec {
+  VI kmax, imax, kmin, imin;
+  LN_INLINE void reset() {
+    kmax = vi(INT32_MIN);
+    kmin = vi(INT32_MAX);
+    imax = imin = vi(INT32_MAX);
+  }
+  template <bool Masked> LN_INLINE void add(VF x, VI idx, VI ok) {  // ok: lanes to take
+    VI b = (VI)x;
+    b = b == kSignBit ? VI{} : b;
+    const VI key = b ^ ((b >> 31) & kAbsMask);
+    const VI nan = (b & kAbsMask) > kInfBits;
+    VI kx = nan ? vi(INT32_MAX) : key, kn = nan ? vi(INT32_MIN) : key;
+    if constexpr (Masked) {
+      kx = ok ? kx : vi(INT32_MIN);
+      kn = ok ? kn : vi(INT32_MAX);
+    }
+    const VI gt = kx > kmax;
+    kmax = gt ? kx : kmax;
+    imax = gt ? idx : imax;
+    const VI lt = kn < kmin;
+    kmin = lt ? kn : kmin;
+    imin = lt ? idx : imin;
+  }
+  void fold(ArgSlot& p) const {
+    for (int l = 0; l < kL; ++l) p.merge(kmax[l], imax[l], kmin[l], imin[l]);
+  }
+};
+
+// A staged row r of stored values: positions [s0, s0 + len) of row (n, ch) into its partials.
+void chunk_args_vec(const ChunkArgs& ca, const VF* r, int64_t n, int64_t ch, int64_t s0, int len) {
+  const int64_t base = n * ca.s + s0;  // stream index of r[0] lane 0
+  const int64_t k0 = ca.chunk(n * ca.s);
+  ArgSlot* slot = ca.row_slots(n, ch);
+  for (int64_t i0 = base, k = ca.chunk(base); i0 < base + len; ++k) {
+    const int64_t i1 = ca.seg_end(k, base + len);
+    const int q0 = static_cast<int>(i0 - base), q1 = static_cast<int>(i1 - base);
+    ArgVec acc;
+    acc.reset();
+    const VI pos = iota();
+    const VI idx0 = vi(static_cast<int32_t>(base)) + pos;
+    // in stream order (each lane keeps its first occurrence): a partial vector at the start,
+    // the whole vectors [ceil(q0 / kL), floor(q1 / kL)), a partial vector at the end
+    const int vm0 = (q0 + kL - 1) / kL, vm1 = q1 / kL;
+    const int ve0 = q0 / kL, ve1 = (q1 - 1) / kL;
+    auto edge = [&](int v) {
+      const VI p = pos + v * kL;
+      acc.add<true>(r[v], idx0 + v * kL, (p >= q0) & (p < q1));
+    };
+    if (ve0 < vm0) edge(ve0);
+    for (int v = vm0; v < vm1; ++v) acc.add<false>(r[v], idx0 + v * kL, VI{});
+    if (ve1 >= vm1 && ve1 >= vm0) edge(ve1);  // (ve1 < vm0: the same vector as the start's)
+    acc.fold(slot[k - k0]);
+    i0 = i1;
+  }
+}
+
+// The same for a float64 row of stored values (mode 1).
+void chunk_args_f64(const ChunkArgs& ca, const double* r, int64_t n, int64_t ch, int64_t s0, int len) {
+  const int64_t base = n * ca.s + s0;
+  const int64_t k0 = ca.chunk(n * ca.s);
+  ArgSlot* slot = ca.row_slots(n, ch);
+  for (int64_t i0 = base, k = ca.chunk(base); i0 < base + len; ++k) {
+    const int64_t i1 = ca.seg_end(k, base + len);
+    ArgSlot p = ArgSlot::none();
+    for (int64_t i = i0; i < i1; ++i) {
+      const float x = static_cast<float>(r[i - base]);  // stored values are float32 values
+      const bool nan = x != x;
+      const int32_t key = nan ? 0 : arg_key(x);
+      const int32_t kx = nan ? INT32_MAX : key, kn = nan ? INT32_MIN : key;
+      if (kx > p.kmax) p.kmax = kx, p.imax = static_cast<int32_t>(i);
+      if (kn < p.kmin) p.kmin = kn, p.imin = static_cast<int32_t>(i);
+    }
+    slot[k - k0].merge(p.kmax, p.imax, p.kmin, p.imin);
+    i0 = i1;
+  }
+}
+
+// bwd2 range_exact: fix(q, sign) at each position q of [s0, s0 + len) of row (n, ch) that is a
+// chunk's arg-max (sign -1: t - corr) or arg-min (+1: t + corr), where the two differ.
+template <class Fix>
+LN_INLINE void at_chunk_args(const LnArgs& a, int64_t n, int64_t ch, int64_t s0, int len, Fix fix) {
+  const ChunkArgs ca(a);
+  const int64_t i0 = n * a.s + s0, i1 = i0 + len;
+  const int64_t* amax = a.arg_max + ch * a.chunks;
+  const int64_t* amin = a.arg_min + ch * a.chunks;
+  for (int64_t k = ca.chunk(i0), k1 = ca.chunk(i1 - 1); k <= k1; ++k) {
+    const int64_t ix = amax[k], in = amin[k];
+    if (ix == in) continue;
+    if (ix >= i0 && ix < i1) fix(static_cast<int>(ix - i0), -1);
+    if (in >= i0 && in < i1) fix(static_cast<int>(in - i0), 1);
+  }
+}
 
 // ---- the vector passes (modes 0, 2 and 3) ---------------------------------------------------------
 
@@ -915,7 +1070,6 @@ template <class P, int K> struct VPass {
     prefetch_rows(a.in0, e0, off, a.s, gs, len, false);
     if (a.pass == 3 || (a.pass == 4 && a.mode == 0))
       prefetch_rows(a.in1, a.in1_half ? 2 : 4, off, a.s, gs, len, false);
-    if (a.pass == 4 && a.mode == 1) prefetch_rows(a.marker, 1, off, a.s, gs, len, false);
     if (a.pass != 1)
       prefetch_rows(a.out0, ((a.pass == 0 || a.pass == 3) && a.out_half) ? 2 : 4, off, a.s, gs, len, true);
   }
@@ -930,6 +1084,8 @@ template <class P, int K> struct VPass {
           a.ext_max[n * a.c + c0 + j] = -std::numeric_limits<double>::infinity();
           a.ext_min[n * a.c + c0 + j] = std::numeric_limits<double>::infinity();
         }
+      if (a.pass == 0 && a.chunks)
+        for (int j = 0; j < gs; ++j) ChunkArgs(a).reset_row(n, c0 + j);
       for (int64_t s0 = 0; s0 < a.s; s0 += kVBlock) {
         const int len = static_cast<int>(std::min<int64_t>(kVBlock, a.s - s0));
         // the next block of this chunk: its rows are fetched while this one is computed
@@ -950,7 +1106,7 @@ template <class P, int K> struct VPass {
     }
   }
 
-  // F1 / B1-forward: stored(v, fc) (+ row sums, row extrema)
+  // F1 / B1-forward: stored(v, fc) (+ row sums, row extrema, chunk arg-max / arg-min partials)
   void store(int64_t n, int64_t c0, int gs, int64_t s0, int len) {
     stage_stored(n, c0, gs, s0, len, qc);
     const int nf = len / kL, rem = len - nf * kL;
@@ -966,6 +1122,7 @@ template <class P, int K> struct VPass {
         if (rem) ext.add(r[nf], rem);
         ext.fold(a.ext_max + rw, a.ext_min + rw);
       }
+      if (a.chunks) chunk_args_vec(ChunkArgs(a), r, n, c0 + j, s0, len);
     }
   }
 
@@ -1055,19 +1212,15 @@ template <class P, int K> struct VPass {
           stp(r + v, pmul<P, K>(inner, co, qg));
         });
       } else {  // range_exact: t, and t -+ corr at the chunk arg-max / arg-min
-        // sub(t, corr) = add(t, -corr): one add with the marker's sign of corr, kept where
-        // a marker is set
         const VF corr = vf(static_cast<float>(a.v2[c]));
-        const int8_t* mkp = a.marker + off;
         for_packs(nv, [&](int v, auto uc) {
           constexpr int U = decltype(uc)::value;
-          Pk<U> tt = pmul<P, K>(psub<P, K>(ldp<U>(r + v), kb, qg), co, qg);
-          LN_FOR_U {
-            const VI mk = ld_mk(mkp + (v + u) * kL, len - (v + u) * kL);
-            const VF tc = vadd<P, K>(tt.v[u], mk == 1 ? -corr : corr, qg);
-            tt.v[u] = ((mk == 1) | (mk == 2)) ? tc : tt.v[u];
-          }
-          stp(r + v, tt);
+          stp(r + v, pmul<P, K>(psub<P, K>(ldp<U>(r + v), kb, qg), co, qg));
+        });
+        // sub(t, corr) = add(t, -corr): the one lane of the vector holding that element
+        at_chunk_args(a, n, c, s0, len, [&](int q, int sign) {
+          VF& x = r[q / kL];
+          x = iota() == q % kL ? vadd<P, K>(x, sign < 0 ? -corr : corr, qg) : x;
         });
       }
     }
@@ -1269,6 +1422,8 @@ template <class P, class Grab> void run_items_f64(const LnArgs& a, int64_t group
         a.ext_max[n * a.c + c0 + j] = -std::numeric_limits<double>::infinity();
         a.ext_min[n * a.c + c0 + j] = std::numeric_limits<double>::infinity();
       }
+    if (a.pass == 0 && a.chunks)
+      for (int j = 0; j < gs; ++j) ChunkArgs(a).reset_row(n, c0 + j);
     for (int64_t s0 = 0; s0 < a.s; s0 += kBlock) {
       const int len = static_cast<int>(std::min<int64_t>(kBlock, a.s - s0));
       for (int j = 0; j < gs; ++j) {
@@ -1308,11 +1463,10 @@ template <class P, class Grab> void run_items_f64(const LnArgs& a, int64_t group
             } else {  // range_exact: t, and t -+ corr at the chunk arg-max / arg-min
               const T corr = a.v2[c];
               sub_rc<P>(t1, kb, t2, len, fg);
-              mul_rc<P>(t2, coeff, t1, len, fg);  // t
-              sub_rc<P>(t1, corr, t2, len, fg);
-              add_rc<P>(t1, corr, r2, len, fg);
-              const int8_t* mk = a.marker + off;
-              for (int i = 0; i < len; ++i) r0[i] = mk[i] == 1 ? t2[i] : (mk[i] == 2 ? r2[i] : t1[i]);
+              mul_rc<P>(t2, coeff, r0, len, fg);  // t
+              at_chunk_args(a, n, c, s0, len, [&](int q, int sign) {
+                r0[q] = add<P>(r0[q], sign < 0 ? -corr : corr, fg);  // sub(t, corr) = add(t, -corr)
+              });
             }
             break;
           }
@@ -1328,6 +1482,7 @@ template <class P, class Grab> void run_items_f64(const LnArgs& a, int64_t group
           store_out(a.out0, row * a.s + s0, r0, len, a.out_half);
           sum_out(a, fs, r0, len, row, a.sum0, a.limb0);
           if (a.extrema) row_extrema(r0, len, a.ext_max + row, a.ext_min + row);
+          if (a.chunks) chunk_args_f64(ChunkArgs(a), r0, n, c0 + j, s0, len);
         }
       } else if (a.pass == 2) {
         if (a.mode == 1) storage_block<P>(b0, gs, len, fc, bfp, false, t0);
@@ -1594,10 +1749,36 @@ extern "C" int lightnorm_native_pass(const LnArgs* a) {
     return -3;
   if (a->sum_kind == 2 && a->nlimbs < 3) return -5;
   LnArgs args = *a;
+  // chunk arg-max / arg-min: outputs of the store pass (chunks > 0), inputs of bwd2 range_exact
+  const bool args_out = args.pass == 0 && args.chunks > 0;
+  const bool args_in = args.pass == 4 && args.mode == 1;
+  if (!args_out && !args_in) args.chunks = 0;
+  if (args_out || args_in) {
+    const int64_t count = args.n * args.s;
+    if (args.chunks < 1 || args.chunk_len < 1 || args.chunks * args.chunk_len > count ||
+        count >= (int64_t{1} << 31) || args.arg_max == nullptr || args.arg_min == nullptr)
+      return -6;
+  }
+  std::unique_ptr<ArgSlot[]> slots;
+  if (args_out) {
+    // partials per (n, c) row: as many as the chunks one row meets at most
+    const ChunkArgs ca(args);
+    int64_t nseg = 1;
+    for (int64_t n = 0; n < args.n; ++n)
+      nseg = std::max(nseg, ca.chunk((n + 1) * args.s - 1) - ca.chunk(n * args.s) + 1);
+    slots.reset(new ArgSlot[static_cast<size_t>(args.n * args.c * nseg)]);
+    args.arg_slots = slots.get();
+    args.arg_nseg = nseg;
+  }
   if (args.arith == 3 && !scalars_f32(args)) args.arith = 1;
   const bool sat = args.fc.sat && args.arith == 1;  // vector passes: the policy is in the constants
-  if (args.fc.rne) return sat ? run_arith<Pol<true, true>>(args) : run_arith<Pol<true, false>>(args);
-  return sat ? run_arith<Pol<false, true>>(args) : run_arith<Pol<false, false>>(args);
+  int rc;
+  if (args.fc.rne)
+    rc = sat ? run_arith<Pol<true, true>>(args) : run_arith<Pol<true, false>>(args);
+  else
+    rc = sat ? run_arith<Pol<false, true>>(args) : run_arith<Pol<false, false>>(args);
+  if (rc == 0 && args_out) ChunkArgs(args).combine(args.n, args.arg_max, args.arg_min);
+  return rc;
 }
 
 // out[i] = op(a[i], b[i]) rounded to f, float64 arrays: 0 quantize(a), 1 add, 2 mul (exact
