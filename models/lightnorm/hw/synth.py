@@ -325,11 +325,11 @@ def clean_netlist(src: Path, dst: Path) -> dict[str, str]:
         return names[ident] + " "
 
     text = re.sub(r"\\\$paramod\S*\s", sub, src.read_text())
-    dst.write_text(_MODULE.sub(_split_assigns_in_module, text))
+    dst.write_text(_VERILOG_MODULE.sub(_split_assigns_in_module, text))
     return {k.lstrip("\\"): v for k, v in names.items()}
 
 
-_MODULE = re.compile(r"^module .*?^endmodule", re.M | re.S)
+_VERILOG_MODULE = re.compile(r"^module .*?^endmodule", re.M | re.S)
 # `wire [3:0] name;`, `output name;` (Yosys writes one declaration per line)
 _DECL = re.compile(r"^\s*(?:wire|input|output|inout|reg)\s+(?:\[(\d+):(\d+)\]\s+)?(\S+)\s*;", re.M)
 
