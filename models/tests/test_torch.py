@@ -498,6 +498,102 @@ def check_native_store_bfp(bfp, name, rounding):
     assert_bits(got.to(torch.float64), exp, f"native store {name} {bfp}")
 
 
+BFPS_FP32 = [
+    *BFPS_NATIVE,
+    BFPFormat(man_bits=5, group_size=16, exp_bits=10),  # shared exponents -149 .. 128
+    BFPFormat(man_bits=16, group_size=8, exp_bits=10, rule=SharedExpRule.SECOND_MAX),
+    BFPFormat(man_bits=2, group_size=4, exp_bits=9),
+    BFPFormat(man_bits=7, group_size=2, exp_bits=4),
+]
+
+
+def _fp32_bfp_inputs(rng: np.random.Generator, shape) -> np.ndarray:
+    """float32 values of every binade (subnormals, FLT_MAX's), ties and carries on every grid."""
+    n, c, s = shape
+    e = rng.integers(-149, 128, shape)
+    x = rng.standard_normal(shape) * np.exp2(e.astype(np.float64))
+    x = np.where(rng.random(shape) < 0.2, np.exp2(e.astype(np.float64)), x)
+    # a group exponent per (n, s) and neighbours within a few binades: deep grids, zeros
+    base = rng.integers(-160, 130, (n, 1, s))
+    near = np.exp2(np.clip(base + rng.integers(-30, 2, shape), -149, 127).astype(np.float64))
+    x = np.where(rng.random(shape) < 0.5, near * (1 + rng.integers(0, 64, shape) / 32.0), x)
+    # significands 1.xxx with the bits of ties / carries at mb = 2..16
+    k = rng.integers(1, 17, shape)
+    tie = np.exp2(-k.astype(np.float64))
+    x = np.where(rng.random(shape) < 0.2, near * (2 - tie), x)
+    x = np.where(rng.random(shape) < 0.1, near * (1 + tie), x)
+    x *= rng.choice([-1.0, 1.0], shape)
+    x = np.clip(x, -3.4028234663852886e38, 3.4028234663852886e38).astype(np.float32)
+    x[0, :16, :3] = 0.0
+    x[0, :8, 3] = -0.0
+    x[0, 0, 4], x[0, 1, 4] = 3.4028234663852886e38, 3.3e38  # carries to 2^128
+    x[0, 0, 5], x[0, 1, 5] = 1.4e-45, -2.8e-45  # subnormal groups
+    x[0, 2, 6] = np.nan
+    x[0, 3, 7], x[0, 4, 7] = np.inf, -np.inf
+    x[0, 5, 8] = -np.inf
+    x[0, 0, 9], x[0, 1, 9] = 1.1754942e-38, 1.17549435e-38  # the largest subnormal, 2^-126
+    return x
+
+
+@pytest.mark.parametrize("overflow", ["inf", "saturate"])
+@pytest.mark.parametrize("rounding", ["rne", "rtz"])
+@pytest.mark.parametrize("bfp", BFPS_FP32, ids=[b.name + "_" + b.rule.value for b in BFPS_FP32])
+def test_native_store_bfp_fp32_every_binade(bfp, rounding, overflow):
+    """BFP of FP32 values on the store pass in binary32 mode (integer rounding on the float32 bit
+    patterns): values of every float32 binade, subnormals, groups whose shared exponent pushes
+    elements to zero, carries (also to 2^128), grids below 2^-149 and caps above FLT_MAX, NaN/Inf
+    groups, against the model; the pass must run in mode 2."""
+    check_native_store_bfp_fp32(bfp, rounding, overflow)
+
+
+def check_native_store_bfp_fp32(bfp, rounding, overflow):
+    from lightnorm.formats import Rounding
+    from lightnorm.torch.ops import _Bfp
+
+    fmt = FORMATS["fp32_e8m23"]
+    x = _fp32_bfp_inputs(rng_for(34), (2, 37, 301))
+    f = _tf(fmt, rounding, overflow)
+    seen = []
+    call = _native.call
+
+    def spy(a):
+        seen.append(a.arith)
+        call(a)
+
+    _native.call = spy
+    try:
+        got = _native_store(
+            torch.from_numpy(x),
+            p=_PStore(f, _Bfp.of(bfp, Rounding(rounding)), _Layout(bfp.group_size), None, False),
+        )[0]
+    finally:
+        _native.call = call
+    assert seen == [2], seen
+    with np.errstate(over="ignore", invalid="ignore"):
+        exp = _stored_ref(x, fmt, bfp, rounding, overflow)
+    assert_bits(got.to(torch.float64), exp, f"native store fp32 {bfp} {rounding} {overflow}")
+
+
+def test_native_bfp_bn_runs_every_pass_in_binary32():
+    """The "bfp-bn" preset (FP32 formats, BFP storage): every native pass runs in binary32 (mode
+    2, BFP on the float32 bit patterns), with the model's bits."""
+    cfg = LightNormConfig.from_preset("bfp-bn")
+    seen = []
+    call = _native.call
+
+    def spy(a):
+        seen.append((a.pass_, a.arith))
+        call(a)
+
+    _native.call = spy
+    try:
+        run_module_vs_reference(cfg, (6, 20, 3, 5), "native", tag=43)
+    finally:
+        _native.call = call
+    assert {p for p, _ in seen} >= {0, 1, 2, 3, 4}, seen
+    assert {ar for _, ar in seen} == {2}, seen
+
+
 # (N, C, S) layouts of the chunk arg-max / arg-min checks: n = 2, 3, 5 (K_n = 1, 1, 2: fewer
 # chunks than K = 8; n = 5: the last chunk takes the remainder), chunks inside one row (N = 1),
 # chunks of whole rows, chunks across rows and across vectors (m not a multiple of S or of the
@@ -660,6 +756,9 @@ def test_native_vector_width_variants_match_reference(flags):
         for bfp in BFPS_NATIVE:
             check_native_store_bfp(bfp, "fp10_e5m4", "rne")
             check_native_store_bfp(bfp, "fp10_e5m4", "rtz")
+        for bfp in BFPS_FP32[-4:]:
+            check_native_store_bfp_fp32(bfp, "rne", "inf")
+            check_native_store_bfp_fp32(bfp, "rtz", "saturate")
         check_native_chunk_args("fp10_e5m4", "rne", "inf")
         check_native_chunk_args("fp16_e8m7", "rtz", "saturate")
         for preset, overrides in VARIANT_SUBSET:

@@ -7,7 +7,9 @@ A pass runs in one of four arithmetics (``_arith``), each operator one correct r
 float32 emulation on SIMD vectors when every operator in it passes the float32 checks of
 :mod:`.ops` (``_f32_fmt``, ``_add_f32``, ``_mul_f32``, and BFP grids that are normal float32
 values); IEEE binary32 on SIMD vectors when every format of the pass is FP32 itself with
-rounding to nearest and no BFP (float32 add / sub / mul are then the operators); float32 with
+rounding to nearest (float32 add / sub / mul are then the operators; BFP of FP32 values is
+integer work on the float32 bit patterns; the store pass, which has no add / mul, also under
+truncation); float32 with
 exact sums on SIMD vectors (mode 3) when the results are narrow formats and the operands any
 float32 values, e.g. E8M7 statistics (``_add_f32x``: float32 TwoSum, the sum rounded to odd,
 then once to the format; ``_mul_f32x``: exact float32 products, out-of-range ones decided by
@@ -115,8 +117,9 @@ def _native_ok(args: tuple[Any, ...]) -> bool:
 
 
 def _bfp_f32(b: _Bfp | None, f: _Fmt) -> bool:
-    """BFP of values of f runs in float32: every grid 2^sh, its rounding constant
-    1.5 * 2^(sh + 23) and the scalings 2^(+-k) it uses are normal float32 values."""
+    """BFP of values of f runs in float32 arithmetic (modes 0 and 3): every grid 2^sh, its
+    rounding constant 1.5 * 2^(sh + 23) and the scalings 2^(+-k) it uses are normal float32
+    values. (Mode 2, FP32 elements, rounds on the bit patterns and needs none of this.)"""
     if b is None:
         return True
     e_lo, e_hi = max(b.emin, f.lsb), min(b.emax, f.emax + 1)
@@ -128,11 +131,16 @@ def _bfp_f32(b: _Bfp | None, f: _Fmt) -> bool:
     )
 
 
-def _binary32(*fmts: _Fmt) -> bool:
+def _binary32(*fmts: _Fmt, rne: bool = True) -> bool:
     """Every format is FP32 (E8M23, IEEE binary32) rounding to nearest: IEEE float32 add / sub /
     mul round exactly like the spec's operators (subnormals included, Inf on overflow; the
-    kernels map +-Inf to +-max_normal under saturation)."""
-    return all(f.man == 23 and f.emin == -126 and f.emax == 127 and f.rne for f in fmts)
+    kernels map +-Inf to +-max_normal under saturation). BFP of FP32 values runs in integer
+    operations on the float32 bit patterns (any grid; the kernel's round_wide). ``rne=False``:
+    any rounding, for the store pass, which has no add / mul (quantize of a float32 value to FP32
+    is the identity but for Inf under saturation)."""
+    return all(
+        f.man == 23 and f.emin == -126 and f.emax == 127 and (f.rne or not rne) for f in fmts
+    )
 
 
 def _arith(f32: bool, b32: bool, f32x: bool = False) -> int:
@@ -201,7 +209,7 @@ def _native_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
     v = _f32_in(v)
     n, c, s = v.shape
     f32 = _f32_fmt(p.f) and _bfp_f32(p.bfp, p.f)
-    ar = _arith(f32, p.bfp is None and _binary32(p.f))
+    ar = _arith(f32, _binary32(p.f, rne=False))
     a = _native_args(0, ar, v.shape, fc=_nfmt(p.f), bfp=_nbfp(p.bfp, p.f), in0=v.data_ptr())
     out = _pool.empty((n, c, s), _store_dtype(p.f))
     a.out0, a.out_half = out.data_ptr(), int(out.dtype == torch.float16)
@@ -237,7 +245,7 @@ def _native_norm(x: Tensor, mean: Tensor, coeff: Tensor, beta: Tensor, *, p: _PN
     vecs = [_vec(t) for t in (mean, coeff, beta)]
     f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf)
     f32x = _add_f32x(p.cf, p.cf, p.st) and _mul_f32x(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf)
-    ar = _arith(f32, p.bfp is None and _binary32(p.cf, p.st), f32x)
+    ar = _arith(f32, _binary32(p.cf, p.st), f32x)
     a = _native_args(2, ar, x.shape, fc=_nfmt(p.cf), bfp=_nbfp(p.bfp, p.cf), in0=x.data_ptr())
     a.in0_half, a.mode = int(x.dtype == torch.float16), int(p.store_input)
     a.v0, a.v1, a.v2 = (t.data_ptr() for t in vecs)
@@ -267,7 +275,7 @@ def _native_bwd1(
         and _mul_f32x(p.cf, p.cf, p.st)
         and _mul_f32x(p.gf, p.gf, p.cf)
     )
-    ar = _arith(f32, p.bfp is None and _binary32(p.cf, p.gf, p.st), f32x)
+    ar = _arith(f32, _binary32(p.cf, p.gf, p.st), f32x)
     a = _native_args(3, ar, dy.shape, fc=_nfmt(p.cf), fg=_nfmt(p.gf), bfp=_nbfp(p.bfp, p.gf))
     a.in0, a.in1, a.in1_half = dy.data_ptr(), x_c.data_ptr(), int(x_c.dtype == torch.float16)
     a.v0, a.v1 = mu.data_ptr(), sc.data_ptr()
@@ -320,7 +328,7 @@ def _native_bwd2(
             and _add_f32x(gf, gf, gf)
         )
     mode = {"bn": 0, "range_exact": 1, "eval": 2}[p.mode]
-    ar = _arith(f32, p.bfp is None and _binary32(cf, gf, st), f32x)
+    ar = _arith(f32, _binary32(cf, gf, st), f32x)
     a = _native_args(4, ar, dy_c.shape, fc=_nfmt(cf), fg=_nfmt(gf), bfp=_nbfp(p.bfp, gf))
     a.mode, a.in0, a.in1 = mode, dy_c.data_ptr(), x_c.data_ptr()
     a.in0_half, a.in1_half = int(dy_c.dtype == torch.float16), int(x_c.dtype == torch.float16)

@@ -14,7 +14,9 @@
 //     result's range), then quantize (argument at add_x below);
 //   2 binary32: every format of the pass is FP32 (E8M23) and rounds to nearest even: IEEE
 //     float32 add / sub / mul are the operators themselves (quantize is the identity on float32
-//     values; saturation maps +-Inf to +-max_normal);
+//     values; saturation maps +-Inf to +-max_normal); BFP of FP32 values rounds on the float32
+//     bit patterns in integer operations (BfpVec, W = true); the store pass (no add / mul) also
+//     under truncation;
 //   1 float64: products of two format values are exact; a + b is TwoSum with the breakpoint
 //     nudge (lightnorm.arith), then quantize (any other configuration).
 // Modes 0, 2 and 3 run on explicit SIMD vectors (GCC vector extensions: one code path whose width is
@@ -29,7 +31,8 @@
 // low significand bits; overflow is decided from |x|. No branch, no lane-dependent control flow:
 // the loops are the same instructions on every ISA (the previous kernels relied on the compiler
 // to vectorize selects, which GCC does only with AVX-512 masking). BFP (rule max / second_max)
-// rounds to the shared grid 2^sh the same way.
+// rounds to the shared grid 2^sh the same way (mode 2, FP32 elements: integer rounding of the
+// bit patterns, BfpVec below).
 // Build flags must keep IEEE semantics: no -ffast-math, -ffp-contract=off (a fused multiply-add
 // would change TwoSum and the products). The passes run with the default floating-point
 // environment (round to nearest, no flush-to-zero / denormals-are-zero), set per call.
@@ -490,17 +493,50 @@ template <class F> LN_INLINE void for_packs(int nv, F f) {
   for (; v < nv; ++v) f(v, std::integral_constant<int, 1>{});
 }
 
-// ---- vector BFP of one block (mode 0; spec section 5) --------------------------------------
+// ---- vector BFP of one block (modes 0, 2, 3; spec section 5) ----------------------------------
 // Lanes are positions s; the group's rows are gathered first (rule max: the largest magnitude
 // as bits, NaN > Inf > finite; second_max: the two largest element exponents), then each
-// position's shared exponent gives its grid 2^sh, C = 1.5 * 2^(sh + 23) and the largest
-// mantissa (2^mb - 1) * 2^sh, and every element is rounded to the grid like vq.
+// position's shared exponent gives its grid 2^sh, and every element is rounded to the grid.
+// Narrow element formats (W = false; modes 0 and 3, ops.py _bfp_f32: every grid and constant
+// is a normal float32 value): C = 1.5 * 2^(sh + 23) and the largest mantissa (2^mb - 1) * 2^sh
+// as float32, rounding like vq.
+// FP32 element formats (W = true; mode 2): the grid can sit anywhere in float32's range (and
+// beyond: 2^sh below 2^-149, or (2^mb - 1) * 2^sh above FLT_MAX), so the rounding is integer
+// work on the bit pattern of |x|: x = m * 2^(max(E, 1) - 150) with m the 24-bit significand
+// (E the exponent field), and the grid 2^sh lies r = sh + 150 - max(E, 1) bits up. r <= 0: x
+// is on the grid. 1 <= r <= 23: rounding the pattern's integer at bit r (add 2^(r-1) - 1 plus
+// the quotient's parity, the parity of m >> r, then clear the low r bits; toward zero: just
+// clear them) is the rounding of m at bit r; a carry out of the significand runs into the
+// exponent field, which is the value's next binade (subnormal -> 2^-126 too; beyond FLT_MAX
+// the pattern of +Inf). r = 24 (normal x in [2^(sh-1), 2^sh)): 2^sh unless x is the tie 2^(sh-1)
+// or truncated (0); r > 24 (x < 2^(sh-1)): 0. The mantissa cap 2^mb - 1 applies when the
+// rounded value reaches 2^(shared + 1) (unsigned pattern compare; a pattern 2^128 and beyond
+// never caps: the cap is then above every float32 value); the capped value is then a float32
+// value (its exponent is the shared one, in float32's range: rule max caps only at e_hi <= 127,
+// second_max only elements of the shared exponent that carry, so with sh >= -148). Element
+// exponents of subnormals (second_max) come from the significand converted to float32.
+// The shared exponent of rule max: clamp(t + carry, e_lo, e_hi), t = floor(log2 x_max), carry =
+// R(x_max) to mb significant bits reaching 2^(t + 1) (the significand's top bits), which equals
+// the spec's clamp(top + carry(top)) with top = clamp(t): below e_lo no carry reaches e_lo + 1,
+// above e_hi either is e_hi.
+
+// floor(log2 x) of a finite nonzero float32 pattern ab (|x|), subnormals included
+LN_INLINE VI exp_true(VI ab) {
+  const VI sub = (VI)__builtin_convertvector(ab & 0x7FFFFF, VF);  // the subnormal significand
+  return ab >= 0x800000 ? (ab >> 23) - 127 : (sub >> 23) - (127 + 149);
+}
+// the pattern of 2^k for k in [-149, 128] (128: the pattern of +Inf, 129: 0x80000000)
+LN_INLINE VI pow2_bits(VI k) {
+  const VI ks = k + 149;
+  return k >= -126 ? (k + 127) << 23 : vi(1) << (ks > 0 ? ks : VI{});
+}
 
 struct BfpVec {
   int mb, e_lo, e_hi, second, rne, keeps;
   int32_t thr_mant, maxv_mant;
   VI acc1[kNV], acc2[kNV], shared[kNV], special[kNV];
   VF csh[kNV], maxv[kNV], p2[kNV];
+  VI shw[kNV], capb[kNV], maxb[kNV];  // W: sh, the pattern of 2^(shared + 1), the capped value
   bool any_special;
 
   void init(const Bfp& b) {
@@ -513,18 +549,22 @@ struct BfpVec {
   void reset(int nv) {
     for (int v = 0; v < nv; ++v) acc1[v] = acc2[v] = second ? vi(kNoExp) : VI{};
   }
-  LN_INLINE void gather(VF q, int v) {
+  template <bool W> LN_INLINE VI elem_exp(VI ab) const {  // exponent, kNoExp: 0 / Inf / NaN
+    const VI e = W ? exp_true(ab) : (ab >> 23) - 127;
+    return ((ab != 0) & (ab < kInfBits)) ? e : vi(kNoExp);
+  }
+  template <bool W> LN_INLINE void gather(VF q, int v) {
     const VI ab = (VI)q & kAbsMask;
     if (!second) {
       acc1[v] = ab > acc1[v] ? ab : acc1[v];
     } else {
-      const VI e = ((ab != 0) & (ab < kInfBits)) ? (ab >> 23) - 127 : vi(kNoExp);
+      const VI e = elem_exp<W>(ab);
       const VI hi = e > acc1[v] ? e : acc1[v], lo = e > acc1[v] ? acc1[v] : e;
       acc1[v] = hi;
       acc2[v] = lo > acc2[v] ? lo : acc2[v];
     }
   }
-  void finish(int nv, int gs) {
+  template <bool W> void finish(int nv, int gs) {
     const VI lo = vi(e_lo), hi = vi(e_hi), no = vi(kNoExp);
     VI anys = {};
     for (int v = 0; v < nv; ++v) {
@@ -532,14 +572,24 @@ struct BfpVec {
       if (!second) {
         const VI gm = acc1[v];
         sp = gm >= kInfBits;
-        VI top = (gm >> 23) - 127;
-        top = top < lo ? lo : top;
-        top = top > hi ? hi : top;
-        // R(gm * 2^(mb - 1 - top)) >= 2^mb  <=>  gm >= (2^mb - 1/2) * 2^(top - mb + 1) (rne),
-        // gm >= 2^(top + 1) (rtz)
-        const VF thr = rne ? (VF)(((top + 127) << 23) | thr_mant) : (VF)((top + 128) << 23);
-        const VI up = top - ((VF)gm >= thr);
-        shd = sp ? lo : (up < hi ? up : hi);
+        if constexpr (W) {
+          // t and the significand bits of x_max (a subnormal one normalized through float32)
+          const VI nb = gm >= 0x800000 ? gm : (VI)__builtin_convertvector(gm, VF);
+          const VI t = gm >= 0x800000 ? (gm >> 23) - 127 : (nb >> 23) - (127 + 149);
+          VI up = rne ? t - ((nb & 0x7FFFFF) >= thr_mant) : t;  // + carry
+          up = gm == 0 ? lo : up;
+          up = up < lo ? lo : up;
+          shd = sp ? lo : (up < hi ? up : hi);
+        } else {
+          VI top = (gm >> 23) - 127;
+          top = top < lo ? lo : top;
+          top = top > hi ? hi : top;
+          // R(gm * 2^(mb - 1 - top)) >= 2^mb  <=>  gm >= (2^mb - 1/2) * 2^(top - mb + 1) (rne),
+          // gm >= 2^(top + 1) (rtz)
+          const VF thr = rne ? (VF)(((top + 127) << 23) | thr_mant) : (VF)((top + 128) << 23);
+          const VI up = top - ((VF)gm >= thr);
+          shd = sp ? lo : (up < hi ? up : hi);
+        }
       } else {
         shd = gs == 1 ? acc1[v] : (acc2[v] == no ? acc1[v] : acc2[v]);
         const VI cl = shd < lo ? lo : (shd > hi ? hi : shd);
@@ -549,32 +599,63 @@ struct BfpVec {
       shared[v] = shd;
       special[v] = sp;
       anys |= sp;
-      csh[v] = (VF)(((sh + 150) << 23) | 0x400000);
-      maxv[v] = (VF)(((sh + mb + 126) << 23) | maxv_mant);
-      p2[v] = (VF)((sh + 127) << 23);
+      if constexpr (W) {
+        shw[v] = sh;
+        capb[v] = pow2_bits(shd + 1);
+        const VI sub = sh + 149;  // the capped value below 2^-126: (2^mb - 1) * 2^sh, sh >= -148
+        maxb[v] = shd >= -126 ? ((shd + 127) << 23) | maxv_mant
+                              : vi((1 << mb) - 1) << (sub > 0 ? sub : VI{});
+      } else {
+        csh[v] = (VF)(((sh + 150) << 23) | 0x400000);
+        maxv[v] = (VF)(((sh + mb + 126) << 23) | maxv_mant);
+        p2[v] = (VF)((sh + 127) << 23);
+      }
     }
     any_special = false;
     for (int i = 0; i < kL; ++i) any_special |= anys[i] != 0;
   }
-  template <class P, int U> LN_INLINE Pk<U> apply(Pk<U> x, int v) const {
-    LN_FOR_U x.v[u] = apply<P>(x.v[u], v + u);
+  template <class P, bool W, int U> LN_INLINE Pk<U> apply(Pk<U> x, int v) const {
+    LN_FOR_U x.v[u] = apply<P, W>(x.v[u], v + u);
     return x;
   }
-  template <class P> LN_INLINE VF apply(VF x, int v) const {
+  // |x| (pattern ab, finite) rounded to the grid 2^sh and capped, W = true (see above)
+  template <class P> LN_INLINE VI round_wide(VI ab, int v) const {
+    const VI ex = ab >> 23;
+    const VI r = shw[v] + 150 - (ex > 1 ? ex : vi(1));
+    const VI rc = r < 0 ? VI{} : (r > 23 ? vi(23) : r);
+    VI rb;
+    if constexpr (P::rne) {
+      const VI m = (ab & 0x7FFFFF) | ((ex != 0) & 0x800000);
+      const VI inc = ((vi(1) << rc) >> 1) - 1 + ((m >> rc) & 1);
+      rb = (ab + inc) & (vi(-1) << rc);
+      const VI r24 = ((ex != 0) & ((ab & 0x7FFFFF) != 0)) ? (ex + 1) << 23 : VI{};
+      rb = r > 23 ? (r == 24 ? r24 : VI{}) : rb;
+    } else {
+      rb = r > 23 ? VI{} : ab & (vi(-1) << rc);
+    }
+    rb = r <= 0 ? ab : rb;
+    return (VU)rb >= (VU)capb[v] ? maxb[v] : rb;
+  }
+  template <class P, bool W> LN_INLINE VF apply(VF x, int v) const {
     const VI xb = (VI)x;
     const VI s = xb & kSignBit;
     const VI ab = xb ^ s;
-    const VF a = (VF)ab;
-    VF m = (a + csh[v]) - csh[v];
-    if constexpr (!P::rne) m = m > a ? m - p2[v] : m;
-    m = m < maxv[v] ? m : maxv[v];
-    const VF val = (VF)((VI)m | s);
+    VF val;
+    if constexpr (W) {
+      val = (VF)(round_wide<P>(ab, v) | s);
+    } else {
+      const VF a = (VF)ab;
+      VF m = (a + csh[v]) - csh[v];
+      if constexpr (!P::rne) m = m > a ? m - p2[v] : m;
+      m = m < maxv[v] ? m : maxv[v];
+      val = (VF)((VI)m | s);
+    }
     if (!second) {
       if (__builtin_expect(any_special, 0))
         return special[v] ? ((ab == kInfBits) ? x : (VF)vi(kNanBits)) : val;
       return val;
     }
-    const VI e = ((ab != 0) & (ab < kInfBits)) ? (ab >> 23) - 127 : vi(kNoExp);
+    const VI e = elem_exp<W>(ab);
     return ((e > shared[v]) | (ab >= kInfBits)) ? x : val;
   }
 };
@@ -998,7 +1079,7 @@ template <class P, int K> struct VPass {
     bv.reset(nv);
     for (int j = 0; j < gs; ++j) {
       const VF* r = row(j);
-      for (int v = 0; v < nv; ++v) bv.gather(r[v], v);
+      for (int v = 0; v < nv; ++v) bv.template gather<K == 2>(r[v], v);
     }
   }
 
@@ -1007,18 +1088,18 @@ template <class P, int K> struct VPass {
   void bfp_rows(int gs, int nv, const QC& q) {
     if (!bfp_on) return;
     BfpVec& bv = *b.bfp;
-    bv.finish(nv, gs);
+    bv.template finish<K == 2>(nv, gs);
     for (int j = 0; j < gs; ++j) {
       VF* r = row(j);
       if (bv.keeps)
         for_packs(nv, [&](int v, auto uc) {
           constexpr int U = decltype(uc)::value;
-          stp(r + v, bv.template apply<P, U>(ldp<U>(r + v), v));
+          stp(r + v, bv.template apply<P, K == 2, U>(ldp<U>(r + v), v));
         });
       else
         for_packs(nv, [&](int v, auto uc) {
           constexpr int U = decltype(uc)::value;
-          stp(r + v, pq<P, K>(bv.template apply<P, U>(ldp<U>(r + v), v), q));
+          stp(r + v, pq<P, K>(bv.template apply<P, K == 2, U>(ldp<U>(r + v), v), q));
         });
     }
   }
@@ -1578,9 +1659,8 @@ template <class P> int run_arith(const LnArgs& a) {
   } else {
     if (a.arith == 0) return run_vec<PV, 0>(a);
     if (a.arith == 3) return run_vec<PV, 3>(a);
-    if constexpr (P::rne) {
-      if (a.arith == 2) return run_vec<PV, 2>(a);
-    }
+    // binary32 under truncation: the store pass only (no add / mul; native.py _binary32)
+    if (a.arith == 2 && (P::rne || a.pass == 0)) return run_vec<PV, 2>(a);
     return -4;
   }
 }
