@@ -466,7 +466,8 @@ exit
         "data_arrival_ns": float(arrival.group(1)) if arrival else None,
         "startpoint": points.get("Startpoint"),
         "endpoint": points.get("Endpoint"),
-        "fmax_mhz": round(1000.0 / min_period, 2),
+        # None: no register or gate on any path (a block that is wiring only)
+        "fmax_mhz": round(1000.0 / min_period, 2) if min_period > 0 else None,
         "power_clock_mhz": round(1000.0 / period_ns, 2),
         "activity": f"global {activity}",
         "power_mw": round(total_w * 1e3, 4),
