@@ -1045,6 +1045,19 @@ template <class Grab> LN_INLINE bool next_item(Grab& grab, int64_t& item, int64_
   return true;
 }
 
+// Store pass, before the rows (n, c0 .. c0 + gs - 1) of a work item: their row extrema and
+// chunk arguments start empty.
+LN_INLINE void reset_row_state(const LnArgs& a, int64_t n, int64_t c0, int gs) {
+  if (a.pass != 0) return;
+  if (a.extrema)
+    for (int j = 0; j < gs; ++j) {
+      a.ext_max[n * a.c + c0 + j] = -std::numeric_limits<double>::infinity();
+      a.ext_min[n * a.c + c0 + j] = std::numeric_limits<double>::infinity();
+    }
+  if (a.chunks)
+    for (int j = 0; j < gs; ++j) ChunkArgs(a).reset_row(n, c0 + j);
+}
+
 struct VBuf {  // per-thread buffers
   std::vector<VF> rows;  // g rows of kNV vectors
   std::vector<VF> t1;    // one row
@@ -1160,13 +1173,7 @@ template <class P, int K> struct VPass {
       const int64_t n = item / groups;
       const int64_t c0 = (item % groups) * g;
       const int gs = static_cast<int>(std::min<int64_t>(g, a.c - c0));
-      if (a.pass == 0 && a.extrema)
-        for (int j = 0; j < gs; ++j) {
-          a.ext_max[n * a.c + c0 + j] = -std::numeric_limits<double>::infinity();
-          a.ext_min[n * a.c + c0 + j] = std::numeric_limits<double>::infinity();
-        }
-      if (a.pass == 0 && a.chunks)
-        for (int j = 0; j < gs; ++j) ChunkArgs(a).reset_row(n, c0 + j);
+      reset_row_state(a, n, c0, gs);
       for (int64_t s0 = 0; s0 < a.s; s0 += kVBlock) {
         const int len = static_cast<int>(std::min<int64_t>(kVBlock, a.s - s0));
         // the next block of this chunk: its rows are fetched while this one is computed
@@ -1498,13 +1505,7 @@ template <class P, class Grab> void run_items_f64(const LnArgs& a, int64_t group
     const int64_t n = item / groups;
     const int64_t c0 = (item % groups) * g;
     const int gs = static_cast<int>(std::min<int64_t>(g, a.c - c0));
-    if (a.pass == 0 && a.extrema)
-      for (int j = 0; j < gs; ++j) {
-        a.ext_max[n * a.c + c0 + j] = -std::numeric_limits<double>::infinity();
-        a.ext_min[n * a.c + c0 + j] = std::numeric_limits<double>::infinity();
-      }
-    if (a.pass == 0 && a.chunks)
-      for (int j = 0; j < gs; ++j) ChunkArgs(a).reset_row(n, c0 + j);
+    reset_row_state(a, n, c0, gs);
     for (int64_t s0 = 0; s0 < a.s; s0 += kBlock) {
       const int len = static_cast<int>(std::min<int64_t>(kBlock, a.s - s0));
       for (int j = 0; j < gs; ++j) {
