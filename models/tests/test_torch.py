@@ -22,6 +22,7 @@ Seeds are fixed (SEED); no timing assertions (speed: python -m lightnorm.torch.b
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
@@ -308,6 +309,23 @@ def check_native_operator_chain(name, rounding, overflow):
     assert_bits(got, exp, f"native operator chain {name} {rounding} {overflow}")
 
 
+@contextlib.contextmanager
+def native_passes_seen():
+    """The (pass, arithmetic) of every native kernel call inside the block, in call order."""
+    seen: list[tuple[int, int]] = []
+    call = _native.call
+
+    def spy(a):
+        seen.append((a.pass_, a.arith))
+        call(a)
+
+    _native.call = spy
+    try:
+        yield seen
+    finally:
+        _native.call = call
+
+
 MIXED_OP_FORMATS = [
     ("fp10_e5m4", "fp16_e8m7"),
     ("fp10_e6m3", "fp16_e8m7"),
@@ -381,21 +399,13 @@ def check_native_mixed_operators(name, stat, rounding, overflow):
             rounding,
             overflow,
         )
-    seen = []
-    call = _native.call
-
-    def spy(a):
-        seen.append(a.arith)
-        call(a)
-
-    _native.call = spy
-    try:
+    with native_passes_seen() as seen:
         got = _native_norm(
             torch.from_numpy(xs.astype(np.float32)),
             *(torch.from_numpy(v) for v in (mu, co, be)),
             p=_PNorm(f, fs, None, _Layout(1), False),
         )
-        assert seen == [3], seen  # the float32 arithmetic with exact sums
+        assert seen == [(2, 3)], seen  # normalize, in float32 arithmetic with exact sums
         assert_bits(got, exp, f"native mixed operators {name} {stat} {rounding} {overflow}")
         # a scalar that is no float32 value: the pass runs in float64 (same bits as the model)
         mu2 = mu.copy()
@@ -415,8 +425,6 @@ def check_native_mixed_operators(name, stat, rounding, overflow):
             p=_PNorm(f, fs, None, _Layout(1), False),
         )
         assert_bits(got2, exp2, f"native mixed operators (float64 fallback) {name} {stat}")
-    finally:
-        _native.call = call
 
 
 @pytest.mark.parametrize("rounding", ["rne", "rtz"])
@@ -553,22 +561,12 @@ def check_native_store_bfp_fp32(bfp, rounding, overflow):
     fmt = FORMATS["fp32_e8m23"]
     x = _fp32_bfp_inputs(rng_for(34), (2, 37, 301))
     f = _tf(fmt, rounding, overflow)
-    seen = []
-    call = _native.call
-
-    def spy(a):
-        seen.append(a.arith)
-        call(a)
-
-    _native.call = spy
-    try:
+    with native_passes_seen() as seen:
         got = _native_store(
             torch.from_numpy(x),
             p=_PStore(f, _Bfp.of(bfp, Rounding(rounding)), _Layout(bfp.group_size), None, False),
         )[0]
-    finally:
-        _native.call = call
-    assert seen == [2], seen
+    assert seen == [(0, 2)], seen
     with np.errstate(over="ignore", invalid="ignore"):
         exp = _stored_ref(x, fmt, bfp, rounding, overflow)
     assert_bits(got.to(torch.float64), exp, f"native store fp32 {bfp} {rounding} {overflow}")
@@ -578,18 +576,8 @@ def test_native_bfp_bn_runs_every_pass_in_binary32():
     """The "bfp-bn" preset (FP32 formats, BFP storage): every native pass runs in binary32 (mode
     2, BFP on the float32 bit patterns), with the model's bits."""
     cfg = LightNormConfig.from_preset("bfp-bn")
-    seen = []
-    call = _native.call
-
-    def spy(a):
-        seen.append((a.pass_, a.arith))
-        call(a)
-
-    _native.call = spy
-    try:
+    with native_passes_seen() as seen:
         run_module_vs_reference(cfg, (6, 20, 3, 5), "native", tag=43)
-    finally:
-        _native.call = call
     assert {p for p, _ in seen} >= {0, 1, 2, 3, 4}, seen
     assert {ar for _, ar in seen} == {2}, seen
 
@@ -775,7 +763,7 @@ def test_native_avx512_build_compiles():
 
     probe = [_native._cxx(), "-march=x86-64-v4", "-x", "c++", "-E", "-o", os.devnull, os.devnull]
     if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
-        pytest.skip("the compiler does not know -march=x86-64-v4")
+        pytest.skip("this C++ compiler has no -march=x86-64-v4 (GCC < 11): no AVX-512 build")
     cmd = [_native._cxx(), *_native.FLAGS, "-march=x86-64-v4", "-O0", "-c", "-o", os.devnull]
     cmd = [a for a in cmd if a not in ("-shared", "-O3")] + [str(_native.SOURCE)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -143,9 +143,17 @@ def _binary32(*fmts: _Fmt, rne: bool = True) -> bool:
     )
 
 
-def _arith(f32: bool, b32: bool, f32x: bool = False) -> int:
-    """LnArgs.arith: 0 float32 emulation, 2 binary32, 3 float32 with exact sums, 1 float64."""
-    return 0 if f32 else (2 if b32 else (3 if f32x else 1))
+def _arith(fits: Callable[[Any, Any], bool], b32: bool) -> int:
+    """LnArgs.arith: 0 float32 emulation, 2 binary32, 3 float32 with exact sums, 1 float64.
+
+    ``fits(add, mul)`` says whether every operator of the pass passes the given pair of
+    checks; it is asked with the float32-emulation pair (``_add_f32``, ``_mul_f32``) and the
+    exact-sums pair (``_add_f32x``, ``_mul_f32x``)."""
+    if fits(_add_f32, _mul_f32):
+        return 0
+    if b32:
+        return 2
+    return 3 if fits(_add_f32x, _mul_f32x) else 1
 
 
 def _nbfp(b: _Bfp | None, f: _Fmt) -> Any:
@@ -208,8 +216,8 @@ def _native_sums(
 def _native_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
     v = _f32_in(v)
     n, c, s = v.shape
-    f32 = _f32_fmt(p.f) and _bfp_f32(p.bfp, p.f)
-    ar = _arith(f32, _binary32(p.f, rne=False))
+    f32 = _f32_fmt(p.f) and _bfp_f32(p.bfp, p.f)  # no operators: the formats decide
+    ar = _arith(lambda add, mul: f32, _binary32(p.f, rne=False))
     a = _native_args(0, ar, v.shape, fc=_nfmt(p.f), bfp=_nbfp(p.bfp, p.f), in0=v.data_ptr())
     out = _pool.empty((n, c, s), _store_dtype(p.f))
     a.out0, a.out_half = out.data_ptr(), int(out.dtype == torch.float16)
@@ -230,9 +238,10 @@ def _native_store(v: Tensor, *, p: _PStore) -> tuple[Tensor, ...]:
 def _native_var(x_c: Tensor, mean: Tensor, *, p: _PVar) -> tuple[Tensor, ...]:
     x_c, mu = _stored_in(x_c), _vec(mean)
     n, c, _ = x_c.shape
-    f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.cf)
-    f32x = _add_f32x(p.cf, p.cf, p.st) and _mul_f32x(p.cf, p.cf, p.cf)
-    ar = _arith(f32, _binary32(p.cf, p.st), f32x)
+    ar = _arith(
+        lambda add, mul: add(p.cf, p.cf, p.st) and mul(p.cf, p.cf, p.cf),
+        _binary32(p.cf, p.st),
+    )
     a = _native_args(1, ar, x_c.shape, fc=_nfmt(p.cf), in0=x_c.data_ptr(), v0=mu.data_ptr())
     a.in0_half = int(x_c.dtype == torch.float16)
     sums = _native_sums(a, p.cf, p.kind, n, c, 0)
@@ -243,9 +252,10 @@ def _native_var(x_c: Tensor, mean: Tensor, *, p: _PVar) -> tuple[Tensor, ...]:
 def _native_norm(x: Tensor, mean: Tensor, coeff: Tensor, beta: Tensor, *, p: _PNorm) -> Tensor:
     x = _f32_in(x) if p.store_input else _stored_in(x)
     vecs = [_vec(t) for t in (mean, coeff, beta)]
-    f32 = _add_f32(p.cf, p.cf, p.st) and _mul_f32(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf)
-    f32x = _add_f32x(p.cf, p.cf, p.st) and _mul_f32x(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf)
-    ar = _arith(f32, _binary32(p.cf, p.st), f32x)
+    ar = _arith(
+        lambda add, mul: add(p.cf, p.cf, p.st) and mul(p.cf, p.cf, p.st) and _bfp_f32(p.bfp, p.cf),
+        _binary32(p.cf, p.st),
+    )
     a = _native_args(2, ar, x.shape, fc=_nfmt(p.cf), bfp=_nbfp(p.bfp, p.cf), in0=x.data_ptr())
     a.in0_half, a.mode = int(x.dtype == torch.float16), int(p.store_input)
     a.v0, a.v1, a.v2 = (t.data_ptr() for t in vecs)
@@ -261,21 +271,16 @@ def _native_bwd1(
     dy, x_c = _f32_in(dy), _stored_in(x_c)
     n, c, s = dy.shape
     mu, sc = _vec(mean), _vec(scale)
-    f32 = (
-        _f32_fmt(p.gf)
-        and _bfp_f32(p.bfp, p.gf)
-        and _add_f32(p.cf, p.cf, p.st)
-        and _mul_f32(p.cf, p.cf, p.st)
-        and _mul_f32(p.gf, p.gf, p.cf)
+    ar = _arith(
+        lambda add, mul: (
+            _f32_fmt(p.gf)
+            and _bfp_f32(p.bfp, p.gf)
+            and add(p.cf, p.cf, p.st)
+            and mul(p.cf, p.cf, p.st)
+            and mul(p.gf, p.gf, p.cf)
+        ),
+        _binary32(p.cf, p.gf, p.st),
     )
-    f32x = (
-        _f32_fmt(p.gf)
-        and _bfp_f32(p.bfp, p.gf)
-        and _add_f32x(p.cf, p.cf, p.st)
-        and _mul_f32x(p.cf, p.cf, p.st)
-        and _mul_f32x(p.gf, p.gf, p.cf)
-    )
-    ar = _arith(f32, _binary32(p.cf, p.gf, p.st), f32x)
     a = _native_args(3, ar, dy.shape, fc=_nfmt(p.cf), fg=_nfmt(p.gf), bfp=_nbfp(p.bfp, p.gf))
     a.in0, a.in1, a.in1_half = dy.data_ptr(), x_c.data_ptr(), int(x_c.dtype == torch.float16)
     a.v0, a.v1 = mu.data_ptr(), sc.data_ptr()
@@ -307,28 +312,18 @@ def _native_bwd2(
     dy_c, x_c = _stored_in(dy_c), _stored_in(x_c)
     vecs = [_vec(t) for t in (mean, scale, corr, k_beta, k_gamma, coeff)]
     cf, gf, st = p.cf, p.gf, p.st
-    f32 = _f32_fmt(gf) and _bfp_f32(p.bfp, gf) and _mul_f32(gf, gf, st)
-    if p.mode != "eval":
-        f32 = f32 and _add_f32(gf, gf, st)
-    if p.mode == "bn":
-        f32 = f32 and (
-            _add_f32(cf, cf, st)
-            and _mul_f32(cf, cf, st)
-            and _mul_f32(gf, cf, st)
-            and _add_f32(gf, gf, gf)
-        )
-    f32x = _f32_fmt(gf) and _bfp_f32(p.bfp, gf) and _mul_f32x(gf, gf, st)
-    if p.mode != "eval":
-        f32x = f32x and _add_f32x(gf, gf, st)
-    if p.mode == "bn":
-        f32x = f32x and (
-            _add_f32x(cf, cf, st)
-            and _mul_f32x(cf, cf, st)
-            and _mul_f32x(gf, cf, st)
-            and _add_f32x(gf, gf, gf)
-        )
+
+    def fits(add: Any, mul: Any) -> bool:
+        ok = _f32_fmt(gf) and _bfp_f32(p.bfp, gf) and mul(gf, gf, st)
+        if p.mode != "eval":
+            ok = ok and add(gf, gf, st)
+        if p.mode == "bn":
+            ok = ok and add(cf, cf, st) and mul(cf, cf, st) and mul(gf, cf, st)
+            ok = ok and add(gf, gf, gf)
+        return bool(ok)
+
     mode = {"bn": 0, "range_exact": 1, "eval": 2}[p.mode]
-    ar = _arith(f32, _binary32(cf, gf, st), f32x)
+    ar = _arith(fits, _binary32(cf, gf, st))
     a = _native_args(4, ar, dy_c.shape, fc=_nfmt(cf), fg=_nfmt(gf), bfp=_nbfp(p.bfp, gf))
     a.mode, a.in0, a.in1 = mode, dy_c.data_ptr(), x_c.data_ptr()
     a.in0_half, a.in1_half = int(dy_c.dtype == torch.float16), int(x_c.dtype == torch.float16)
