@@ -10,15 +10,17 @@
 //     mu; OP_VAR_SUMS (opcode 7) gathers sum (x - mu)^2; OP_FINALIZE computes
 //     var = round(sum * inv_count), s = rsqrt(var + eps), a = gamma * s and the running
 //     statistics with the unbiased variance), bit-exact to lightnorm.reference with the
-//     "fp32-bn" preset,
+//     "fp32-bn-seq" preset ("fp32-bn" with Accumulation = 0),
 //   - plain FP32 words on the streams (Bfp = 0: a beat is Lanes words of 32 bits:
 //     in_sign_i[l], in_mant_i[l*31 +: 31] = {exponent field, fraction}; in_exp_i unused),
 //   - rsqrt by the sequential unit lightnorm_rsqrt_seq (27 cycles per channel, no divider or
 //     square-root array),
-//   - exact fixed-point accumulators as in the LightNorm core (docs/spec.md section 4): for
-//     FP32 elements they are 2^8 - 2 + 23 + CountWidth + 1 = 302 bits wide (labelled as such
-//     in the comparison: a conventional design would accumulate in FP32 or a narrower
-//     fixed point).
+//   - FP32 accumulators (Accumulation = 1, the default: what a conventional design builds):
+//     per channel one FP32 sum, each value added with one rounding in stream order
+//     (docs/spec.md section 4, accumulation "sequential"); 32 bits per accumulator.
+//     Accumulation = 0 builds the exact fixed-point accumulators of the LightNorm core
+//     instead (2^8 - 2 + 23 + CountWidth + 1 = 302 bits for FP32 elements): the price of
+//     exact FP32 sums, reported apart, not the baseline.
 // Interface and opcodes: docs/hardware.md (section "The FP32 baseline core").
 
 module bn_fp32_core #(
@@ -26,6 +28,7 @@ module bn_fp32_core #(
   parameter int NumChunks   = 8,   // unused by the variance statistics (kept for the port widths)
   parameter int MaxChannels = 64,  // largest C supported
   parameter int CountWidth  = 24,  // n = N*H*W must be < 2^CountWidth
+  parameter int Accumulation = 1,  // 1 sequential FP32 sums (the baseline), 0 exact ones
   // fixed by the baseline (do not override)
   parameter int ExpBits     = 8,
   parameter int ManBits     = 23,
@@ -65,7 +68,8 @@ module bn_fp32_core #(
   input  logic                        cfg_grad_mode_i,
   input  logic                        par_we_i,
   input  logic [ChanWidth-1:0]        par_addr_i,
-  input  logic [1:0]                  par_sel_i,
+  input  logic [4:0]                  par_sel_i,
+  input  logic [KW-1:0]               par_chunk_i,
   input  logic [DataWidth-1:0]        par_wdata_i,
   input  logic [ChanWidth-1:0]        stat_addr_i,
   input  logic [4:0]                  stat_sel_i,
@@ -98,7 +102,8 @@ module bn_fp32_core #(
     .RunExpBits (RunExpBits),
     .RunManBits (RunManBits),
     .Variance   (Variance),
-    .Bfp        (Bfp)
+    .Bfp        (Bfp),
+    .Accumulation(Accumulation)
   ) u_core (
     .clk_i                      (clk_i),
     .rst_ni                     (rst_ni),
@@ -124,6 +129,7 @@ module bn_fp32_core #(
     .par_we_i                   (par_we_i),
     .par_addr_i                 (par_addr_i),
     .par_sel_i                  (par_sel_i),
+    .par_chunk_i                (par_chunk_i),
     .par_wdata_i                (par_wdata_i),
     .stat_addr_i                (stat_addr_i),
     .stat_sel_i                 (stat_sel_i),

@@ -52,6 +52,9 @@ module lightnorm_chan_unit #(
   parameter int AccWidth    = 59,  // accumulator width
   parameter int ChanWidth   = 6,   // width of a channel index
   parameter int Variance    = 0,   // 0 range statistics, 1 two-pass mean / variance
+  // 0 exact accumulators (read by lightnorm_acc_round), 1 sequential ones (Variance = 1):
+  // statistics-format values in acc_*_i[SW-1:0], read as round(acc * scale) by a multiplier
+  parameter int Accumulation = 0,
   // derived, do not override
   parameter int W           = 1 + ExpBits + ManBits,
   parameter int SW          = 1 + StatExpBits + StatManBits,
@@ -188,10 +191,8 @@ module lightnorm_chan_unit #(
   // ---------------------------------------------------------------------------------------
   // Range accumulator: r_acc = sum_k max_k - sum_k min_k (exact), with special flags
   // ---------------------------------------------------------------------------------------
-  logic [AccWidth-1:0] fx_max, fx_min, racc_q;
-  logic                nan_max, nan_min;
-  logic [1:0]          inf_max, inf_min;  // {-Inf, +Inf}
-  logic [2:0]          rfl_q, rfl_new;
+  logic [AccWidth-1:0] racc_q;
+  logic [2:0]          rfl_q;
   // 1/K_n encoded in the statistics format (the accumulator rounder's scale of r; K_n <= K,
   // Bias - log2 K >= 1: a normal value)
   logic [SW-1:0]       inv_kn;
@@ -201,33 +202,46 @@ module lightnorm_chan_unit #(
   assign inv_kn     = {1'b0, StatExpBits'(Bias) - StatExpBits'(klog_i), {StatManBits{1'b0}}};
   assign chunk_live = ((step_q >> klog_i) == '0);
 
-  // operand isolation: the converters see the chunk extremes only while accumulating them,
-  // and zero (nothing to add) for the chunks k >= K_n of a small layer
-  logic [W-1:0] cmax_g, cmin_g;
-  assign cmax_g = (busy_q && in_racc && chunk_live) ? cmax_i : '0;
-  assign cmin_g = (busy_q && in_racc && chunk_live) ? cmin_i : '0;
+  if (Variance == 0) begin : g_racc
+    logic [AccWidth-1:0] fx_max, fx_min;
+    logic                nan_max, nan_min;
+    logic [1:0]          inf_max, inf_min;  // {-Inf, +Inf}
+    logic [2:0]          rfl_new;
 
-  lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_max (
-    .a_i(cmax_g), .fixed_o(fx_max), .nan_o(nan_max), .inf_o(inf_max)
-  );
-  lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_min (
-    .a_i(cmin_g), .fixed_o(fx_min), .nan_o(nan_min), .inf_o(inf_min)
-  );
+    // operand isolation: the converters see the chunk extremes only while accumulating them,
+    // and zero (nothing to add) for the chunks k >= K_n of a small layer
+    logic [W-1:0] cmax_g, cmin_g;
+    assign cmax_g = (busy_q && in_racc && chunk_live) ? cmax_i : '0;
+    assign cmin_g = (busy_q && in_racc && chunk_live) ? cmin_i : '0;
 
-  // -min_k enters the sum: a minimum of -Inf is a +Inf term.
-  assign rfl_new = {nan_max | nan_min, inf_max[0] | inf_min[1], inf_max[1] | inf_min[0]};
-  // (cmax_i / cmin_i signs are not needed: the converters report the infinities' signs)
+    lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_max (
+      .a_i(cmax_g), .fixed_o(fx_max), .nan_o(nan_max), .inf_o(inf_max)
+    );
+    lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_min (
+      .a_i(cmin_g), .fixed_o(fx_min), .nan_o(nan_min), .inf_o(inf_min)
+    );
 
-  always_ff @(posedge clk_i) begin
-    if (busy_q && in_racc) begin
-      if (step_q == '0) begin
-        racc_q <= fx_max - fx_min;
-        rfl_q  <= rfl_new;
-      end else begin
-        racc_q <= racc_q + fx_max - fx_min;
-        rfl_q  <= rfl_q | rfl_new;
+    // -min_k enters the sum: a minimum of -Inf is a +Inf term.
+    assign rfl_new = {nan_max | nan_min, inf_max[0] | inf_min[1], inf_max[1] | inf_min[0]};
+    // (cmax_i / cmin_i signs are not needed: the converters report the infinities' signs)
+
+    always_ff @(posedge clk_i) begin
+      if (busy_q && in_racc) begin
+        if (step_q == '0) begin
+          racc_q <= fx_max - fx_min;
+          rfl_q  <= rfl_new;
+        end else begin
+          racc_q <= racc_q + fx_max - fx_min;
+          rfl_q  <= rfl_q | rfl_new;
+        end
       end
     end
+  end else begin : g_no_racc
+    // variance statistics: no chunk extremes, no range accumulator
+    assign racc_q = '0;
+    assign rfl_q  = '0;
+    logic unused_chunks;
+    assign unused_chunks = ^{cmax_i, cmin_i, chunk_live};
   end
 
   // ---------------------------------------------------------------------------------------
@@ -506,18 +520,29 @@ module lightnorm_chan_unit #(
   // ---------------------------------------------------------------------------------------
   // Units
   // ---------------------------------------------------------------------------------------
-  lightnorm_acc_round #(
-    .ExpBits(StatExpBits), .ManBits(StatManBits), .AccWidth(AccWidth), .AccExpBits(ExpBits),
-    .AccManBits(ManBits)
-  ) u_acc_round (
-    .acc_i     (use_ar ? ar_acc : '0),
-    .scale_i   (use_ar ? ar_scale : '0),
-    .acc_nan_i (use_ar & ar_flags[2]),
-    .acc_inf_i (use_ar ? {ar_flags[0], ar_flags[1]} : 2'b00),
-    .rnd_i     (rnd_i),
-    .sat_i     (sat_i),
-    .res_o     (ar_res)
-  );
+  if (Accumulation == 0) begin : g_acc_exact
+    lightnorm_acc_round #(
+      .ExpBits(StatExpBits), .ManBits(StatManBits), .AccWidth(AccWidth), .AccExpBits(ExpBits),
+      .AccManBits(ManBits)
+    ) u_acc_round (
+      .acc_i     (use_ar ? ar_acc : '0),
+      .scale_i   (use_ar ? ar_scale : '0),
+      .acc_nan_i (use_ar & ar_flags[2]),
+      .acc_inf_i (use_ar ? {ar_flags[0], ar_flags[1]} : 2'b00),
+      .rnd_i     (rnd_i),
+      .sat_i     (sat_i),
+      .res_o     (ar_res)
+    );
+  end else begin : g_acc_seq
+    // the sum is already a statistics-format value: round(acc * scale), one multiplication
+    // (scale 1: the value itself, a NaN canonical); the flags are not used
+    lightnorm_fp_mul #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_acc_mul (
+      .a_i(use_ar ? ar_acc[SW-1:0] : '0), .b_i(use_ar ? ar_scale : '0), .rnd_i(rnd_i),
+      .sat_i(sat_i), .res_o(ar_res)
+    );
+    logic unused_acc;
+    assign unused_acc = ^{ar_flags, ar_acc};
+  end
 
   lightnorm_fp_mul #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_st_mul (
     .a_i(use_sm ? sm_a : '0), .b_i(use_sm ? sm_b : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(sm_res)

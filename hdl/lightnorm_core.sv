@@ -54,6 +54,9 @@ module lightnorm_core #(
   parameter int RunManBits  = 23,  // running-statistics format fraction bits (>= StatManBits)
   parameter int Variance    = 0,   // statistics: 0 range (one pass), 1 mean / variance (two)
   parameter int Bfp         = 1,   // streams: 1 BFP groups, 0 plain FP(ExpBits, ManBits) words
+  // per-channel sums: 0 exact (fixed point, AccWidth bits), 1 sequential in the statistics
+  // format (one rounded addition per value, stream order; Variance = 1 only)
+  parameter int Accumulation = 0,
   // accumulator width: holds n * max_normal with LSB 2^(emin - ManBits), plus a sign bit
   parameter int AccWidth    = (1 << ExpBits) - 2 + ManBits + CountWidth + 1,
   // width of par_wdata_i / stat_rdata_o (derived, do not override)
@@ -90,11 +93,12 @@ module lightnorm_core #(
   input  logic                        cfg_rnd_i,                  // 0 RNE, 1 RTZ
   input  logic                        cfg_sat_i,                  // 0 overflow to Inf, 1 saturate
   input  logic                        cfg_grad_mode_i,            // 0 bn, 1 range_exact
-  // per-channel parameters (written while idle)
+  // per-channel parameter / context write (taken while idle; selects as stat_sel_i)
   input  logic                        par_we_i,
   input  logic [ChanWidth-1:0]        par_addr_i,
-  input  logic [1:0]                  par_sel_i,    // 0 gamma, 1 beta, 2 running_mean, 3 running_var
-  input  logic [DataWidth-1:0]        par_wdata_i,  // stat (gamma, beta) / running format
+  input  logic [4:0]                  par_sel_i,    // field (stat_sel_i codes, see below)
+  input  logic [KW-1:0]               par_chunk_i,  // chunk of a chunk max / min write
+  input  logic [DataWidth-1:0]        par_wdata_i,  // the field's format, zero-extended
   // per-channel statistics read (combinational)
   input  logic [ChanWidth-1:0]        stat_addr_i,
   input  logic [4:0]                  stat_sel_i,
@@ -132,6 +136,8 @@ module lightnorm_core #(
   localparam int BW        = BfpExpBits + Lanes + Lanes * MagBits;  // one beat
   localparam int MinCount  = 2;  // smallest n of a training command (range: K_n chunks, below)
   localparam int NumSt     = 13;
+  // accumulator word: exact fixed point, or a statistics-format value (sequential)
+  localparam int AccW      = (Accumulation != 0) ? SW : AccWidth;
 
   // command opcodes
   localparam logic [2:0] OpStats     = 3'd0;
@@ -160,8 +166,6 @@ module lightnorm_core #(
   localparam logic [4:0] SelVar      = 5'd15;  // var (Variance = 1; same field as range_mean)
   localparam logic [4:0] SelChMax    = 5'd16;
   localparam logic [4:0] SelChMin    = 5'd17;
-  localparam logic [4:0] SelChArgMax = 5'd18;
-  localparam logic [4:0] SelChArgMin = 5'd19;
   // datapath modes
   localparam logic [2:0] ModeNorm = 3'd0;
   localparam logic [2:0] ModeSums = 3'd1;
@@ -353,7 +357,6 @@ module lightnorm_core #(
   logic [NumStages-1:0]    v_q;
   logic [NumStages*GW-1:0] g_q;       // channel group of each stage
   logic [4:0]              pinit_q;   // S0..S4: first position of the pass
-  logic [CW-1:0]           pos0_q, pos1_q;
   logic [KW-1:0]           chunk0_q, chunk1_q;
   logic                    cinit0_q, cinit1_q;
   logic                    out_valid_q;
@@ -389,8 +392,6 @@ module lightnorm_core #(
     if (adv) begin
       g_q      <= {g_q[(NumStages-1)*GW-1:0], grp_q};
       pinit_q  <= {pinit_q[3:0], (pos_q == '0)};
-      pos0_q   <= pos_q;
-      pos1_q   <= pos0_q;
       chunk0_q <= chunk_q;
       chunk1_q <= chunk0_q;
       cinit0_q <= (cpos_q == '0);
@@ -481,20 +482,31 @@ module lightnorm_core #(
   logic [RW-1:0]        cu_rf_data;
   logic [ChanWidth-1:0] cu_chan;
   logic [KW-1:0]        cu_chunk;
-  logic                 par_ok;
+  // Parameter / context write port (docs/hardware.md "Per-layer context"): while idle, any
+  // field the statistics read port reads can be written back, so that a layer's context
+  // saved after its forward phases (stat_* reads) restores the core before its later phases
+  // (par_* writes): statistics-format fields 0..12 (15: var, field 2, Variance = 1), the
+  // running statistics 13, 14 and the chunk extremes 16, 17 (range statistics).
+  logic par_ok, par_st, par_rf, par_ch, par_sel_ok;
+  assign par_ok     = par_we_i && (state_q == StIdle) && (32'(par_addr_i) < 32'(MaxChP));
+  assign par_st     = (par_sel_i < 5'(NumSt)) || (Variance != 0 && par_sel_i == SelVar);
+  assign par_rf     = (par_sel_i == SelRunMean) || (par_sel_i == SelRunVar);
+  assign par_ch     = (Variance == 0) && (par_sel_i == SelChMax || par_sel_i == SelChMin);
+  assign par_sel_ok = par_st || par_rf || par_ch;
 
-  assign par_ok = par_we_i && (state_q == StIdle) && (32'(par_addr_i) < 32'(MaxChP));
+  logic [3:0] par_field;
+  assign par_field = (par_sel_i == SelVar) ? 4'(FVar) : par_sel_i[3:0];
 
   always_ff @(posedge clk_i) begin
     if (cu_st_we) begin
       st_q[32'(cu_st_field) * MaxChP + 32'(cu_chan)] <= cu_st_data;
-    end else if (par_ok && !par_sel_i[1]) begin
-      st_q[(par_sel_i[0] ? FBeta : FGamma) * MaxChP + 32'(par_addr_i)] <= par_wdata_i[SW-1:0];
+    end else if (par_ok && par_st) begin
+      st_q[32'(par_field) * MaxChP + 32'(par_addr_i)] <= par_wdata_i[SW-1:0];
     end
     if (cu_rf_we) begin
       rf_q[(cu_rf_field ? MaxChP : 0) + 32'(cu_chan)] <= cu_rf_data;
-    end else if (par_ok && par_sel_i[1]) begin
-      rf_q[(par_sel_i[0] ? MaxChP : 0) + 32'(par_addr_i)] <= par_wdata_i[RW-1:0];
+    end else if (par_ok && par_rf) begin
+      rf_q[((par_sel_i == SelRunVar) ? MaxChP : 0) + 32'(par_addr_i)] <= par_wdata_i[RW-1:0];
     end
   end
 
@@ -525,11 +537,10 @@ module lightnorm_core #(
   logic [GW-1:0]       cu_grp, stat_grp;
   assign cu_grp   = GW'(cu_chan >> LW);
   assign stat_grp = GW'(stat_addr_i >> LW);
-  logic [Lanes*CW-1:0] amax_w, amin_w;
-  logic [AccWidth-1:0] f_acc_a, f_acc_b;
+  logic [Lanes-1:0]    is_max_w, is_min_w;
+  logic [AccW-1:0]     f_acc_a, f_acc_b;
   logic [2:0]          f_flags_a, f_flags_b;
   logic [W-1:0]        f_max, f_min, s_max, s_min;
-  logic [CW-1:0]       s_amax, s_amin;
 
   // Operand isolation: the statistics RAMs are addressed (and their update logic fed) only
   // in the phases that use them, so their wide words do not toggle otherwise.
@@ -543,10 +554,12 @@ module lightnorm_core #(
 
   lightnorm_stats #(
     .Lanes(Lanes), .ExpBits(ExpBits), .ManBits(ManBits), .NumChunks(NumChunks),
-    .MaxGroups(MaxGroups), .CountWidth(CountWidth), .AccWidth(AccWidth),
-    .RangeStats((Variance != 0) ? 0 : 1)
+    .MaxGroups(MaxGroups), .AccWidth(AccW),
+    .RangeStats((Variance != 0) ? 0 : 1), .Accumulation(Accumulation),
+    .StatExpBits(StatExpBits), .StatManBits(StatManBits)
   ) u_stats (
     .clk_i       (clk_i),
+    .rnd_i       (rnd_q),
     .a_we_i      (adv && v_q[1] && (op_q == OpStats || op_q == OpBwdSums)),
     .a_grp_i     (acc_a_on ? g1 : '0),
     .a_init_i    (pinit_q[1]),
@@ -556,13 +569,19 @@ module lightnorm_core #(
     .b_init_i    (pinit_q[4]),
     .b_val_i     (acc_b_on ? p4 : '0),
     .c_we_i      (adv && v_q[1] && (op_q == OpStats) && (Variance == 0)),
+    .m_we_i      (adv && v_q[1] && chunk_on && (op_q == OpBwdDx)),
     .c_grp_i     (chunk_on ? g1 : '0),
     .c_chunk_i   (chunk_on ? chunk1_q : '0),
     .c_init_i    (cinit1_q),
-    .c_pos_i     ((op_q == OpStats) ? pos1_q : '0),
-    .c_val_i     ((op_q == OpStats) ? x1_q : '0),
-    .c_amax_o    (amax_w),
-    .c_amin_o    (amin_w),
+    .c_val_i     (chunk_on ? x1_q : '0),
+    .c_is_max_o  (is_max_w),
+    .c_is_min_o  (is_min_w),
+    .w_we_i      (par_ok && par_ch),
+    .w_min_i     (par_sel_i == SelChMin),
+    .w_grp_i     (GW'(par_addr_i >> LW)),
+    .w_lane_i    (par_addr_i[LW-1:0]),
+    .w_chunk_i   (par_chunk_i),
+    .w_val_i     (par_wdata_i[W-1:0]),
     .f_grp_i     (cu_grp),
     .f_lane_i    (cu_chan[LW-1:0]),
     .f_chunk_i   (cu_chunk),
@@ -576,9 +595,7 @@ module lightnorm_core #(
     .s_lane_i    (stat_addr_i[LW-1:0]),
     .s_chunk_i   (stat_chunk_i),
     .s_max_o     (s_max),
-    .s_min_o     (s_min),
-    .s_amax_o    (s_amax),
-    .s_amin_o    (s_amin)
+    .s_min_o     (s_min)
   );
 
   // ---------------------------------------------------------------------------------------
@@ -604,8 +621,8 @@ module lightnorm_core #(
     assign beta_l   = st_q[st_idx(FBeta, g4, l)];
     assign corr_l   = st_q[st_idx(FCorr, g4, l)];
     assign coeff6_l = st_q[st_idx(FCoeff, g5, l)];
-    assign is_max   = (mode == ModeDxRe) && (amax_w[l*CW +: CW] == pos1_q);
-    assign is_min   = (mode == ModeDxRe) && (amin_w[l*CW +: CW] == pos1_q);
+    assign is_max   = (mode == ModeDxRe) && is_max_w[l];
+    assign is_min   = (mode == ModeDxRe) && is_min_w[l];
 
     lightnorm_datapath #(
       .ExpBits(ExpBits), .ManBits(ManBits), .StatExpBits(StatExpBits), .StatManBits(StatManBits)
@@ -700,7 +717,8 @@ module lightnorm_core #(
   lightnorm_chan_unit #(
     .ExpBits(ExpBits), .ManBits(ManBits), .StatExpBits(StatExpBits), .StatManBits(StatManBits),
     .RunExpBits(RunExpBits), .RunManBits(RunManBits), .NumChunks(NumChunks),
-    .AccWidth(AccWidth), .ChanWidth(ChanWidth), .Variance(Variance)
+    .AccWidth(AccW), .ChanWidth(ChanWidth), .Variance(Variance),
+    .Accumulation(Accumulation)
   ) u_chan (
     .clk_i                   (clk_i),
     .rst_ni                  (rst_ni),
@@ -755,8 +773,6 @@ module lightnorm_core #(
                                     DataWidth'(st_q[FVar * MaxChP + 32'(stat_addr_i)]) : '0;
         SelChMax:    stat_rdata_o = DataWidth'(s_max);
         SelChMin:    stat_rdata_o = DataWidth'(s_min);
-        SelChArgMax: stat_rdata_o = DataWidth'(s_amax);
-        SelChArgMin: stat_rdata_o = DataWidth'(s_amin);
         default:     stat_rdata_o = '0;
       endcase
     end
@@ -777,12 +793,62 @@ module lightnorm_core #(
     if (CountWidth > 31) $fatal(1, "CountWidth must be <= 31");
     if (Variance != 0 && (RunExpBits != StatExpBits || RunManBits != StatManBits))
       $fatal(1, "Variance = 1 needs the running format equal to the statistics format");
+    if (Accumulation != 0 && Variance == 0)
+      $fatal(1, "Accumulation = 1 (sequential) is built for Variance = 1 only");
+  end
+
+  // Stream handshake rules (AXI-Stream style), every cycle: an output beat, once valid, stays
+  // valid and unchanged until out_ready_i takes it; the producer must do the same with an
+  // input beat while a streaming command expects it (an assumption on the environment,
+  // checked); a streaming command with an
+  // output emits exactly as many beats as it accepted (none dropped, none duplicated).
+  logic          sva_out_hold_q, sva_in_hold_q;
+  logic [BW-1:0] sva_out_q;
+  logic [2*BW:0] sva_in_q;
+  logic [31:0]   sva_in_cnt_q, sva_out_cnt_q;
+  logic [BW-1:0] sva_out_now;
+  logic [2*BW:0] sva_in_now;
+  assign sva_out_now = {out_exp_o, out_sign_o, out_mant_o};
+  assign sva_in_now  = {in_valid_i, in_exp_i, in_sign_i, in_mant_i,
+                        in_dy_exp_i, in_dy_sign_i, in_dy_mant_i};
+
+  always @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      sva_out_hold_q <= 1'b0;
+      sva_in_hold_q  <= 1'b0;
+      sva_in_cnt_q   <= '0;
+      sva_out_cnt_q  <= '0;
+    end else begin
+      if (sva_out_hold_q && !(out_valid_o && sva_out_now == sva_out_q))
+        $error("output beat withdrawn or changed before out_ready_i took it");
+      if (sva_in_hold_q && state_q == StStream && sva_in_now != sva_in_q)
+        $error("input beat withdrawn or changed before in_ready_o took it (producer)");
+      if (done_q && !error_q && (op_q == OpStats || op_q == OpNorm || op_q == OpBwdDx) &&
+          sva_in_cnt_q != sva_out_cnt_q)
+        $error("%0d input beats accepted, %0d output beats sent", sva_in_cnt_q, sva_out_cnt_q);
+      sva_out_hold_q <= out_valid_o && !out_ready_i;
+      sva_out_q      <= sva_out_now;
+      // (only while the core expects beats: a refused or finished command's pending beat
+      // may be withdrawn)
+      sva_in_hold_q  <= in_valid_i && !in_ready_o && state_q == StStream && !in_done_q;
+      sva_in_q       <= sva_in_now;
+      if (cmd_fire) begin
+        sva_in_cnt_q  <= '0;
+        sva_out_cnt_q <= '0;
+      end else begin
+        sva_in_cnt_q  <= sva_in_cnt_q + 32'(in_fire);
+        sva_out_cnt_q <= sva_out_cnt_q + 32'(out_valid_o && out_ready_i);
+      end
+    end
   end
 
   always @(posedge clk_i) begin
     if (in_fire && state_q != StStream) $error("input beat accepted outside a streaming phase");
     if (cu_busy && state_q != StChan) $error("channel unit busy outside a channel phase");
     if (out_valid_q && has_output == 1'b0) $error("output beat in a phase without output");
+    if (par_we_i && state_q != StIdle) $error("par_we_i while busy: the write is ignored");
+    if (par_we_i && !par_sel_ok) $error("par_we_i with par_sel_i %0d: not a writable field",
+                                        par_sel_i);
   end
 `endif
 

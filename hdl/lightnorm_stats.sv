@@ -4,18 +4,31 @@
 // (docs/spec.md sections 4, 6 F2 and 7 B2). It holds, per channel group (one BFP group =
 // Lanes channels), two exact fixed-point accumulators per lane (A: sum of x in the
 // forward, sum of dy in the backward; B: sum of dy * x_hat) and, per chunk k and group,
-// the running chunk maximum / minimum of every lane with the stream index where it was
-// first reached (arg-max / arg-min). Every storage word is one group wide, so a beat is
-// one read-modify-write of one word per array and one group per cycle is sustained even
-// when consecutive beats hit the same group (the read is combinational, the write lands
-// at the clock edge before the next beat reads). The accumulators keep the exact sum with
-// LSB 2^(emin - ManBits) (no bit lost, order independent) plus NaN / +Inf / -Inf flags,
-// the chunk comparison is IEEE (-0 = +0, the first occurrence wins ties, NaN compares
-// above every number for max and below for min, the first NaN wins). Arrays are not
-// reset: the first beat of a pass (init) or of a chunk overwrites the stale content.
-// Two read ports serve the per-channel finalize unit and the statistics read port.
-// RangeStats = 0 (the variance core) leaves out the chunk max / min / arg storage and logic:
-// its outputs read as zero.
+// the running chunk maximum / minimum of every lane. Every storage word is one group wide,
+// so a beat is one read-modify-write of one word per array and one group per cycle is
+// sustained even when consecutive beats hit the same group (the read is combinational, the
+// write lands at the clock edge before the next beat reads). The accumulators keep the exact
+// sum with LSB 2^(emin - ManBits) (no bit lost, order independent) plus NaN / +Inf / -Inf
+// flags, the chunk comparison is IEEE (-0 = +0, the first occurrence wins ties, NaN compares
+// above every number for max and below for min, the first NaN wins), so a stored extreme is
+// the encoding of its first occurrence.
+// Chunk arg-max / arg-min are not stored: the backward pass (OP_BWD_DX, range_exact) streams
+// the same x again and recomputes them (m_we_i): the arg-max of a chunk is its first element
+// equal to the stored maximum (same order key, -0 = +0; the first NaN when the maximum is
+// NaN), which by the tie rule above is the element that set it; one "found" bit per lane and
+// channel group marks the chunk in progress (reset by its first position, c_init_i).
+// The chunk extremes can be written one lane at a time (w_we_i: the core's context write,
+// while idle) so that a saved layer context can be restored before its backward pass.
+// Arrays are not reset: the first beat of a pass (init) or of a chunk overwrites the stale
+// content. Two read ports serve the per-channel finalize unit and the statistics read port.
+// RangeStats = 0 (the variance core) leaves out the chunk max / min storage and logic: its
+// outputs read as zero.
+// Accumulation = 1 (sequential, docs/spec.md section 4; the FP32 baseline bn_fp32_core) keeps
+// each accumulator as a floating-point value of the statistics format FP(StatExpBits,
+// StatManBits) instead: the first value of a pass is stored as it is (widened exactly), every
+// later one is added with one rounding (lightnorm_fp_add, rnd_i, saturating like every
+// per-channel result), in stream order; AccWidth is then the statistics word (its value in
+// bits [SW-1:0]) and the flags read as zero.
 
 module lightnorm_stats #(
   parameter int Lanes      = 16,  // channels per beat (BFP group size)
@@ -23,9 +36,11 @@ module lightnorm_stats #(
   parameter int ManBits    = 4,   // element format fraction bits
   parameter int NumChunks  = 8,   // K, chunks per channel (power of two)
   parameter int MaxGroups  = 4,   // channel groups held (ceil(MaxChannels / Lanes))
-  parameter int CountWidth = 24,  // width of a stream index (n < 2^CountWidth)
   parameter int AccWidth   = 59,  // accumulator width (signed, LSB 2^(emin - ManBits))
-  parameter int RangeStats = 1,   // 1: chunk max / min with arg-max / arg-min; 0: none
+  parameter int RangeStats = 1,   // 1: chunk max / min (arg recomputed); 0: none
+  parameter int Accumulation = 0, // 0 exact fixed point, 1 sequential in the statistics format
+  parameter int StatExpBits = ExpBits,  // statistics format (Accumulation = 1)
+  parameter int StatManBits = ManBits,
   // derived, do not override
   parameter int W          = 1 + ExpBits + ManBits,
   parameter int GW         = (MaxGroups > 1) ? $clog2(MaxGroups) : 1,
@@ -33,6 +48,7 @@ module lightnorm_stats #(
   parameter int LW         = (Lanes > 1) ? $clog2(Lanes) : 1
 ) (
   input  logic                     clk_i,
+  input  logic                     rnd_i,        // rounding of a sequential accumulation
   // accumulator A update (x in OP_STATS, dy in OP_BWD_SUMS)
   input  logic                     a_we_i,
   input  logic [GW-1:0]            a_grp_i,
@@ -43,15 +59,23 @@ module lightnorm_stats #(
   input  logic [GW-1:0]            b_grp_i,
   input  logic                     b_init_i,
   input  logic [Lanes*W-1:0]       b_val_i,
-  // chunk max / min update (x in OP_STATS) and read of the arg-max / arg-min words
+  // chunk max / min update (c_we_i: x in OP_STATS) and arg-max / arg-min recomputation
+  // (m_we_i: x in OP_BWD_DX, range_exact) of the beat's (chunk, group) word
   input  logic                     c_we_i,
+  input  logic                     m_we_i,
   input  logic [GW-1:0]            c_grp_i,
   input  logic [KW-1:0]            c_chunk_i,
   input  logic                     c_init_i,     // first position of the chunk: overwrite
-  input  logic [CountWidth-1:0]    c_pos_i,      // stream index of this beat
   input  logic [Lanes*W-1:0]       c_val_i,
-  output logic [Lanes*CountWidth-1:0] c_amax_o,  // word (c_chunk_i, c_grp_i)
-  output logic [Lanes*CountWidth-1:0] c_amin_o,
+  output logic [Lanes-1:0]         c_is_max_o,   // lane's element is its chunk's arg-max
+  output logic [Lanes-1:0]         c_is_min_o,   // lane's element is its chunk's arg-min
+  // context write of one chunk extreme (one lane of one (chunk, group) word)
+  input  logic                     w_we_i,
+  input  logic                     w_min_i,      // 0 the maximum, 1 the minimum
+  input  logic [GW-1:0]            w_grp_i,
+  input  logic [LW-1:0]            w_lane_i,
+  input  logic [KW-1:0]            w_chunk_i,
+  input  logic [W-1:0]             w_val_i,
   // single-channel read for the finalize unit
   input  logic [GW-1:0]            f_grp_i,
   input  logic [LW-1:0]            f_lane_i,
@@ -67,22 +91,13 @@ module lightnorm_stats #(
   input  logic [LW-1:0]            s_lane_i,
   input  logic [KW-1:0]            s_chunk_i,
   output logic [W-1:0]             s_max_o,
-  output logic [W-1:0]             s_min_o,
-  output logic [CountWidth-1:0]    s_amax_o,
-  output logic [CountWidth-1:0]    s_amin_o
+  output logic [W-1:0]             s_min_o
 );
 
-  localparam int CW = CountWidth;
   localparam int ChunkWords = NumChunks * MaxGroups;
   localparam int CAW = (ChunkWords > 1) ? $clog2(ChunkWords) : 1;
 
-  // ---------------------------------------------------------------------------------------
-  // Storage (one word = one channel group)
-  // ---------------------------------------------------------------------------------------
-  logic [Lanes*AccWidth-1:0] acc_a_q   [MaxGroups];
-  logic [Lanes*3-1:0]        flags_a_q [MaxGroups];
-  logic [Lanes*AccWidth-1:0] acc_b_q   [MaxGroups];
-  logic [Lanes*3-1:0]        flags_b_q [MaxGroups];
+  localparam int SW = 1 + StatExpBits + StatManBits;
 
   // ---------------------------------------------------------------------------------------
   // Helpers
@@ -103,83 +118,135 @@ module lightnorm_stats #(
   endfunction
 
   // ---------------------------------------------------------------------------------------
-  // Accumulators: element -> exact fixed point, then read-modify-write of one group word
+  // Accumulators: read-modify-write of one group word per beat (one word = one channel group)
   // ---------------------------------------------------------------------------------------
   // (Per-lane values stay in per-lane nets; only the RAM words are group wide.)
+  logic [Lanes*AccWidth-1:0] acc_a_q [MaxGroups];
+  logic [Lanes*AccWidth-1:0] acc_b_q [MaxGroups];
   logic [Lanes*AccWidth-1:0] acc_a_d, acc_b_d, acc_a_rd, acc_b_rd;
-  logic [Lanes*3-1:0]        flags_a_d, flags_b_d, flags_a_rd, flags_b_rd;
+  logic [Lanes*3-1:0]        f_fl_a_w, f_fl_b_w;
 
-  assign acc_a_rd   = acc_a_q[a_grp_i];
-  assign flags_a_rd = flags_a_q[a_grp_i];
-  assign acc_b_rd   = acc_b_q[b_grp_i];
-  assign flags_b_rd = flags_b_q[b_grp_i];
-
-  for (genvar l = 0; l < Lanes; l++) begin : g_lane_acc
-    logic [AccWidth-1:0] fx_a, fx_b;
-    logic                nan_a, nan_b;
-    logic [1:0]          inf_a, inf_b;  // {-Inf, +Inf}
-    logic [2:0]          fl_a, fl_b;    // {nan, +inf, -inf}
-    lightnorm_fp_to_fixed #(
-      .ExpBits (ExpBits),
-      .ManBits (ManBits),
-      .AccWidth(AccWidth)
-    ) u_fx_a (
-      .a_i    (a_val_i[l*W +: W]),
-      .fixed_o(fx_a),
-      .nan_o  (nan_a),
-      .inf_o  (inf_a)
-    );
-    lightnorm_fp_to_fixed #(
-      .ExpBits (ExpBits),
-      .ManBits (ManBits),
-      .AccWidth(AccWidth)
-    ) u_fx_b (
-      .a_i    (b_val_i[l*W +: W]),
-      .fixed_o(fx_b),
-      .nan_o  (nan_b),
-      .inf_o  (inf_b)
-    );
-    assign fl_a = {nan_a, inf_a[0], inf_a[1]};
-    assign fl_b = {nan_b, inf_b[0], inf_b[1]};
-
-    assign acc_a_d[l*AccWidth +: AccWidth] = a_init_i ? fx_a
-                                           : acc_a_rd[l*AccWidth +: AccWidth] + fx_a;
-    assign flags_a_d[l*3 +: 3] = a_init_i ? fl_a : (flags_a_rd[l*3 +: 3] | fl_a);
-    assign acc_b_d[l*AccWidth +: AccWidth] = b_init_i ? fx_b
-                                           : acc_b_rd[l*AccWidth +: AccWidth] + fx_b;
-    assign flags_b_d[l*3 +: 3] = b_init_i ? fl_b : (flags_b_rd[l*3 +: 3] | fl_b);
-  end
+  assign acc_a_rd = acc_a_q[a_grp_i];
+  assign acc_b_rd = acc_b_q[b_grp_i];
 
   always_ff @(posedge clk_i) begin
-    if (a_we_i) begin
-      acc_a_q[a_grp_i]   <= acc_a_d;
-      flags_a_q[a_grp_i] <= flags_a_d;
+    if (a_we_i) acc_a_q[a_grp_i] <= acc_a_d;
+    if (b_we_i) acc_b_q[b_grp_i] <= acc_b_d;
+  end
+
+  if (Accumulation == 0) begin : g_exact
+    // element -> exact fixed point, plus NaN / +Inf / -Inf flags
+    logic [Lanes*3-1:0] flags_a_q [MaxGroups];
+    logic [Lanes*3-1:0] flags_b_q [MaxGroups];
+    logic [Lanes*3-1:0] flags_a_d, flags_b_d, flags_a_rd, flags_b_rd;
+
+    assign flags_a_rd = flags_a_q[a_grp_i];
+    assign flags_b_rd = flags_b_q[b_grp_i];
+
+    for (genvar l = 0; l < Lanes; l++) begin : g_lane_acc
+      logic [AccWidth-1:0] fx_a, fx_b;
+      logic                nan_a, nan_b;
+      logic [1:0]          inf_a, inf_b;  // {-Inf, +Inf}
+      logic [2:0]          fl_a, fl_b;    // {nan, +inf, -inf}
+      lightnorm_fp_to_fixed #(
+        .ExpBits (ExpBits),
+        .ManBits (ManBits),
+        .AccWidth(AccWidth)
+      ) u_fx_a (
+        .a_i    (a_val_i[l*W +: W]),
+        .fixed_o(fx_a),
+        .nan_o  (nan_a),
+        .inf_o  (inf_a)
+      );
+      lightnorm_fp_to_fixed #(
+        .ExpBits (ExpBits),
+        .ManBits (ManBits),
+        .AccWidth(AccWidth)
+      ) u_fx_b (
+        .a_i    (b_val_i[l*W +: W]),
+        .fixed_o(fx_b),
+        .nan_o  (nan_b),
+        .inf_o  (inf_b)
+      );
+      assign fl_a = {nan_a, inf_a[0], inf_a[1]};
+      assign fl_b = {nan_b, inf_b[0], inf_b[1]};
+
+      assign acc_a_d[l*AccWidth +: AccWidth] = a_init_i ? fx_a
+                                             : acc_a_rd[l*AccWidth +: AccWidth] + fx_a;
+      assign flags_a_d[l*3 +: 3] = a_init_i ? fl_a : (flags_a_rd[l*3 +: 3] | fl_a);
+      assign acc_b_d[l*AccWidth +: AccWidth] = b_init_i ? fx_b
+                                             : acc_b_rd[l*AccWidth +: AccWidth] + fx_b;
+      assign flags_b_d[l*3 +: 3] = b_init_i ? fl_b : (flags_b_rd[l*3 +: 3] | fl_b);
     end
-    if (b_we_i) begin
-      acc_b_q[b_grp_i]   <= acc_b_d;
-      flags_b_q[b_grp_i] <= flags_b_d;
+
+    always_ff @(posedge clk_i) begin
+      if (a_we_i) flags_a_q[a_grp_i] <= flags_a_d;
+      if (b_we_i) flags_b_q[b_grp_i] <= flags_b_d;
     end
+
+    assign f_fl_a_w = flags_a_q[f_grp_i];
+    assign f_fl_b_w = flags_b_q[f_grp_i];
+    logic unused_rnd;
+    assign unused_rnd = rnd_i;
+  end else begin : g_sequential
+    // one rounded addition per value in the statistics format (saturating)
+    for (genvar l = 0; l < Lanes; l++) begin : g_lane_acc
+      logic [SW-1:0] wide_a, wide_b, sum_a, sum_b;
+      lightnorm_fp_widen #(
+        .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(StatExpBits),
+        .OutManBits(StatManBits)
+      ) u_widen_a (.a_i(a_val_i[l*W +: W]), .res_o(wide_a));
+      lightnorm_fp_widen #(
+        .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(StatExpBits),
+        .OutManBits(StatManBits)
+      ) u_widen_b (.a_i(b_val_i[l*W +: W]), .res_o(wide_b));
+      lightnorm_fp_add #(
+        .ExpBits(StatExpBits), .ManBits(StatManBits), .AExpBits(StatExpBits),
+        .AManBits(StatManBits), .BExpBits(ExpBits), .BManBits(ManBits)
+      ) u_add_a (
+        .a_i  (acc_a_rd[l*AccWidth +: SW]),
+        .b_i  (a_val_i[l*W +: W]),
+        .sub_i(1'b0),
+        .rnd_i(rnd_i),
+        .sat_i(1'b1),
+        .res_o(sum_a)
+      );
+      lightnorm_fp_add #(
+        .ExpBits(StatExpBits), .ManBits(StatManBits), .AExpBits(StatExpBits),
+        .AManBits(StatManBits), .BExpBits(ExpBits), .BManBits(ManBits)
+      ) u_add_b (
+        .a_i  (acc_b_rd[l*AccWidth +: SW]),
+        .b_i  (b_val_i[l*W +: W]),
+        .sub_i(1'b0),
+        .rnd_i(rnd_i),
+        .sat_i(1'b1),
+        .res_o(sum_b)
+      );
+      assign acc_a_d[l*AccWidth +: AccWidth] = AccWidth'(a_init_i ? wide_a : sum_a);
+      assign acc_b_d[l*AccWidth +: AccWidth] = AccWidth'(b_init_i ? wide_b : sum_b);
+    end
+    assign f_fl_a_w = '0;
+    assign f_fl_b_w = '0;
   end
 
   // ---------------------------------------------------------------------------------------
-  // Chunk max / min with arg-max / arg-min (read-modify-write of one (chunk, group) word)
+  // Chunk max / min (read-modify-write of one (chunk, group) word) and the arg recomputation
   // ---------------------------------------------------------------------------------------
   if (RangeStats != 0) begin : g_chunks
     logic [Lanes*W-1:0]  cmax_q [ChunkWords];
     logic [Lanes*W-1:0]  cmin_q [ChunkWords];
-    logic [Lanes*CW-1:0] amax_q [ChunkWords];
-    logic [Lanes*CW-1:0] amin_q [ChunkWords];
-    logic [CAW-1:0]      c_addr;
+    logic [Lanes-1:0]    fmax_q [MaxGroups];  // arg-max of the chunk in progress seen
+    logic [Lanes-1:0]    fmin_q [MaxGroups];
+    logic [CAW-1:0]      c_addr, w_addr;
     logic [Lanes*W-1:0]  cmax_rd, cmin_rd, cmax_d, cmin_d;
-    logic [Lanes*CW-1:0] amax_rd, amin_rd, amax_d, amin_d;
+    logic [Lanes-1:0]    fmax_rd, fmin_rd, fmax_d, fmin_d;
 
     assign c_addr  = chunk_addr(c_chunk_i, c_grp_i);
+    assign w_addr  = chunk_addr(w_chunk_i, w_grp_i);
     assign cmax_rd = cmax_q[c_addr];
     assign cmin_rd = cmin_q[c_addr];
-    assign amax_rd = amax_q[c_addr];
-    assign amin_rd = amin_q[c_addr];
-    assign c_amax_o = amax_rd;
-    assign c_amin_o = amin_rd;
+    assign fmax_rd = fmax_q[c_grp_i];
+    assign fmin_rd = fmin_q[c_grp_i];
 
     for (genvar l = 0; l < Lanes; l++) begin : g_lane_cmp
       logic [W-1:0] v, cur_max, cur_min;
@@ -187,7 +254,7 @@ module lightnorm_stats #(
       assign v       = c_val_i[l*W +: W];
       assign cur_max = cmax_rd[l*W +: W];
       assign cur_min = cmin_rd[l*W +: W];
-      logic v_nan, max_nan, min_nan, v_gt, v_lt;
+      logic v_nan, max_nan, min_nan, v_gt, v_lt, eq_max, eq_min;
       assign v_nan   = is_nan(v[W-2:0]);
       assign max_nan = is_nan(cur_max[W-2:0]);
       assign min_nan = is_nan(cur_min[W-2:0]);
@@ -196,25 +263,36 @@ module lightnorm_stats #(
       // a NaN already in the chunk stays (the first NaN wins); a new NaN replaces a number
       assign take_max = c_init_i || (!max_nan && (v_nan || v_gt));
       assign take_min = c_init_i || (!min_nan && (v_nan || v_lt));
-      assign cmax_d[l*W +: W]   = take_max ? v : cur_max;
-      assign cmin_d[l*W +: W]   = take_min ? v : cur_min;
-      assign amax_d[l*CW +: CW] = take_max ? c_pos_i : amax_rd[l*CW +: CW];
-      assign amin_d[l*CW +: CW] = take_min ? c_pos_i : amin_rd[l*CW +: CW];
+      assign cmax_d[l*W +: W] = take_max ? v : cur_max;
+      assign cmin_d[l*W +: W] = take_min ? v : cur_min;
+      // the element equals the stored extreme: the same order key, or both NaN
+      assign eq_max = max_nan ? v_nan : (!v_nan && order_key(v) == order_key(cur_max));
+      assign eq_min = min_nan ? v_nan : (!v_nan && order_key(v) == order_key(cur_min));
+      // the first equal element of the chunk is its arg (c_init_i: a new chunk starts)
+      assign c_is_max_o[l] = eq_max && (c_init_i || !fmax_rd[l]);
+      assign c_is_min_o[l] = eq_min && (c_init_i || !fmin_rd[l]);
+      assign fmax_d[l]     = eq_max || (!c_init_i && fmax_rd[l]);
+      assign fmin_d[l]     = eq_min || (!c_init_i && fmin_rd[l]);
     end
 
     always_ff @(posedge clk_i) begin
       if (c_we_i) begin
         cmax_q[c_addr] <= cmax_d;
         cmin_q[c_addr] <= cmin_d;
-        amax_q[c_addr] <= amax_d;
-        amin_q[c_addr] <= amin_d;
+      end else if (w_we_i && !w_min_i) begin
+        cmax_q[w_addr][w_lane_i*W +: W] <= w_val_i;
+      end else if (w_we_i && w_min_i) begin
+        cmin_q[w_addr][w_lane_i*W +: W] <= w_val_i;
+      end
+      if (m_we_i) begin
+        fmax_q[c_grp_i] <= fmax_d;
+        fmin_q[c_grp_i] <= fmin_d;
       end
     end
 
     // read ports of the chunk words
     logic [CAW-1:0]      f_addr, s_addr;
     logic [Lanes*W-1:0]  f_max_w, f_min_w, s_max_w, s_min_w;
-    logic [Lanes*CW-1:0] s_amax_w, s_amin_w;
 
     assign f_addr   = chunk_addr(f_chunk_i, f_grp_i);
     assign s_addr   = chunk_addr(s_chunk_i, s_grp_i);
@@ -222,39 +300,31 @@ module lightnorm_stats #(
     assign f_min_w  = cmin_q[f_addr];
     assign s_max_w  = cmax_q[s_addr];
     assign s_min_w  = cmin_q[s_addr];
-    assign s_amax_w = amax_q[s_addr];
-    assign s_amin_w = amin_q[s_addr];
 
     assign f_max_o  = f_max_w[f_lane_i*W +: W];
     assign f_min_o  = f_min_w[f_lane_i*W +: W];
     assign s_max_o  = s_max_w[s_lane_i*W +: W];
     assign s_min_o  = s_min_w[s_lane_i*W +: W];
-    assign s_amax_o = s_amax_w[s_lane_i*CW +: CW];
-    assign s_amin_o = s_amin_w[s_lane_i*CW +: CW];
   end else begin : g_no_chunks
     logic unused_chunk_in;
-    assign unused_chunk_in = ^{c_we_i, c_grp_i, c_chunk_i, c_init_i, c_pos_i, c_val_i,
+    assign unused_chunk_in = ^{c_we_i, m_we_i, c_grp_i, c_chunk_i, c_init_i, c_val_i,
+                               w_we_i, w_min_i, w_grp_i, w_lane_i, w_chunk_i, w_val_i,
                                f_chunk_i, s_grp_i, s_lane_i, s_chunk_i};
-    assign c_amax_o = '0;
-    assign c_amin_o = '0;
-    assign f_max_o  = '0;
-    assign f_min_o  = '0;
-    assign s_max_o  = '0;
-    assign s_min_o  = '0;
-    assign s_amax_o = '0;
-    assign s_amin_o = '0;
+    assign c_is_max_o = '0;
+    assign c_is_min_o = '0;
+    assign f_max_o    = '0;
+    assign f_min_o    = '0;
+    assign s_max_o    = '0;
+    assign s_min_o    = '0;
   end
 
   // ---------------------------------------------------------------------------------------
   // Read ports
   // ---------------------------------------------------------------------------------------
   logic [Lanes*AccWidth-1:0] f_acc_a_w, f_acc_b_w;
-  logic [Lanes*3-1:0]        f_fl_a_w, f_fl_b_w;
 
   assign f_acc_a_w = acc_a_q[f_grp_i];
   assign f_acc_b_w = acc_b_q[f_grp_i];
-  assign f_fl_a_w  = flags_a_q[f_grp_i];
-  assign f_fl_b_w  = flags_b_q[f_grp_i];
 
   assign f_acc_a_o   = f_acc_a_w[f_lane_i*AccWidth +: AccWidth];
   assign f_acc_b_o   = f_acc_b_w[f_lane_i*AccWidth +: AccWidth];

@@ -22,7 +22,7 @@ simulation failure.
 
 DESIGN=lightnorm-v1 runs it on the core's default build (numeric contract v1, preset
 "lightnorm-v1": FP10 E5M4 for everything, dx = bn). DESIGN=baseline runs the same layer on
-bn_fp32_core with the "fp32-bn" configuration (FP32, mean / variance statistics: OP_STATS,
+bn_fp32_core with the "fp32-bn-seq" configuration (FP32, mean / variance statistics: OP_STATS,
 OP_VAR_SUMS, OP_FINALIZE, ...; plain FP32 beats).
 
 Environment: DESIGN=lightnorm|lightnorm-v1|baseline (default lightnorm), SIM=icarus|verilator
@@ -152,7 +152,7 @@ def main() -> int:
     sim_designs: dict[str, tuple[str, dict[str, int], str]] = {
         "lightnorm": ("lightnorm", V2_PARAMS, "lightnorm-v2"),
         "lightnorm-v1": ("lightnorm", {}, "lightnorm-v1"),
-        "baseline": ("baseline", {}, "fp32-bn"),
+        "baseline": ("baseline", {}, "fp32-bn-seq"),
     }
     sim = sim_name()
     design = os.environ.get("DESIGN", "") or "lightnorm"

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """bn_fp32_core (the conventional FP32 batch-norm baseline) against the reference model with the
-"fp32-bn" preset, bit-exact, through the same environment as the LightNorm core
-(verif/lightnorm_tb: stream driver / monitor with stalls, scoreboard, CoreTB flows).
+"fp32-bn-seq" preset (FP32 sums accumulated sequentially), bit-exact, through the same
+environment as the LightNorm core (verif/lightnorm_tb: stream driver / monitor with stalls,
+scoreboard, CoreTB flows).
 
 cocotb tests (run inside the simulator):
   baseline_smoke   two layers (C = 20 over two channel groups with n = 32; C = 7 < Lanes with
@@ -12,9 +13,14 @@ cocotb tests (run inside the simulator):
                    k_gamma) checked.
   baseline_errors  illegal configurations (C = 0, C > MaxChannels, n < 2, n = 0 for NORM,
                    n >= 2^CountWidth) are refused without consuming data; a legal layer after.
+  baseline_context two layers and a layer wider than MaxChannels (two channel tiles) on one
+                   core with per-layer contexts (lightnorm_tb.core_tb.network_step: contexts
+                   saved after OP_FINALIZE, restored before OP_NORM and the backward into a
+                   core filled with random bits; running statistics updated once).
   baseline_random  LN_CORE_CASES constrained-random layers (distributions, rounding, overflow,
                    shapes, stalls).
-pytest entry points: test_baseline_core_smoke[icarus|verilator] (`make test`);
+pytest entry points: test_baseline_core_smoke[icarus|verilator] (`make test`; Verilator also
+runs baseline_context);
 test_baseline_core_regress[icarus|verilator] with LIGHTNORM_REGRESS=1 (`make regress`).
 SEED=<int> replays a run.
 """
@@ -42,9 +48,10 @@ if cocotb is not None and cocotb.is_simulation:
         check_errors,
         finish,
         inference,
+        network_step,
         training_step,
     )
-    from lightnorm_tb.layers import DISTRIBUTIONS, expected, random_layer
+    from lightnorm_tb.layers import DISTRIBUTIONS, channel_tiles, expected, random_layer
     from lightnorm_tb.scoreboard import Scoreboard
 
     def _check_params(tb: CoreTB) -> None:
@@ -124,6 +131,29 @@ if cocotb is not None and cocotb.is_simulation:
         finish(tb, sb)
 
     @cocotb.test()
+    async def baseline_context(dut):
+        """Per-layer contexts and channel tiles on the baseline."""
+        tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
+        _check_params(tb)
+        sb = Scoreboard(tb.log)
+        await tb.start()
+        p = tb.p
+        rng = case_rng("baseline_context")
+        wide = random_layer(
+            rng, p, "bctx_c", shape=(1, p.max_channels + 3, 2, 2), dist_x="normal", stall="light"
+        )
+        layers = [
+            random_layer(rng, p, "bctx_a", shape=(2, p.lanes + 3, 1, 3), stall="heavy"),
+            random_layer(rng, p, "bctx_b", shape=(3, 5, 1, 1), stall="bursty"),
+            *channel_tiles(wide, p.max_channels),
+        ]
+        for layer in layers:
+            tb.log.info("%s", layer.describe())
+        exps = [expected(layer, p.lanes) for layer in layers]
+        await network_step(tb, sb, layers, exps)
+        finish(tb, sb)
+
+    @cocotb.test()
     async def baseline_random(dut):
         """Constrained-random layers (LN_CORE_CASES, default 12; n <= LN_CORE_MAX_COUNT)."""
         tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
@@ -173,7 +203,8 @@ def _run(sim: str, testcase: str, extra_env: dict | None = None) -> None:
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_baseline_core_smoke(sim: str) -> None:
     """Training step + inference on two layers and the illegal configurations."""
-    _run(sim, "baseline_smoke,baseline_errors")
+    tests = "baseline_smoke,baseline_errors"
+    _run(sim, tests + ",baseline_context" if sim == "verilator" else tests)
 
 
 @pytest.mark.skipif(
@@ -193,4 +224,4 @@ def test_baseline_core_regress(sim: str) -> None:
             "LN_CORE_CASES": os.environ.get("LN_CORE_CASES", "24"),
             "LN_CORE_MAX_COUNT": os.environ.get("LN_CORE_MAX_COUNT", "64"),
         }
-    _run(sim, "baseline_errors,baseline_random", env)
+    _run(sim, "baseline_errors,baseline_context,baseline_random", env)

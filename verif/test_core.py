@@ -16,6 +16,14 @@ cocotb tests (run inside the simulator):
                clean, fully checked layer.
   core_random  LN_CORE_CASES constrained-random layers (shapes, distributions, modes, stalls),
                functional coverage printed at the end.
+  core_context one core, many BN layers (docs/hardware.md "Per-layer context", "Channel
+               tiles"): three layers of different shapes and modes, the third wider than
+               MaxChannels and run as channel tiles, forward 1->2->3 (contexts saved after
+               OP_FINALIZE), OP_NORM 1->2->3 and backward 3->2->1 each after restoring its
+               context into a core whose per-channel fields were filled with random bits;
+               every output bit checked, running statistics updated once per layer.
+  core_wide    a layer of LN_WIDE_CHANNELS (default 2048) channels through the channel tiles
+               of the build (MaxChannels each), the same flow.
 pytest entry points: test_core_smoke runs core_smoke + core_errors on BOTH simulators and
 core_reset on Verilator (the `make test` part); test_core_small runs core_small on both
 simulators (Verilator: the product parameters; Icarus: the small set l8k4e6m3, as the corner
@@ -23,6 +31,8 @@ tests; LN_SMALL_PARAMS_<SIM> chooses another); test_core_regress (LIGHTNORM_REGR
 `make regress`) runs the directed corner layers (test_core_corners.core_corners), core_errors,
 core_reset, core_small and core_random on both simulators and every parameter set of
 PARAM_SETS, then test_core_regress_coverage prints the merged coverage.
+test_core_context runs core_context on both simulators (Verilator: the v2 build; Icarus: the
+small set l8k4e6m3) and core_wide on Verilator (`make test`).
 test_core_smoke_v2 (also `make test`) runs core_smoke on both simulators on the numeric
 contract v2 build (V2_PARAMS: statistics format fp16_e8m7 over fp10_e5m4 elements); the
 regression's parameter sets (PARAM_SETS) include it.
@@ -80,9 +90,16 @@ if cocotb is not None and cocotb.is_simulation:
         check_errors,
         finish,
         inference,
+        network_step,
         training_step,
     )
-    from lightnorm_tb.layers import DISTRIBUTIONS, expected, random_layer
+    from lightnorm_tb.layers import (
+        DISTRIBUTIONS,
+        CoreParams,
+        channel_tiles,
+        expected,
+        random_layer,
+    )
     from lightnorm_tb.scoreboard import Scoreboard
     from lightnorm_tb.streams import StallGen, sig_int
 
@@ -135,6 +152,107 @@ if cocotb is not None and cocotb.is_simulation:
         tb.log.info("%s (inference only)", small.describe())
         await inference(tb, sb, small, expected(small))
         finish(tb, sb)
+
+    def _tiles_are_the_layer(layer, tiles, exps) -> None:
+        """Model check before the core runs: the channel tiles' results are the whole
+        layer's (y, dx, running statistics, bit for bit), so checking each tile against
+        its own expectation checks the layer."""
+        import numpy as np
+
+        full = expected(layer)
+        assert full.fwd is not None and full.bwd is not None
+        lo = 0
+        for tile, exp in zip(tiles, exps, strict=True):
+            hi = lo + tile.channels
+            assert exp.fwd is not None and exp.bwd is not None
+            for name, a, b in (
+                ("y", exp.fwd.y_c, full.fwd.y_c[:, lo:hi]),
+                ("dx", exp.bwd.dx_c, full.bwd.dx_c[:, lo:hi]),
+                ("running_mean", exp.fwd.running_mean, full.fwd.running_mean[lo:hi]),
+                ("running_var", exp.fwd.running_var, full.fwd.running_var[lo:hi]),
+            ):
+                a64 = np.asarray(a, dtype=np.float64)
+                b64 = np.asarray(b, dtype=np.float64)
+                same = (a64 == b64) & (np.signbit(a64) == np.signbit(b64))
+                same |= np.isnan(a64) & np.isnan(b64)
+                assert same.all(), f"{tile.name}: {name} of the tile differs from the layer's"
+            lo = hi
+
+    async def _context_flow(dut, layers, check_stats: bool, scribble: bool) -> None:
+        tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
+        sb = Scoreboard(tb.log)
+        await tb.start()
+        exps = [expected(layer) for layer in layers]
+        for layer in layers:
+            tb.log.info("%s", layer.describe())
+        await network_step(tb, sb, layers, exps, check_stats=check_stats, scribble=scribble)
+        finish(tb, sb)
+
+    @cocotb.test()
+    async def core_context(dut):
+        """Three BN layers (the third as channel tiles) on one core with saved contexts."""
+        p = CoreParams.from_dut(dut)
+        rng = case_rng("context")
+        k = p.num_chunks
+        wide = random_layer(
+            rng,
+            p,
+            "ctx_c",
+            shape=(1, p.max_channels + p.lanes + 1, 2, k + 1),  # n = 2K + 2, 2 tiles
+            dist_x="normal_offset",
+            grad_mode="range_exact",
+            rounding="rne",
+            overflow="inf",
+            stall="light",
+        )
+        tiles = channel_tiles(wide, p.max_channels)
+        _tiles_are_the_layer(wide, tiles, [expected(t) for t in tiles])
+        layers = [
+            # n = 12 < 2K: K_n = K / 2 chunks; bn gradient (no chunk extremes in its context)
+            random_layer(
+                rng,
+                p,
+                "ctx_a",
+                shape=(2, p.lanes + 3, 2, 3),
+                dist_x="normal",
+                grad_mode="bn",
+                stall="heavy",
+            ),
+            random_layer(
+                rng,
+                p,
+                "ctx_b",
+                shape=(4, 2 * p.lanes - 5, 1, 5),
+                dist_x="heavy_tail",
+                grad_mode="range_exact",
+                rounding="rtz",
+                overflow="saturate",
+                stall="bursty",
+            ),
+            *tiles,
+        ]
+        await _context_flow(dut, layers, check_stats=True, scribble=True)
+
+    @cocotb.test()
+    async def core_wide(dut):
+        """A layer of LN_WIDE_CHANNELS channels (default 2048) as channel tiles."""
+        p = CoreParams.from_dut(dut)
+        rng = case_rng("wide")
+        channels = int(os.environ.get("LN_WIDE_CHANNELS", "2048"))
+        wide = random_layer(
+            rng,
+            p,
+            "wide",
+            shape=(2, channels, 2, 2),  # n = 8
+            dist_x="normal",
+            grad_mode="range_exact",
+            rounding="rne",
+            overflow="inf",
+            stall="none",
+        )
+        tiles = channel_tiles(wide, p.max_channels)
+        _tiles_are_the_layer(wide, tiles, [expected(t) for t in tiles])
+        await _context_flow(dut, tiles, check_stats=False, scribble=False)
 
     @cocotb.test()
     async def core_errors(dut):
@@ -217,11 +335,11 @@ if cocotb is not None and cocotb.is_simulation:
         from lightnorm_tb.core_tb import OPS
 
         d = tb.dut
-        mon = cocotb.start_soon(tb.monitor.run(StallGen("light", tb.rng)))
+        tb.monitor.start_ready(StallGen("light", tb.rng))
         drv = None
         if beats is not None:
             drv = cocotb.start_soon(
-                tb.driver.send(
+                tb.driver.send_beats(
                     beats.beats(),
                     StallGen("light", tb.rng),
                     dy_beats.beats() if dy_beats is not None else None,
@@ -242,9 +360,8 @@ if cocotb is not None and cocotb.is_simulation:
         assert busy == 1, f"{op}: core not busy when the reset comes"
         if drv is not None:
             drv.cancel()
-        tb.monitor.stop()
+        tb.monitor.stop_ready()
         await RisingEdge(d.clk_i)
-        mon.cancel()
         await tb.reset()
         await ReadOnly()
         busy = sig_int(d.busy_o)
@@ -377,6 +494,19 @@ def test_core_small(sim: str) -> None:
     _run(sim, PARAM_SETS[params], "core_small")
 
 
+#: Parameter set of each simulator's core_context run in `make test`.
+CONTEXT_PARAMS = {"icarus": "l8k4e6m3", "verilator": "v2"}
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_core_context(sim: str) -> None:
+    """Per-layer contexts and channel tiles: three layers forward, OP_NORM and backward on one
+    core, contexts round-tripped through testbench memory (Verilator also: C = 2048)."""
+    params = os.environ.get(f"LN_CONTEXT_PARAMS_{sim.upper()}", CONTEXT_PARAMS[sim])
+    tests = "core_context,core_wide" if sim == "verilator" else "core_context"
+    _run(sim, PARAM_SETS[params], tests)
+
+
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_core_smoke_v2(sim: str) -> None:
     """The smoke layers (training step with both grad modes, inference) on the numeric
@@ -387,7 +517,7 @@ def test_core_smoke_v2(sim: str) -> None:
 def test_param_sets_implement_presets() -> None:
     """The builds named after the numeric contracts compute their model presets: the core's
     defaults "lightnorm-v1", V2_PARAMS "lightnorm-v2" (with that preset's run-time grad
-    mode), bn_fp32_core "fp32-bn", so the testbench's configuration (read from the DUT) is the
+    mode), bn_fp32_core "fp32-bn-seq", so the testbench's configuration (read from the DUT) is the
     preset's (verif/sim_main.py checks the same before its run)."""
     from lightnorm_tb.layers import BASELINE_PARAMS, CoreParams, core_config
 
@@ -397,7 +527,7 @@ def test_param_sets_implement_presets() -> None:
     for name, preset in (
         ("default", "lightnorm-v1"),
         ("v2", "lightnorm-v2"),
-        ("baseline", "fp32-bn"),
+        ("baseline", "fp32-bn-seq"),
     ):
         want = LightNormConfig.from_preset(preset)
         got = core_config(CoreParams.from_hdl(builds[name]), grad_mode=want.grad_mode.value)
@@ -430,7 +560,7 @@ def test_core_regress(sim: str, params: str) -> None:
     _run(
         sim,
         PARAM_SETS[params],
-        "core_corners,core_errors,core_reset,core_small,core_random",
+        "core_corners,core_errors,core_reset,core_small,core_context,core_random",
         env,
         modules="test_core_corners,test_core",
     )

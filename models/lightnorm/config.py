@@ -22,6 +22,7 @@ from lightnorm.formats import FloatFormat, Overflow, Rounding
 
 __all__ = [
     "PRESETS",
+    "Accumulation",
     "GradMode",
     "LightNormConfig",
     "RangeConstant",
@@ -66,6 +67,21 @@ class GradMode(str, enum.Enum):
 
     BN = "bn"
     RANGE_EXACT = "range_exact"
+
+
+class Accumulation(str, enum.Enum):
+    """How the per-channel sums (sum x, sum (x - mu)^2, sum dy, sum dy * x_hat) accumulate.
+
+    EXACT: exactly (a fixed-point accumulator wide enough for n values), rounded once when read
+        (spec section 4): the order of the values does not matter.
+    SEQUENTIAL: one value at a time in stream order, each addition rounded to stat_format and
+        saturating like every per-channel result (spec section 4): a conventional floating-point
+        accumulator per channel. A read that scales the sum (mu = sum * 1/n) is one more
+        multiplication in stat_format. Needs a stat_format that holds every element value.
+    """
+
+    EXACT = "exact"
+    SEQUENTIAL = "sequential"
 
 
 def _expected_range(m: int) -> float:
@@ -120,6 +136,8 @@ class LightNormConfig:
         range_constant: which C(m).
         grad_mode: BN-style or exact range-BN input gradient.
         bfp: BFP storage of x, y, dy, dx; None stores the element format itself.
+        accumulation: exact per-channel sums rounded once, or sequential ones rounded at
+            every addition (a conventional floating-point accumulator, "fp32-bn-seq").
     """
 
     compute_format: FloatFormat = _FP10
@@ -133,6 +151,7 @@ class LightNormConfig:
     range_constant: RangeConstant = RangeConstant.LIGHTNORM
     grad_mode: GradMode = GradMode.BN
     bfp: BFPFormat | None = dataclasses.field(default_factory=BFPFormat)
+    accumulation: Accumulation = Accumulation.EXACT
 
     def __post_init__(self) -> None:
         for field in ("compute_format", "grad_format", "stat_format", "running_format"):
@@ -148,6 +167,7 @@ class LightNormConfig:
             ("statistics", Statistics),
             ("range_constant", RangeConstant),
             ("grad_mode", GradMode),
+            ("accumulation", Accumulation),
         ):
             object.__setattr__(self, field, _as_enum(cls, field, getattr(self, field)))
         k = self.num_chunks
@@ -159,6 +179,15 @@ class LightNormConfig:
             raise ValueError(f"LightNormConfig.bfp must be a BFPFormat or None, got {self.bfp!r}")
         if self.grad_mode is GradMode.RANGE_EXACT and self.statistics is not Statistics.RANGE:
             raise ValueError("LightNormConfig.grad_mode 'range_exact' needs statistics 'range'")
+        if self.accumulation is Accumulation.SEQUENTIAL:
+            st = self.stat_format
+            for field in ("compute_format", "grad_format"):
+                f = getattr(self, field)
+                if st.exp_bits < f.exp_bits or st.man_bits < f.man_bits:
+                    raise ValueError(
+                        f"LightNormConfig.accumulation 'sequential' needs a stat_format that "
+                        f"holds every {field} value: {st} does not hold {f}"
+                    )
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> LightNormConfig:
@@ -174,7 +203,7 @@ class LightNormConfig:
             f"running={self.running_format} rounding={self.rounding.value} "
             f"overflow={self.overflow.value} statistics={self.statistics.value} "
             f"K={self.num_chunks} C={self.range_constant.value} grad_mode={self.grad_mode.value} "
-            f"bfp={bfp}"
+            f"bfp={bfp} accumulation={self.accumulation.value}"
         )
 
     def replace(self, **changes: Any) -> LightNormConfig:
@@ -221,6 +250,16 @@ PRESETS: dict[str, LightNormConfig] = {
         stat_format=_FP32,
         statistics=Statistics.VARIANCE,
         bfp=None,
+    ),
+    # The conventional FP32 hardware baseline (bn_fp32_core): fp32-bn with a sequential FP32
+    # accumulator per channel (each addition rounded, stream order) instead of exact sums.
+    "fp32-bn-seq": LightNormConfig(
+        compute_format=_FP32,
+        grad_format=_FP32,
+        stat_format=_FP32,
+        statistics=Statistics.VARIANCE,
+        bfp=None,
+        accumulation=Accumulation.SEQUENTIAL,
     ),
     # Ablations: one approximation at a time.
     "range-fp32": LightNormConfig(

@@ -4,7 +4,8 @@
 Tensors are (N, C, *spatial) like torch (rank >= 2, channel axis 1). Per channel the
 hardware sees a stream of n = N * prod(spatial) values in row-major (N, *spatial) order;
 ``_stream`` turns a tensor into that (C, n) view. Every operator is correctly rounded to the
-format the spec names (lightnorm.arith); sums are exact and rounded once.
+format the spec names (lightnorm.arith); sums are exact and rounded once (or, with
+``accumulation="sequential"``, rounded at every addition in stream order).
 
 Step names (F1..F6, B1..B5, I1..I3) are those of docs/spec.md and of the RTL.
 """
@@ -32,8 +33,8 @@ from lightnorm.arith import (
     sum_round,
 )
 from lightnorm.bfp import SharedExpRule, _bfp_values
-from lightnorm.config import GradMode, LightNormConfig, Statistics, range_constant
-from lightnorm.formats import FloatFormat, Overflow, quantize
+from lightnorm.config import Accumulation, GradMode, LightNormConfig, Statistics, range_constant
+from lightnorm.formats import FloatFormat, Overflow, Rounding, quantize
 
 # Spec section 2: per-channel results (stat_format, running_format) always saturate.
 sat = Overflow.SATURATE
@@ -121,6 +122,56 @@ class InferenceResult:
     mean: F64
     scale: F64
     coeff: F64
+
+
+class _SequentialSums:
+    """Per-channel sums accumulated one value at a time in stream order, each addition rounded
+    to the statistics format and saturating (``accumulation="sequential"``, spec section 4):
+    s_1 = v_0, s_(i+1) = add(s_i, v_i). The same ``round`` as the exact sums: a read with a
+    scale is one multiplication (one rounding)."""
+
+    def __init__(self, values3: npt.NDArray[Any], cfg: LightNormConfig) -> None:
+        st, rnd = cfg.stat_format, cfg.rounding
+        vs = _stream(np.asarray(values3, dtype=np.float64))
+        total = None
+        if st == FloatFormat(8, 23) and rnd is Rounding.RNE:
+            # IEEE binary32 with RNE: numpy's add.accumulate is exactly this sequence of
+            # float32 additions; channels whose sum left the finite range are redone below
+            # (saturation), as are those holding a NaN / Inf (same result, kept simple).
+            with np.errstate(all="ignore"):
+                total = np.add.accumulate(vs.astype(np.float32), axis=1)[:, -1].astype(np.float64)
+            redo = ~np.isfinite(total) | ~np.isfinite(vs).all(axis=1)
+            if redo.any():
+                total[redo] = self.sequential(vs[redo], st, rnd)
+        else:
+            total = self.sequential(vs, st, rnd)
+        self.total = total
+
+    @staticmethod
+    def sequential(vs: F64, st: FloatFormat, rnd: Rounding) -> F64:
+        """s_1 = v_0, s_(i+1) = add(s_i, v_i) in ``st`` (saturating), rows of ``vs`` = channels."""
+        total = vs[:, 0].copy()  # an element value: exact in st (checked by the config)
+        with np.errstate(all="ignore"):
+            for i in range(1, vs.shape[1]):
+                total = add(total, vs[:, i], st, rnd, sat)
+        return total
+
+    def round(
+        self, fmt: FloatFormat, rounding: Any = "rne", overflow: Any = "inf", scale: float = 1.0
+    ) -> F64:
+        """round(scale * sum) to ``fmt`` (a format holding the statistics format): the sum as
+        it is for scale 1, else one multiplication."""
+        if scale == 1.0:
+            return quantize(self.total, fmt, rounding, overflow)
+        return mul_exact_inputs(self.total, scale, fmt, rounding, overflow)
+
+
+def _channel_sums(values3: npt.NDArray[Any], lsb: int, cfg: LightNormConfig) -> Any:
+    """The per-channel sums of (N, C, B) element values (LSB 2^lsb) as ``cfg.accumulation``
+    says: exact (rounded once when read) or sequential."""
+    if cfg.accumulation is Accumulation.SEQUENTIAL:
+        return _SequentialSums(values3, cfg)
+    return _exact_channel_sums(values3, lsb)
 
 
 def _stream(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -466,7 +517,7 @@ def forward_train(
     lsb = cf.emin - cf.man_bits
 
     # F2: statistics.
-    acc_x = _exact_channel_sums(x3, lsb)
+    acc_x = _channel_sums(x3, lsb, cfg)
     sum_x = acc_x.round(st, rnd, sat)
     mean = acc_x.round(st, rnd, sat, scale=k.inv_count)
     cmax = cmin = amax = amin = rmean = sigma = var = None
@@ -484,7 +535,7 @@ def forward_train(
             sq[blk] = square(x3[blk])
 
         _each_block(x3.shape, body)
-        acc_sq = _exact_channel_sums(sq, lsb)
+        acc_sq = _channel_sums(sq, lsb, cfg)
         var = acc_sq.round(st, rnd, sat, scale=k.inv_count)
         scale = rsqrt(add(var, k.eps, st, rnd, sat), st, rnd, sat)
 
@@ -577,8 +628,8 @@ def backward(dy: Any, fwd: ForwardResult, cfg: LightNormConfig) -> BackwardResul
         prod[blk] = _mul_values(dyb, xh, gf, rnd, ovf, gf, cf)
 
     _each_block(x3.shape, pass1)
-    acc_dy = _exact_channel_sums(dy3, gf.emin - gf.man_bits)
-    acc_prod = _exact_channel_sums(prod, gf.emin - gf.man_bits)
+    acc_dy = _channel_sums(dy3, gf.emin - gf.man_bits, cfg)
+    acc_prod = _channel_sums(prod, gf.emin - gf.man_bits, cfg)
     d_beta = acc_dy.round(st, rnd, sat)
     d_gamma = acc_prod.round(st, rnd, sat)
 

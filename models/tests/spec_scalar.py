@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 from exact_ref import round_fraction, round_rsqrt
 
-from lightnorm.config import GradMode, LightNormConfig, Statistics, range_constant
+from lightnorm.config import Accumulation, GradMode, LightNormConfig, Statistics, range_constant
 
 
 class Ops:
@@ -65,6 +65,20 @@ class Ops:
 
     def rsqrt(self, v: float, fmt) -> float:
         return round_rsqrt(Fraction(v), fmt.exp_bits, fmt.man_bits, self.rnd, self.ovf)
+
+
+def channel_sum(vals, scale, fmt, pc: Ops) -> float:
+    """round(scale * sum(vals)) to ``fmt`` as the configuration accumulates: the exact
+    Fraction sum rounded once, or (accumulation 'sequential') the values added one at a time
+    in stream order in the statistics format (saturating), then one multiplication by
+    ``scale`` (none for scale 1)."""
+    cfg = pc.cfg
+    if cfg.accumulation is Accumulation.SEQUENTIAL:
+        total = vals[0]
+        for v in vals[1:]:
+            total = pc.add(total, v, cfg.stat_format)
+        return pc.q(total, fmt) if scale == 1 else pc.mul(total, scale, fmt)
+    return pc.r(sum(Fraction(v) for v in vals) * Fraction(scale), fmt)
 
 
 def _ilog2(q: Fraction) -> int:
@@ -182,9 +196,8 @@ def forward(x, gamma, beta, rm, rv, cfg: LightNormConfig, eps=1e-5, momentum=0.1
     chans = []
     for c in range(xc.shape[1]):
         s_ = stream(xc, c)
-        total = sum(Fraction(v) for v in s_)
-        sum_x = pc.r(total, st)
-        mean = pc.r(total * Fraction(inv_n), st)
+        sum_x = channel_sum(s_, 1, st, pc)
+        mean = channel_sum(s_, inv_n, st, pc)
         cmax, cmin, amax, amin = [], [], [], []
         rmean = sigma = var = 0.0
         if cfg.statistics is Statistics.RANGE:
@@ -208,9 +221,9 @@ def forward(x, gamma, beta, rm, rv, cfg: LightNormConfig, eps=1e-5, momentum=0.1
             batch_var = pc.mul(sigma, sigma, rf)
         else:
             sq = [ops.mul(d, d, cf) for d in (ops.sub(v, mean, cf) for v in s_)]
-            var = pc.r(sum(Fraction(q) for q in sq) * Fraction(inv_n), st)
+            var = channel_sum(sq, inv_n, st, pc)
             scale = pc.rsqrt(pc.add(var, eps_q, st), st)
-            batch_var = pc.r(sum(Fraction(q) for q in sq) * Fraction(pc.recip(n - 1, rf)), rf)
+            batch_var = channel_sum(sq, pc.recip(n - 1, rf), rf, pc)
         g = pc.q(float(gamma[c]), st)
         b = pc.q(float(beta[c]), st)
         a = pc.mul(g, scale, st)
@@ -248,9 +261,8 @@ def backward(xc, dy, chans: list[Channel], cfg: LightNormConfig):
         xs, dys = stream(xc, c), stream(dyc, c)
         xh = [ops.mul(ops.sub(v, ch.mean, cf), ch.scale, cf) for v in xs]
         p = [ops.mul(d, h, gf) for d, h in zip(dys, xh, strict=True)]
-        sdy, sp = sum(Fraction(v) for v in dys), sum(Fraction(v) for v in p)
-        d_beta, d_gamma = pc.r(sdy, st), pc.r(sp, st)
-        k_beta, k_gamma = pc.r(sdy * Fraction(inv_n), st), pc.r(sp * Fraction(inv_n), st)
+        d_beta, d_gamma = channel_sum(dys, 1, st, pc), channel_sum(p, 1, st, pc)
+        k_beta, k_gamma = channel_sum(dys, inv_n, st, pc), channel_sum(p, inv_n, st, pc)
         if cfg.grad_mode is GradMode.BN:
             dx = [
                 ops.mul(ops.sub(ops.sub(d, k_beta, gf), ops.mul(h, k_gamma, gf), gf), ch.coeff, gf)

@@ -51,6 +51,9 @@ VARIANTS = [
     ("fp10-bn", {}),
     ("bfp-bn", {}),
     ("authors", {}),
+    ("fp32-bn-seq", {}),
+    ("fp32-bn-seq", {"rounding": "rtz"}),
+    ("fp10-bn", {"accumulation": "sequential", "stat_format": "fp16_e8m7"}),
     (
         "lightnorm",
         {"compute_format": "fp12_e6m5", "grad_format": "fp12_e6m5", "stat_format": "fp12_e5m6"},
@@ -416,3 +419,43 @@ def test_layers_from_2k_up_keep_k_chunks():
         for n in (2 * k, 2 * k + 1, 3 * k - 1, 4 * k, 1000 * k + 7):
             lc = layer_constants(n, cfg)
             assert (lc.num_chunks, lc.chunk_len) == (k, n // k)
+
+
+def test_sequential_sums_are_float32_additions_in_stream_order():
+    """accumulation 'sequential' in binary32 / RNE: the model's general path (one rounded
+    addition at a time, saturating) equals numpy's float32 add.accumulate (IEEE, sequential)
+    where that stays finite, and the model's own fast path equals its general path everywhere
+    (overflow to saturation, NaN, Inf, -0 included)."""
+    from lightnorm.formats import FloatFormat, Rounding
+    from lightnorm.reference import _SequentialSums
+
+    rng = np.random.default_rng(SEED)
+    vs = (rng.standard_normal((12, 300)) * 10.0 ** rng.uniform(-30, 30, (12, 1))).astype(np.float32)
+    vs[0] = np.float32(3.0e38)  # overflows: saturates at max_normal
+    vs[1, 7] = np.nan
+    vs[2, 5] = np.inf
+    vs[3, 9], vs[3, 11] = np.inf, -np.inf
+    vs[4] = -0.0  # a sum of -0 stays -0
+    vs[5, :] = rng.standard_normal(300).astype(np.float32) * np.float32(1e-42)  # subnormals
+    fp32 = FloatFormat(8, 23)
+    general = _SequentialSums.sequential(vs.astype(np.float64), fp32, Rounding.RNE)
+    cfg = LightNormConfig.from_preset("fp32-bn-seq")
+    fast = _SequentialSums(vs.T[:, :, None], cfg).total  # (N = 300, C = 12, 1)
+    _same(fast, general, "fast path vs general path")
+    with np.errstate(all="ignore"):
+        ref = np.add.accumulate(vs, axis=1)[:, -1].astype(np.float64)
+    finite = np.isfinite(ref)
+    _same(general[finite], ref[finite], "general path vs numpy float32")
+    # per-channel results saturate (spec section 2): an overflow, and an Inf operand, give
+    # +-max_normal where float32 gives +-Inf (so +Inf then -Inf ends at -max_normal, not NaN
+    # as in float32 or the exact accumulators' flags); a NaN stays
+    assert general[0] == fp32.max_normal and general[2] == fp32.max_normal
+    assert general[3] == -fp32.max_normal and np.isnan(general[1])
+    assert general[4] == 0.0 and np.signbit(general[4])
+
+
+def test_sequential_accumulation_needs_a_stat_format_holding_the_elements():
+    with pytest.raises(ValueError, match="accumulation"):
+        LightNormConfig.from_preset(
+            "lightnorm-v1", accumulation="sequential", stat_format="fp8_e4m3"
+        )

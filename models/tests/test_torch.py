@@ -1497,6 +1497,8 @@ def test_convert_and_revert_with_filter():
         ),
         (lambda: LightNorm2d(4, backend="cuda-graphs"), "backend"),
         (lambda: convert_batchnorm(nn.BatchNorm2d(4), config="nope"), "preset"),
+        # the RTL baseline's sequential accumulation: the reference model only
+        (lambda: LightNorm2d(4, config="fp32-bn-seq"), "accumulation"),
     ],
 )
 def test_bad_config_raises_value_error_naming_field(build, match):

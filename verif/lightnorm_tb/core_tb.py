@@ -4,8 +4,12 @@ ports, command runner with stream driver + monitor, and the scoreboarded flows (
 step, backward step, inference) used by verif/test_core.py, verif/test_core_corners.py and
 verif/sim_main.py.
 
-Port map and encodings: docs/hardware.md (opcodes OPS, statistics selects SEL, parameter
-selects PAR, error codes ERR below mirror the localparams of hdl/lightnorm_core.sv).
+Port map and encodings: docs/hardware.md (opcodes OPS, the field selects SEL of the statistics
+read port and of the parameter / context write port, error codes ERR below mirror the
+localparams of hdl/lightnorm_core.sv). A layer's context (CONTEXT_FIELDS, LayerContext) is
+saved through the read port after its forward phases and restored through the write port
+before its later ones, so one core serves every BN layer of a network and every channel tile
+of a wide layer (network_step).
 """
 
 from __future__ import annotations
@@ -28,7 +32,17 @@ from .layers import CoreParams, Expected, Layer
 from .scoreboard import Scoreboard
 from .streams import BeatArray, BeatDriver, BeatMonitor, StallGen, sig_int, sig_int_or_x
 
-__all__ = ["ERR", "OPS", "PAR", "SEL", "CmdResult", "CoreTB", "PhaseTiming"]
+__all__ = [
+    "CONTEXT_CHUNK_FIELDS",
+    "CONTEXT_FIELDS",
+    "ERR",
+    "OPS",
+    "SEL",
+    "CmdResult",
+    "CoreTB",
+    "LayerContext",
+    "PhaseTiming",
+]
 
 OPS = {
     "STATS": 0,
@@ -57,12 +71,16 @@ SEL = {
     "running_mean": 13,
     "running_var": 14,
     "var": 15,  # Variance = 1 only
-    "chunk_max": 16,
+    "chunk_max": 16,  # of chunk stat_chunk_i / par_chunk_i
     "chunk_min": 17,
-    "chunk_argmax": 18,
-    "chunk_argmin": 19,
 }
-PAR = {"gamma": 0, "beta": 1, "running_mean": 2, "running_var": 3}
+#: A layer's context: the per-channel values its phases after OP_FINALIZE (OP_NORM, the
+#: backward, inference) read (docs/hardware.md "Per-layer context"). The running statistics
+#: are in it because OP_FINALIZE updates them in the core (once per layer and step).
+CONTEXT_FIELDS = ("mean", "scale", "coeff", "gamma", "beta", "running_mean", "running_var")
+#: range_exact also needs each chunk's max / min: OP_BWD_DX recomputes the arg-max / arg-min
+#: from them (the range core stores no chunk arguments).
+CONTEXT_CHUNK_FIELDS = ("chunk_max", "chunk_min")
 ERR = {
     0: "none",
     1: "no_channels",
@@ -105,6 +123,15 @@ class PhaseTiming:
         return self.cycles - self.ideal
 
 
+@dataclass
+class LayerContext:
+    """A layer's (or channel tile's) saved context: {(field, channel, chunk): bits}."""
+
+    layer: str
+    channels: int
+    words: dict[tuple[str, int, int], int]
+
+
 class CoreTB:
     """Drives one lightnorm_core instance."""
 
@@ -114,25 +141,9 @@ class CoreTB:
         self.rng = rng or random.Random(cocotb.RANDOM_SEED)
         self.log = dut._log
         self.timings: list[PhaseTiming] = []
-        self.driver = BeatDriver(
-            dut.clk_i,
-            dut.in_valid_i,
-            dut.in_ready_o,
-            {
-                "exp": dut.in_exp_i,
-                "sign": dut.in_sign_i,
-                "mant": dut.in_mant_i,
-                "dy_exp": dut.in_dy_exp_i,
-                "dy_sign": dut.in_dy_sign_i,
-                "dy_mant": dut.in_dy_mant_i,
-            },
-        )
-        self.monitor = BeatMonitor(
-            dut.clk_i,
-            dut.out_valid_o,
-            dut.out_ready_i,
-            {"exp": dut.out_exp_o, "sign": dut.out_sign_o, "mant": dut.out_mant_o},
-        )
+        # cocotb-bus BusDriver / BusMonitor on the "in" and "out" stream buses
+        self.driver = BeatDriver(dut, dut.clk_i)
+        self.monitor = BeatMonitor(dut, dut.clk_i)
         self._clock_started = False
 
     # -- clock, reset ---------------------------------------------------------------------
@@ -144,6 +155,7 @@ class CoreTB:
             "par_we_i",
             "par_addr_i",
             "par_sel_i",
+            "par_chunk_i",
             "par_wdata_i",
             "stat_addr_i",
             "stat_sel_i",
@@ -213,10 +225,12 @@ class CoreTB:
         d.cfg_sat_i.value = int(ovf.value == "saturate")
         d.cfg_grad_mode_i.value = int(cfg.grad_mode.value == "range_exact")
 
-    async def write_par(self, sel: str, channel: int, bits: int) -> None:
+    async def write_par(self, sel: str, channel: int, bits: int, chunk: int = 0) -> None:
+        """Write one field of one channel through the parameter / context port (idle only)."""
         d = self.dut
         d.par_we_i.value = 1
-        d.par_sel_i.value = PAR[sel]
+        d.par_sel_i.value = SEL[sel]
+        d.par_chunk_i.value = chunk
         d.par_addr_i.value = channel
         d.par_wdata_i.value = bits
         await RisingEdge(d.clk_i)
@@ -236,6 +250,53 @@ class CoreTB:
             await self.write_par("beta", c, int(b[c]))
             await self.write_par("running_mean", c, int(rm[c]))
             await self.write_par("running_var", c, int(rv[c]))
+
+    # -- per-layer context ------------------------------------------------------------------
+    def context_fields(self, layer: Layer) -> list[tuple[str, int]]:
+        """(field, chunks) of ``layer``'s context: CONTEXT_FIELDS, and the chunk extremes of
+        its K_n chunks when its gradient is range_exact (range core)."""
+        fields = [(name, 1) for name in CONTEXT_FIELDS]
+        if not self.p.variance and layer.cfg.grad_mode.value == "range_exact":
+            k = layer.cfg.chunk_count(layer.count)
+            fields += [(name, k) for name in CONTEXT_CHUNK_FIELDS]
+        return fields
+
+    async def save_context(self, layer: Layer, sb: Scoreboard) -> LayerContext:
+        """Read ``layer``'s context out of the core (statistics read port), as a DMA engine
+        would after OP_FINALIZE; an X bit is a mismatch."""
+        ctx = LayerContext(layer.name, layer.channels, {})
+        for name, chunks in self.context_fields(layer):
+            for c in range(layer.channels):
+                for j in range(chunks):
+                    v = await self.read_stat(name, c, j)
+                    if v is None:
+                        sb.record("F6", f"context {name} (chunk {j})", "a defined value", "X")
+                        v = 0
+                    ctx.words[name, c, j] = v
+        return ctx
+
+    async def load_context(self, ctx: LayerContext, layer: Layer) -> None:
+        """Write ``layer``'s saved context back (parameter / context write port)."""
+        for (name, c, j), bits in ctx.words.items():
+            await self.write_par(name, c, bits, j)
+        coverage.sample_context(f"restore_{layer.cfg.grad_mode.value}")
+        if "tile" in layer.tags:
+            coverage.sample_context("channel_tile")
+
+    async def scribble(self, channels: int) -> None:
+        """Random bits into every writable per-channel field of channels 0..channels-1 (all
+        chunks), so that a value a phase needs but the context does not restore cannot pass
+        by being left over from the layer before."""
+        names = [n for n in SEL if SEL[n] <= SEL["running_var"]]
+        if self.p.variance:
+            names.append("var")
+        else:
+            names += list(CONTEXT_CHUNK_FIELDS)
+        for name in names:
+            chunks = self.p.num_chunks if name in CONTEXT_CHUNK_FIELDS else 1
+            for c in range(channels):
+                for j in range(chunks):
+                    await self.write_par(name, c, self.rng.getrandbits(32), j)
 
     async def read_stat(self, sel: str, channel: int, chunk: int = 0) -> int:
         d = self.dut
@@ -263,11 +324,11 @@ class CoreTB:
         t0 = time.perf_counter()
         code = OPS[op] if isinstance(op, str) else op
         name = op if isinstance(op, str) else f"op{op}"
-        mon_task = cocotb.start_soon(self.monitor.run(StallGen(stall, self.rng)))
+        self.monitor.start_ready(StallGen(stall, self.rng))
         drv_task = None
         if x is not None:
             drv_task = cocotb.start_soon(
-                self.driver.send(
+                self.driver.send_beats(
                     x.beats(), StallGen(stall, self.rng), dy.beats() if dy is not None else None
                 )
             )
@@ -294,8 +355,7 @@ class CoreTB:
         error = bool(sig_int(d.error_o))
         err_code = sig_int(d.err_code_o)
         await ClockCycles(d.clk_i, 3)  # an extra output beat after done would be recorded
-        self.monitor.stop()
-        await mon_task
+        self.monitor.stop_ready()
         beats_in = self.driver.sent if drv_task is not None else 0
         if drv_task is not None and not drv_task.done():
             drv_task.cancel()
@@ -359,7 +419,8 @@ async def _check_range_stats(
     tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected, c: int, k: int
 ) -> None:
     """F2 of range statistics for channel c: chunk extremes (element values, read in the
-    compute format) and their positions, r, sigma (statistics format).
+    compute format), r, sigma (statistics format). (The core stores no chunk arg-max /
+    arg-min: OP_BWD_DX recomputes them, which the dx check of range_exact covers.)
 
     The select is the outer loop and the chunk the inner one: under Icarus every change of
     stat_sel_i / stat_addr_i costs milliseconds of simulation, a change of stat_chunk_i
@@ -369,15 +430,10 @@ async def _check_range_stats(
     assert f is not None
     st, cf = layer.cfg.stat_format, layer.cfg.compute_format
     assert f.chunk_max is not None and f.chunk_min is not None
-    assert f.chunk_argmax is not None and f.chunk_argmin is not None
     for sel, model in (("chunk_max", f.chunk_max), ("chunk_min", f.chunk_min)):
         for j in range(k):
             got = await tb.read_stat(sel, c, j)
             sb.stat_value("F2", sel, c, got, model[c, j], cf, f"chunk {j}")
-    for sel, pos in (("chunk_argmax", f.chunk_argmax), ("chunk_argmin", f.chunk_argmin)):
-        for j in range(k):
-            got = await tb.read_stat(sel, c, j)
-            sb.stat_int("F2", sel, c, got, pos[c, j], f"chunk {j}")
     assert f.range_mean is not None and f.sigma is not None
     sb.stat_bits("F2", "range_mean", c, await tb.read_stat("range_mean", c), f.range_mean[c], st)
     sb.stat_bits("F2", "sigma", c, await tb.read_stat("sigma", c), f.sigma[c], st)
@@ -412,12 +468,14 @@ def _expect_ok(sb: Scoreboard, r: CmdResult, step: str, n_in: int) -> None:
         sb.record(step, f"{r.op} input beats consumed", str(n_in), str(r.beats_in))
 
 
-async def training_step(
+async def forward_stats(
     tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected, check_stats: bool = True
 ) -> None:
-    """STATS, FINALIZE, NORM, BWD_SUMS, BWD_FINALIZE, BWD_DX of one layer, all scoreboarded."""
+    """Configure, write gamma, beta and the running statistics, then STATS (VAR_SUMS) and
+    FINALIZE of one layer, scoreboarded (the x pass-through; every statistic if
+    ``check_stats``)."""
     p = tb.p
-    assert exp.fwd is not None and exp.y_beats is not None and exp.dx_beats is not None
+    assert exp.fwd is not None
     sb.layer = layer.name
     shape = layer.shape
     beats = layer.count * p.groups(layer.channels)
@@ -445,8 +503,20 @@ async def training_step(
     _expect_ok(sb, r, "F2", 0)
     if check_stats:
         await check_forward_stats(tb, sb, layer, exp)
+
+
+async def normalize(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> None:
+    """OP_NORM of one layer (its cfg_* driven, its statistics in the core), y scoreboarded."""
+    p = tb.p
+    assert exp.y_beats is not None
+    sb.layer = layer.name
+    beats = layer.count * p.groups(layer.channels)
     r = await tb.command(
-        "NORM", exp.x_beats, stall=st, layer_name=ln, ideal=beats + PIPE_FILL["NORM"]
+        "NORM",
+        exp.x_beats,
+        stall=layer.stall,
+        layer_name=layer.name,
+        ideal=beats + PIPE_FILL["NORM"],
     )
     _expect_ok(sb, r, "F4", beats)
     sb.beats(
@@ -455,11 +525,65 @@ async def training_step(
         r.out,
         exp.y_beats,
         layer.channels,
-        shape,
+        layer.shape,
         p.bfp_exp_bits,
-        vals,
+        _value_fmt(p),
     )
+
+
+async def training_step(
+    tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected, check_stats: bool = True
+) -> None:
+    """STATS, FINALIZE, NORM, BWD_SUMS, BWD_FINALIZE, BWD_DX of one layer, all scoreboarded."""
+    assert exp.fwd is not None and exp.y_beats is not None and exp.dx_beats is not None
+    await forward_stats(tb, sb, layer, exp, check_stats)
+    await normalize(tb, sb, layer, exp)
     await backward_step(tb, sb, layer, exp, check_stats, configure=False)
+
+
+async def network_step(
+    tb: CoreTB,
+    sb: Scoreboard,
+    layers: list[Layer],
+    exps: list[Expected],
+    check_stats: bool = True,
+    scribble: bool = True,
+) -> list[LayerContext]:
+    """A training step of a network's BN layers (or of a wide layer's channel tiles) on one
+    core, with per-layer contexts (docs/hardware.md "Per-layer context"):
+
+    forward, layer 1..L: STATS, FINALIZE, save the context (the next layer's phases then
+    overwrite the core's per-channel state); OP_NORM of layer 1..L, each after restoring its
+    context; backward, layer L..1: restore the context, BWD_SUMS, BWD_FINALIZE, BWD_DX. Every
+    output bit is scoreboarded, and after each backward the core's running statistics are
+    still the ones OP_FINALIZE wrote (F6): one update per layer and step. ``scribble``: fill
+    every writable per-channel field with random bits before each restore. Returns the saved
+    contexts.
+    """
+    ctxs = []
+    for layer, exp in zip(layers, exps, strict=True):
+        await forward_stats(tb, sb, layer, exp, check_stats)
+        ctxs.append(await tb.save_context(layer, sb))
+    widest = max(layer.channels for layer in layers)
+    for layer, exp, ctx in zip(layers, exps, ctxs, strict=True):
+        if scribble:
+            await tb.scribble(widest)
+        await tb.load_context(ctx, layer)
+        tb.configure(layer)
+        await normalize(tb, sb, layer, exp)
+    for layer, exp, ctx in reversed(list(zip(layers, exps, ctxs, strict=True))):
+        if scribble:
+            await tb.scribble(widest)
+        await tb.load_context(ctx, layer)
+        await backward_step(tb, sb, layer, exp, check_stats)
+        f = exp.fwd
+        assert f is not None and f.running_mean is not None and f.running_var is not None
+        rf = layer.cfg.running_format
+        for c in range(layer.channels):
+            rm, rv = await tb.read_stat("running_mean", c), await tb.read_stat("running_var", c)
+            sb.stat_bits("F6", "running_mean after the backward", c, rm, f.running_mean[c], rf)
+            sb.stat_bits("F6", "running_var after the backward", c, rv, f.running_var[c], rf)
+    return ctxs
 
 
 async def backward_step(

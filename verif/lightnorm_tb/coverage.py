@@ -35,6 +35,7 @@ __all__ = [
     "range_flags",
     "report",
     "sample_command",
+    "sample_context",
     "sample_error",
     "sample_layer",
     "sample_reset",
@@ -157,6 +158,16 @@ def sample_error(name: str) -> None:
 )
 def sample_reset(where: str) -> None:
     """A reset in the middle of a layer (followed by a clean layer)."""
+
+
+@CoverPoint(
+    "core.context",
+    xf=lambda kind: kind,
+    bins=["restore_bn", "restore_range_exact", "channel_tile"],
+)
+def sample_context(kind: str) -> None:
+    """A layer context restored before a later phase (by the layer's gradient), or a channel
+    tile of a wider layer."""
 
 
 def _specials(v: np.ndarray, max_normal: float, min_normal: float) -> list[str]:

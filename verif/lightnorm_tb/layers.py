@@ -4,7 +4,7 @@
 :class:`CoreParams` are the core's parameters (read from the DUT); :func:`core_config` is the
 ``LightNormConfig`` the core implements with them (compute = grad format FP(ExpBits, ManBits),
 statistics format FP(StatExpBits, StatManBits), BFP rule max, group = Lanes; with ``Variance``
-= 1 and ``Bfp`` = 0, e.g. bn_fp32_core, the "fp32-bn" preset: mean / variance statistics, plain
+= 1 and ``Bfp`` = 0, e.g. bn_fp32_core, the "fp32-bn-seq" preset: mean / variance statistics, plain
 element words on the streams). :func:`random_layer` draws a constrained-random layer (shape,
 value distributions, modes); :func:`expected` runs the reference model
 (``lightnorm.reference``, the oracle) on it and packs every stream the core reads or writes into
@@ -15,7 +15,7 @@ channel groups inner).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,6 +44,7 @@ __all__ = [
     "Expected",
     "Layer",
     "V2_PARAMS",
+    "channel_tiles",
     "core_config",
     "expected",
     "pack_stream",
@@ -70,6 +71,7 @@ class CoreParams:
     run_man_bits: int = 23
     variance: int = 0  # 0 range statistics, 1 two-pass mean / variance (OP_VAR_SUMS)
     bfp_beats: int = 1  # 1 BFP groups on the streams, 0 plain element words
+    accumulation: int = 0  # 0 exact per-channel sums, 1 sequential (Variance = 1 only)
     # statistics format (per-channel scalars); None: the element format (the HDL default)
     stat_exp_bits: int | None = None
     stat_man_bits: int | None = None
@@ -88,6 +90,7 @@ class CoreParams:
         "run_man_bits": "RunManBits",
         "variance": "Variance",
         "bfp_beats": "Bfp",
+        "accumulation": "Accumulation",
         "stat_exp_bits": "StatExpBits",
         "stat_man_bits": "StatManBits",
     }
@@ -175,11 +178,11 @@ def core_config(
     """The configuration the core computes with parameters ``p`` and these run-time modes.
 
     Variance = 1: the "fp32-bn" preset with the core's formats (grad_mode bn; the range
-    constant is unused).
+    constant is unused), "fp32-bn-seq" with Accumulation = 1 (sequential sums).
     """
     if p.variance:
         return LightNormConfig.from_preset(
-            "fp32-bn",
+            "fp32-bn-seq" if p.accumulation else "fp32-bn",
             compute_format=p.fmt,
             grad_format=p.fmt,
             stat_format=p.stat_fmt,
@@ -212,6 +215,7 @@ BASELINE_PARAMS: dict[str, int] = {
     "RunManBits": 23,
     "Variance": 1,
     "Bfp": 0,
+    "Accumulation": 1,
 }
 
 #: lightnorm_core parameters of numeric contract v2 (docs/spec.md section 12, preset
@@ -450,6 +454,42 @@ def random_layer(
         dist_dy=dist_dy,
         stall=stall or str(rng.choice(["none", "light", "heavy", "bursty"])),
     )
+
+
+def channel_tiles(layer: Layer, tile: int) -> list[Layer]:
+    """``layer`` cut into channel tiles of ``tile`` channels (the last one may be narrower),
+    each a layer of its own: channels [t * tile, (t + 1) * tile), in the producer's
+    channel-tile-outer order (docs/hardware.md "Channel tiles"). BN is per channel and, with
+    ``tile`` a multiple of the BFP group size, no BFP group spans two tiles, so the tiles'
+    results are the layer's (test_core_context checks that on the model first)."""
+    if tile <= 0:
+        raise ValueError(f"channel_tiles: tile must be positive, got {tile}")
+    if layer.cfg.bfp is not None and tile % layer.cfg.bfp.group_size:
+        raise ValueError(
+            f"channel_tiles: tile = {tile} is not a multiple of the BFP group size "
+            f"{layer.cfg.bfp.group_size}"
+        )
+    out = []
+    for t, lo in enumerate(range(0, layer.channels, tile)):
+        hi = min(lo + tile, layer.channels)
+        n, _, h, w = layer.shape
+        out.append(
+            replace(
+                layer,
+                name=f"{layer.name}.t{t}",
+                shape=(n, hi - lo, h, w),
+                x=layer.x[:, lo:hi],
+                dy=layer.dy[:, lo:hi],
+                gamma=layer.gamma[lo:hi],
+                beta=layer.beta[lo:hi],
+                running_mean=layer.running_mean[lo:hi],
+                running_var=layer.running_var[lo:hi],
+                infer_mean=layer.infer_mean[lo:hi],
+                infer_var=layer.infer_var[lo:hi],
+                tags={**layer.tags, "tile": f"{t}"},
+            )
+        )
+    return out
 
 
 def pack_stream(

@@ -5,7 +5,8 @@ the reference model (lightnorm.reference), exact equality, never a tolerance.
 Statistics are compared as bit patterns of their format (``lightnorm.formats.encode`` of the
 model's value; NaN is the canonical NaN), except the chunk maximum / minimum, which are
 compared as values: the model takes them with ``numpy.max``, whose choice between -0 and +0
-is unspecified, while the arg-max / arg-min (compared exactly) pin the element. Stream beats
+is unspecified, while the range_exact dx (compared exactly) pins the arg-max / arg-min the
+core recomputes from them. Stream beats
 are compared field by field (shared exponent, every lane's sign and magnitude, padding lanes
 included). Each mismatch records the spec step (F1..F6, B1..B5, I1..I3), the quantity, the
 channel and the element (stream index, chunk); :meth:`Scoreboard.first` is the earliest one in
@@ -143,15 +144,6 @@ class Scoreboard:
         if (np.isnan(v) and np.isnan(model)) or v == model:
             return True
         self._add(Mismatch(self.layer, step, what, channel, element, repr(float(model)), repr(v)))
-        return False
-
-    def stat_int(
-        self, step: str, what: str, channel: int, got: int, model: int, element: str = ""
-    ) -> bool:
-        self.checked += 1
-        if got == int(model):
-            return True
-        self._add(Mismatch(self.layer, step, what, channel, element, str(int(model)), str(got)))
         return False
 
     # -- streams ------------------------------------------------------------------------

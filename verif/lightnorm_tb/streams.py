@@ -9,28 +9,36 @@ requires); :class:`BeatMonitor` drives ready with random stalls and records ever
 with the cycle it was taken in. Handshakes are sampled in the ReadOnly phase of a cycle and
 complete at the next rising edge, which works the same under Icarus and Verilator.
 
-(cocotb-bus 0.3 targets the cocotb 1.x trigger API — Event.set(data), NextTimeStep
-scheduling — so these small classes replace its drivers.)
+The driver and the monitor are cocotb-bus (0.3.0) BusDriver / BusMonitor subclasses on
+cocotb_bus Bus objects (the stream ports grouped by role, IN_SIGNALS / OUT_SIGNALS); the
+monitor's ready stalls come from a cocotb-bus BitDriver. verif/test_cocotb_bus.py checks the
+parts of cocotb-bus this relies on under cocotb 2.1, and shows the one that does not work
+(its Scoreboard, kept by lightnorm_tb.scoreboard).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb_bus.drivers import BitDriver, BusDriver
+from cocotb_bus.monitors import BusMonitor
 
 __all__ = [
+    "IN_SIGNALS",
+    "OUT_SIGNALS",
     "STALL_PATTERNS",
     "BeatArray",
     "BeatDriver",
     "BeatMonitor",
     "BfpBeat",
     "StallGen",
+    "ready_runs",
     "sig_int",
     "sig_int_or_x",
 ]
@@ -134,21 +142,59 @@ class StallGen:
         return False
 
 
-class BeatDriver:
-    """Drives beats on (valid, ready, exp, sign, mant[, dy_exp, dy_sign, dy_mant]) with stalls.
+#: Stream ports of the cores as cocotb-bus buses: bus name -> {role: signal suffix}, e.g. the
+#: input bus "in" has dut.in_valid_i, dut.in_ready_o, dut.in_exp_i, ...
+IN_SIGNALS = {
+    "valid": "valid_i",
+    "ready": "ready_o",
+    "exp": "exp_i",
+    "sign": "sign_i",
+    "mant": "mant_i",
+    "dy_exp": "dy_exp_i",
+    "dy_sign": "dy_sign_i",
+    "dy_mant": "dy_mant_i",
+}
+OUT_SIGNALS = {
+    "valid": "valid_o",
+    "ready": "ready_i",
+    "exp": "exp_o",
+    "sign": "sign_o",
+    "mant": "mant_o",
+}
 
-    ``data`` maps role -> signal handle: exp, sign, mant and optionally dy_exp, dy_sign, dy_mant.
-    """
 
-    def __init__(self, clk: Any, valid: Any, ready: Any, data: dict[str, Any]) -> None:
-        self.clk, self.valid, self.ready, self.data = clk, valid, ready, data
+def ready_runs(stalls: StallGen) -> Iterator[tuple[int, int]]:
+    """The (on, off) cycle runs of a ready signal that follows ``stalls`` (one decision per
+    cycle, as cocotb-bus's BitDriver takes them)."""
+    if stalls.p == 0.0:
+        while True:
+            yield (1 << 30, 0)
+    while True:
+        on = 0
+        while not stalls.stall():
+            on += 1
+        off = 1
+        while stalls.stall():
+            off += 1
+        yield (on, off)
+
+
+class BeatDriver(BusDriver):
+    """Drives beats on the input bus (valid, ready, exp, sign, mant, dy_exp, dy_sign, dy_mant)
+    with random idle cycles between beats; valid, once raised, stays until the beat is taken
+    (AXI-Stream). One beat (x group, dy group or None) is one cocotb-bus transaction."""
+
+    _signals = IN_SIGNALS
+
+    def __init__(self, entity: Any, clock: Any, name: str = "in") -> None:
+        super().__init__(entity, name, clock, case_insensitive=False)
         self.sent = 0
         self.idle_cycles = 0
 
     def idle(self) -> None:
-        self.valid.value = 0
+        self.bus.valid.value = 0
 
-    async def send(
+    async def send_beats(
         self,
         beats: Sequence[BfpBeat],
         stalls: StallGen,
@@ -156,63 +202,69 @@ class BeatDriver:
     ) -> None:
         """Send every beat in order; returns after the last one has been taken."""
         self.sent = 0
-        i = 0
-        presenting = False
-        while i < len(beats):
-            if not presenting:
-                if stalls.stall():
-                    self.valid.value = 0
-                    self.idle_cycles += 1
-                else:
-                    b = beats[i]
-                    self.data["exp"].value = b.exp
-                    self.data["sign"].value = b.sign
-                    self.data["mant"].value = b.mant
-                    if dy_beats is not None:
-                        d = dy_beats[i]
-                        self.data["dy_exp"].value = d.exp
-                        self.data["dy_sign"].value = d.sign
-                        self.data["dy_mant"].value = d.mant
-                    self.valid.value = 1
-                    presenting = True
+        for i, beat in enumerate(beats):
+            await self.send((beat, dy_beats[i] if dy_beats is not None else None), stalls=stalls)
+            self.sent = i + 1
+        self.idle()
+
+    async def _driver_send(
+        self, transaction: Any, sync: bool = True, stalls: StallGen | None = None
+    ) -> None:
+        beat, dy = transaction
+        bus = self.bus
+        while stalls is not None and stalls.stall():
+            bus.valid.value = 0
+            self.idle_cycles += 1
+            await RisingEdge(self.clock)
+        bus.exp.value = beat.exp
+        bus.sign.value = beat.sign
+        bus.mant.value = beat.mant
+        if dy is not None:
+            bus.dy_exp.value = dy.exp
+            bus.dy_sign.value = dy.sign
+            bus.dy_mant.value = dy.mant
+        bus.valid.value = 1
+        while True:
             await ReadOnly()
-            fired = presenting and sig_int(self.ready) == 1
-            await RisingEdge(self.clk)
+            fired = sig_int(bus.ready) == 1
+            await RisingEdge(self.clock)
             if fired:
-                i += 1
-                self.sent = i
-                presenting = False
-        self.valid.value = 0
+                return
 
 
-class BeatMonitor:
-    """Drives ready with stalls and records (beat, cycle) of every handshake until stopped."""
+class BeatMonitor(BusMonitor):
+    """Records every beat taken on the output bus (valid and ready high at a rising edge);
+    ready is driven with random stalls by a cocotb-bus BitDriver (:meth:`start_ready`)."""
 
-    def __init__(self, clk: Any, valid: Any, ready: Any, data: dict[str, Any]) -> None:
-        self.clk, self.valid, self.ready, self.data = clk, valid, ready, data
-        self.beats: list[BfpBeat] = []
-        self.stall_cycles = 0
-        self._stop = False
+    _signals = OUT_SIGNALS
 
-    def stop(self) -> None:
-        self._stop = True
+    def __init__(self, entity: Any, clock: Any, name: str = "out") -> None:
+        super().__init__(entity, name, clock, case_insensitive=False)
+        self.ready_driver = BitDriver(self.bus.ready, clock)
+        self._ready_on = False
 
-    async def run(self, stalls: StallGen, cycle_ref: Any = None) -> None:
-        self.beats = []
-        self._stop = False
-        while not self._stop:
-            rdy = not stalls.stall()
-            if not rdy:
-                self.stall_cycles += 1
-            self.ready.value = int(rdy)
+    @property
+    def beats(self) -> list[BfpBeat]:
+        return list(self._recvQ)
+
+    def start_ready(self, stalls: StallGen) -> None:
+        """Clear the recorded beats and drive ready with ``stalls``."""
+        self._recvQ.clear()
+        self.ready_driver.start(ready_runs(stalls))
+        self._ready_on = True
+
+    def stop_ready(self) -> None:
+        if self._ready_on:
+            self.ready_driver.stop()
+            self._ready_on = False
+        self.bus.ready.value = 0
+
+    async def _monitor_recv(self) -> None:
+        bus = self.bus
+        while True:
             await ReadOnly()
-            if rdy and sig_int(self.valid) == 1:
-                self.beats.append(
-                    BfpBeat(
-                        sig_int_or_x(self.data["exp"]),
-                        sig_int_or_x(self.data["sign"]),
-                        sig_int_or_x(self.data["mant"]),
-                    )
+            if sig_int_or_x(bus.valid) == 1 and sig_int_or_x(bus.ready) == 1:
+                self._recv(
+                    BfpBeat(sig_int_or_x(bus.exp), sig_int_or_x(bus.sign), sig_int_or_x(bus.mant))
                 )
-            await RisingEdge(self.clk)
-        self.ready.value = 0
+            await RisingEdge(self.clock)

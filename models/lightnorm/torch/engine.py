@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lightnorm.config import GradMode, LightNormConfig, Statistics
+from lightnorm.config import Accumulation, GradMode, LightNormConfig, Statistics
 from lightnorm.formats import Overflow
 from lightnorm.reference import LayerConstants, layer_constants
 from lightnorm.torch.backends import _run
@@ -347,8 +347,14 @@ def _engine(cfg: LightNormConfig) -> _Engine:
 
 
 def _as_config(config: LightNormConfig | str) -> LightNormConfig:
-    if isinstance(config, LightNormConfig):
-        return config
     if isinstance(config, str):
-        return LightNormConfig.from_preset(config)  # ValueError naming an unknown preset
-    raise ValueError(f"config must be a LightNormConfig or a preset name, got {config!r}")
+        config = LightNormConfig.from_preset(config)  # ValueError naming an unknown preset
+    if not isinstance(config, LightNormConfig):
+        raise ValueError(f"config must be a LightNormConfig or a preset name, got {config!r}")
+    if config.accumulation is not Accumulation.EXACT:
+        raise ValueError(
+            f"LightNormConfig.accumulation {config.accumulation.value!r} (the RTL baseline "
+            "bn_fp32_core, preset 'fp32-bn-seq') is not implemented by the torch module: "
+            "lightnorm.reference computes it"
+        )
+    return config
