@@ -141,19 +141,43 @@ SRAM_PJ_PER_BIT_HIGH = 20.0 / 64  # 32 KB SRAM
 BUFFER_ACCESSES_PER_DRAM_BIT = 2  # staged once: one SRAM write and one SRAM read per bit
 
 CONSTANTS: tuple[Constant, ...] = (
-    Constant("dram_pj_per_bit_low", DRAM_PJ_PER_BIT_LOW, "pJ/bit",
-             f"DRAM 1.3 nJ per 64-bit access (low end of 1.3-2.6 nJ): {_HOROWITZ}"),
-    Constant("dram_pj_per_bit_high", DRAM_PJ_PER_BIT_HIGH, "pJ/bit",
-             f"DRAM 2.6 nJ per 64-bit access (high end of 1.3-2.6 nJ): {_HOROWITZ}"),
-    Constant("dram_pj_per_bit_check", 640.0 / 32, "pJ/bit",
-             f"cross-check only: 32-bit DRAM access 640 pJ: {_HAN}"),
-    Constant("sram_pj_per_bit_low", SRAM_PJ_PER_BIT_LOW, "pJ/bit",
-             f"8 KB SRAM, 64-bit access 10 pJ: {_HOROWITZ}"),
-    Constant("sram_pj_per_bit_high", SRAM_PJ_PER_BIT_HIGH, "pJ/bit",
-             f"32 KB SRAM, 64-bit access 20 pJ (1 MB: 100 pJ): {_HOROWITZ}"),
-    Constant("buffer_accesses_per_dram_bit", BUFFER_ACCESSES_PER_DRAM_BIT, "accesses/bit",
-             "model assumption: every bit moved to/from DRAM is written into and read out of "
-             "an on-chip buffer once (read energy used for both; Horowitz gives reads)"),
+    Constant(
+        "dram_pj_per_bit_low",
+        DRAM_PJ_PER_BIT_LOW,
+        "pJ/bit",
+        f"DRAM 1.3 nJ per 64-bit access (low end of 1.3-2.6 nJ): {_HOROWITZ}",
+    ),
+    Constant(
+        "dram_pj_per_bit_high",
+        DRAM_PJ_PER_BIT_HIGH,
+        "pJ/bit",
+        f"DRAM 2.6 nJ per 64-bit access (high end of 1.3-2.6 nJ): {_HOROWITZ}",
+    ),
+    Constant(
+        "dram_pj_per_bit_check",
+        640.0 / 32,
+        "pJ/bit",
+        f"cross-check only: 32-bit DRAM access 640 pJ: {_HAN}",
+    ),
+    Constant(
+        "sram_pj_per_bit_low",
+        SRAM_PJ_PER_BIT_LOW,
+        "pJ/bit",
+        f"8 KB SRAM, 64-bit access 10 pJ: {_HOROWITZ}",
+    ),
+    Constant(
+        "sram_pj_per_bit_high",
+        SRAM_PJ_PER_BIT_HIGH,
+        "pJ/bit",
+        f"32 KB SRAM, 64-bit access 20 pJ (1 MB: 100 pJ): {_HOROWITZ}",
+    ),
+    Constant(
+        "buffer_accesses_per_dram_bit",
+        BUFFER_ACCESSES_PER_DRAM_BIT,
+        "accesses/bit",
+        "model assumption: every bit moved to/from DRAM is written into and read out of "
+        "an on-chip buffer once (read energy used for both; Horowitz gives reads)",
+    ),
 )
 
 
@@ -232,8 +256,13 @@ def _resnet18_layers(size: int, batch: int) -> list[BNLayer]:
 
 # (t, c, n, s) of Sandler et al. 2018, Table 2 (torchvision's inverted_residual_setting)
 _MBV2_SETTING = (
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-    (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
 )
 
 
@@ -341,6 +370,10 @@ class Scheme:
             Welford, in one pass) or 2 (mean, then variance); ignored when fused.
         param_bits: width of every per-channel value moved (gamma, beta, their gradients,
             saved and running statistics).
+        context_extra_bits: per-channel context bits saved in the forward and read back in
+            the backward on top of the saved mean / scale (LightNorm with the range_exact
+            gradient: the 2K chunk maxima / minima in the element format, from which the core
+            recomputes the chunk arguments, docs/hardware.md "Per-layer context").
     """
 
     name: str
@@ -348,6 +381,7 @@ class Scheme:
     stats: Literal["separate", "fused"]
     stat_passes: int = 1
     param_bits: int = 32
+    context_extra_bits: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -363,6 +397,9 @@ class Scheme:
         p = self.param_bits
         if isinstance(p, bool) or not isinstance(p, int) or p < 1:
             raise ValueError(f"Scheme.param_bits must be a positive int, got {p!r}")
+        x = self.context_extra_bits
+        if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+            raise ValueError(f"Scheme.context_extra_bits must be an int >= 0, got {x!r}")
 
     @property
     def stat_reads(self) -> int:
@@ -384,6 +421,11 @@ class Scheme:
         return f"{self.storage.name} storage of x/y/dy/dx, {stats}"
 
 
+#: LightNorm's context beyond the saved mean / scale (default preset: range_exact, K = 8):
+#: the chunk maxima and minima, 2K FP10 values per channel.
+LN_CONTEXT_BITS = 2 * 8 * 10
+
+
 def make_scheme(name: str, bfp: BFPFormat | None = None, stat_passes: int = 1) -> Scheme:
     """The named schemes of the issue.
 
@@ -391,14 +433,17 @@ def make_scheme(name: str, bfp: BFPFormat | None = None, stat_passes: int = 1) -
       (``stat_passes`` reads of x).
     - ``fused_fp32``: FP32 storage, statistics fused into the producer.
     - ``lightnorm``: BFP storage (``bfp``, default ``BFPFormat()`` = bfp_m5_g16, 6.5 bits per
-      value), one-pass range statistics gathered on the producer's output stream.
+      value), one-pass range statistics gathered on the producer's output stream, and the
+      range_exact context: 2K = 16 chunk extremes of FP10 (10 bits) per channel.
     """
     if name == "conventional":
         return Scheme(name, FP32, "separate", stat_passes)
     if name == "fused_fp32":
         return Scheme(name, FP32, "fused")
     if name == "lightnorm":
-        return Scheme(name, BFPFormat() if bfp is None else bfp, "fused")
+        return Scheme(
+            name, BFPFormat() if bfp is None else bfp, "fused", context_extra_bits=LN_CONTEXT_BITS
+        )
     raise ValueError(f"scheme must be one of {list(SCHEMES)}, got {name!r}")
 
 
@@ -511,7 +556,8 @@ def traffic(
     ``scheme``: a :class:`Scheme` or a name of :data:`SCHEMES` (built by :func:`make_scheme`
     with ``bfp`` and ``stat_passes``). Per layer, E = :func:`tensor_bits`, P = C·param_bits:
     fwd_stats reads stat_reads·E; fwd_norm reads E, writes E; fwd_channel reads 4P, writes
-    4P; bwd_sums reads 2E; bwd_dx reads 2E, writes E; bwd_channel reads 3P, writes 2P.
+    4P + X; bwd_sums reads 2E; bwd_dx reads 2E, writes E; bwd_channel reads 3P + X, writes 2P
+    (X = C·context_extra_bits).
     """
     if isinstance(scheme, str):
         scheme = make_scheme(scheme, bfp=bfp, stat_passes=stat_passes)
@@ -526,13 +572,14 @@ def traffic(
             raise ValueError(f"layers must hold BNLayer items, got {layer!r}")
         e = tensor_bits(layer, scheme.storage)
         p = layer.c * scheme.param_bits
+        xc = layer.c * scheme.context_extra_bits
         add = {
             "fwd_stats": PhaseTraffic(scheme.stat_reads * e, 0),
             "fwd_norm": PhaseTraffic(e, e),
-            "fwd_channel": PhaseTraffic(4 * p, 4 * p),
+            "fwd_channel": PhaseTraffic(4 * p, 4 * p + xc),
             "bwd_sums": PhaseTraffic(2 * e, 0),
             "bwd_dx": PhaseTraffic(2 * e, e),
-            "bwd_channel": PhaseTraffic(3 * p, 2 * p),
+            "bwd_channel": PhaseTraffic(3 * p + xc, 2 * p),
         }
         sums = {k: sums[k] + add[k] for k in PHASES}
         neighbour += 4 * e
@@ -683,7 +730,9 @@ def compare(
         for k, r in results.items():
             energy[k] = {
                 end: bn_energy(
-                    r, dram_pj_per_bit=dram[i], sram_pj_per_bit=sram[i],
+                    r,
+                    dram_pj_per_bit=dram[i],
+                    sram_pj_per_bit=sram[i],
                     datapath_pj_per_value=dp.get(k),
                 )
                 for i, end in enumerate(("low", "high"))
@@ -767,10 +816,11 @@ def _markdown(report: dict[str, Any]) -> str:
         "| no: on the producer's stream |",
         "| fwd_norm | x | y | FP32 | FP32 | BFP |",
         "| fwd_channel | gamma, beta, running mean/var | saved mean/scale, running mean/var "
-        "| 8P | 8P | 8P |",
+        "(LightNorm: + the chunk max/min, X = C·160 bits) | 8P | 8P | 8P + X |",
         "| bwd_sums | dy, x | - | FP32 | FP32 | BFP |",
         "| bwd_dx | dy, x | dx | FP32 | FP32 | BFP |",
-        "| bwd_channel | gamma, saved mean/scale | d_gamma, d_beta | 5P | 5P | 5P |",
+        "| bwd_channel | gamma, saved mean/scale (LightNorm: + the chunk max/min) | d_gamma, "
+        "d_beta | 5P | 5P | 5P + X |",
         "",
         "Not counted (attributed to the neighbouring layers, which move them anyway): the "
         "producer's write of x, the consumer's read of y, the write of dy by the consumer's "
@@ -891,9 +941,9 @@ def _verdict(main: dict[str, Any], sens: dict[str, Any]) -> str:
     bpv = main["bfp_bits_per_value"]
     e0 = next(iter(nets.values()))
     ln = e0["dram_bytes_per_phase"]["lightnorm"]
-    bwd = sum(ln[p]["total"] for p in ("bwd_sums", "bwd_dx")) / e0["dram_bytes_per_iter"][
-        "lightnorm"
-    ]
+    bwd = (
+        sum(ln[p]["total"] for p in ("bwd_sums", "bwd_dx")) / e0["dram_bytes_per_iter"]["lightnorm"]
+    )
     two = [e["ratios"]["conventional_to_lightnorm"] for e in sens["networks"].values()]
     if len(met) == len(nets):
         head = f"**Reached** on every network: {lo:.2f}x to {hi:.2f}x."
@@ -949,15 +999,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bfp-group", type=int, default=16)
     parser.add_argument("--stat-passes", type=int, default=1, choices=(1, 2))
     parser.add_argument(
-        "--datapath-pj", default=None,
+        "--datapath-pj",
+        default=None,
         help="datapath pJ per value per pass from synthesis, e.g. conventional=3.1,lightnorm=0.4",
     )
     parser.add_argument(
-        "--dram-pj-per-bit", default=f"{DRAM_PJ_PER_BIT_LOW},{DRAM_PJ_PER_BIT_HIGH}",
+        "--dram-pj-per-bit",
+        default=f"{DRAM_PJ_PER_BIT_LOW},{DRAM_PJ_PER_BIT_HIGH}",
         help="low,high (default: Horowitz ISSCC 2014, 1.3-2.6 nJ per 64 bits)",
     )
-    parser.add_argument("--project-nets", action="store_true",
-                        help="also lightnorm.resnet20 / lightnorm.mobilenetv2 at CIFAR (torch)")
+    parser.add_argument(
+        "--project-nets",
+        action="store_true",
+        help="also lightnorm.resnet20 / lightnorm.mobilenetv2 at CIFAR (torch)",
+    )
     parser.add_argument("--out", type=Path, default=_REPO / "docs" / "results", help="folder")
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
     args = parser.parse_args(argv)
@@ -970,8 +1025,9 @@ def main(argv: list[str] | None = None) -> int:
     networks = list(DEFAULT_NETWORKS)
     if args.project_nets:
         networks += [(n, "cifar") for n in PROJECT_NETWORKS]
-    main_cmp = compare(dp, dram, networks=networks, batch=args.batch, bfp=bfp,
-                       stat_passes=args.stat_passes)
+    main_cmp = compare(
+        dp, dram, networks=networks, batch=args.batch, bfp=bfp, stat_passes=args.stat_passes
+    )
     sens = compare(dp, dram, networks=networks, batch=args.batch, bfp=bfp, stat_passes=2)
     sweep = _sweep(DEFAULT_NETWORKS, args.batch, args.stat_passes)
     args_text = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)

@@ -81,11 +81,14 @@ def test_lightnorm_by_hand() -> None:
     assert pb["fwd_norm"] == {"read": BFP_E, "write": BFP_E, "total": 468}
     assert pb["bwd_sums"]["read"] == 468
     assert pb["bwd_dx"] == {"read": 468, "write": 234, "total": 702}
-    assert pb["fwd_channel"]["total"] == 8 * P  # per-channel vectors stay FP32
-    # reads 5E + 7P = 1170 + 1456; writes 2E + 6P = 468 + 1248
-    assert r.bytes_read == 2626
-    assert r.bytes_written == 1716
-    assert r.total_bytes == 4342
+    # per-channel vectors stay FP32; the context adds X = 52 channels * 2K FP10 chunk
+    # extremes = 52 * 160 bits = 1040 bytes, written in the forward, read in the backward
+    x_ctx = 52 * 160 // 8
+    assert pb["fwd_channel"]["total"] == 8 * P + x_ctx
+    # reads 5E + 7P + X = 1170 + 1456 + 1040; writes 2E + 6P + X = 468 + 1248 + 1040
+    assert r.bytes_read == 3666
+    assert r.bytes_written == 2756
+    assert r.total_bytes == 6422
     assert r.neighbour_bits == 4 * 1872
 
 
@@ -94,14 +97,16 @@ def test_lightnorm_group_size_is_a_parameter() -> None:
     e_bits = 8 * 4 * 56 + 1 * 3 * 56
     r = traffic(TINY, "lightnorm", bfp=BFPFormat(5, 8))
     assert r.phases["fwd_norm"].read_bits == e_bits
-    assert r.total_bits == 7 * e_bits + 13 * 52 * 32
+    assert r.total_bits == 7 * e_bits + 13 * 52 * 32 + 2 * 52 * 160
     s = Scheme("custom", BFPFormat(4, 32), "fused")
     # g = 32: group = 32 * 5 + 8 = 168 bits; a: 8 * 1, b: 1 * 1 (20 -> 32 lanes)
     assert traffic(TINY, s).phases["bwd_dx"].write_bits == 9 * 168
 
 
-@pytest.mark.parametrize("fmt", [BFPFormat(5, 16), BFPFormat(5, 8), BFPFormat(5, 32),
-                                 BFPFormat(4, 16, 6), BFPFormat(7, 64)])
+@pytest.mark.parametrize(
+    "fmt",
+    [BFPFormat(5, 16), BFPFormat(5, 8), BFPFormat(5, 32), BFPFormat(4, 16, 6), BFPFormat(7, 64)],
+)
 def test_bfp_bits_match_lightnorm_bfp(fmt: BFPFormat) -> None:
     # g divides C: exactly bits_per_value per value (lightnorm.bfp's figure)
     layer = BNLayer("x", 2, 128, 3, 5)
@@ -146,8 +151,12 @@ def test_mobilenet_v2_architecture_facts() -> None:
 def test_tables_equal_torchvision_definitions() -> None:
     """Fixture recorded by forward hooks on torchvision 0.28.0's own model definitions."""
     shapes = json.loads(FIXTURE.read_text())["shapes"]
-    assert set(shapes) == {"resnet18/cifar", "resnet18/imagenet", "mobilenet_v2/cifar",
-                           "mobilenet_v2/imagenet"}
+    assert set(shapes) == {
+        "resnet18/cifar",
+        "resnet18/imagenet",
+        "mobilenet_v2/cifar",
+        "mobilenet_v2/imagenet",
+    }
     for key, rows in shapes.items():
         network, dataset = key.split("/")
         mine = [[layer.name, *layer.shape] for layer in bn_layers(network, dataset)]
@@ -202,8 +211,11 @@ def test_constants_are_cited() -> None:
 
 
 def test_compare_structure_and_arithmetic() -> None:
-    out = compare({"lightnorm": 0.5, "conventional": None},
-                  networks=[("resnet18", "cifar")], dram_pj_per_bit=(10.0, 30.0))
+    out = compare(
+        {"lightnorm": 0.5, "conventional": None},
+        networks=[("resnet18", "cifar")],
+        dram_pj_per_bit=(10.0, 30.0),
+    )
     e = out["networks"]["resnet18/cifar"]
     b = e["dram_bytes_per_iter"]
     assert set(b) == {"conventional", "fused_fp32", "lightnorm"}
@@ -244,10 +256,21 @@ def test_sums_of_phases_and_directions() -> None:
         (lambda: bn_layers("resnet18", "mnist"), "dataset"),
         (lambda: bn_layers("resnet18", "cifar", batch=0), "batch"),
         (lambda: bn_layers("lightnorm.resnet20", "imagenet"), "dataset"),
-        (lambda: bn_energy(traffic(TINY, "lightnorm"), dram_pj_per_bit=-1.0,
-                           sram_pj_per_bit=0.1), "dram_pj_per_bit"),
-        (lambda: bn_energy(traffic(TINY, "lightnorm"), dram_pj_per_bit=1.0, sram_pj_per_bit=0.1,
-                           datapath_pj_per_value=float("nan")), "datapath_pj_per_value"),
+        (
+            lambda: bn_energy(
+                traffic(TINY, "lightnorm"), dram_pj_per_bit=-1.0, sram_pj_per_bit=0.1
+            ),
+            "dram_pj_per_bit",
+        ),
+        (
+            lambda: bn_energy(
+                traffic(TINY, "lightnorm"),
+                dram_pj_per_bit=1.0,
+                sram_pj_per_bit=0.1,
+                datapath_pj_per_value=float("nan"),
+            ),
+            "datapath_pj_per_value",
+        ),
         (lambda: compare(dram_pj_per_bit=(40.0, 20.0)), "dram_pj_per_bit"),
         (lambda: compare(sram_pj_per_bit=(1.0,)), "sram_pj_per_bit"),
         (lambda: compare({"bfp": 1.0}), "datapath_pj_per_value"),
@@ -262,8 +285,12 @@ def test_cli_writes_both_files(tmp_path: Path) -> None:
     assert main(["--out", str(tmp_path), "--datapath-pj", "lightnorm=0.5"]) == 0
     report = json.loads((tmp_path / "dram_traffic.json").read_text())
     nets = report["compare"]["networks"]
-    assert set(nets) == {"resnet18/cifar", "resnet18/imagenet", "mobilenet_v2/cifar",
-                         "mobilenet_v2/imagenet"}
+    assert set(nets) == {
+        "resnet18/cifar",
+        "resnet18/imagenet",
+        "mobilenet_v2/cifar",
+        "mobilenet_v2/imagenet",
+    }
     for e in nets.values():
         assert set(e["bn_energy_uj_per_iter"]["lightnorm"]) == {"low", "high"}
     md = (tmp_path / "dram_traffic.md").read_text()
