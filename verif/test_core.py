@@ -178,6 +178,24 @@ if cocotb is not None and cocotb.is_simulation:
                 assert same.all(), f"{tile.name}: {name} of the tile differs from the layer's"
             lo = hi
 
+    def _wide_tiles(rng, p, name: str, shape, dist_x: str, stall: str):
+        """A range_exact layer of ``shape`` cut into channel tiles of MaxChannels, checked on
+        the model first (the tiles' results are the layer's)."""
+        wide = random_layer(
+            rng,
+            p,
+            name,
+            shape=shape,
+            dist_x=dist_x,
+            grad_mode="range_exact",
+            rounding="rne",
+            overflow="inf",
+            stall=stall,
+        )
+        tiles = channel_tiles(wide, p.max_channels)
+        _tiles_are_the_layer(wide, tiles, [expected(t) for t in tiles])
+        return tiles
+
     async def _context_flow(dut, layers, check_stats: bool, scribble: bool) -> None:
         tb = CoreTB(dut, random.Random(cocotb.RANDOM_SEED))
         sb = Scoreboard(tb.log)
@@ -194,19 +212,9 @@ if cocotb is not None and cocotb.is_simulation:
         p = CoreParams.from_dut(dut)
         rng = case_rng("context")
         k = p.num_chunks
-        wide = random_layer(
-            rng,
-            p,
-            "ctx_c",
-            shape=(1, p.max_channels + p.lanes + 1, 2, k + 1),  # n = 2K + 2, 2 tiles
-            dist_x="normal_offset",
-            grad_mode="range_exact",
-            rounding="rne",
-            overflow="inf",
-            stall="light",
-        )
-        tiles = channel_tiles(wide, p.max_channels)
-        _tiles_are_the_layer(wide, tiles, [expected(t) for t in tiles])
+        # n = 2K + 2, two tiles
+        shape = (1, p.max_channels + p.lanes + 1, 2, k + 1)
+        tiles = _wide_tiles(rng, p, "ctx_c", shape, "normal_offset", "light")
         layers = [
             # n = 12 < 2K: K_n = K / 2 chunks; bn gradient (no chunk extremes in its context)
             random_layer(
@@ -239,19 +247,7 @@ if cocotb is not None and cocotb.is_simulation:
         p = CoreParams.from_dut(dut)
         rng = case_rng("wide")
         channels = int(os.environ.get("LN_WIDE_CHANNELS", "2048"))
-        wide = random_layer(
-            rng,
-            p,
-            "wide",
-            shape=(2, channels, 2, 2),  # n = 8
-            dist_x="normal",
-            grad_mode="range_exact",
-            rounding="rne",
-            overflow="inf",
-            stall="none",
-        )
-        tiles = channel_tiles(wide, p.max_channels)
-        _tiles_are_the_layer(wide, tiles, [expected(t) for t in tiles])
+        tiles = _wide_tiles(rng, p, "wide", (2, channels, 2, 2), "normal", "none")  # n = 8
         await _context_flow(dut, tiles, check_stats=False, scribble=False)
 
     @cocotb.test()

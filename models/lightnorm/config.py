@@ -228,6 +228,13 @@ class LightNormConfig:
 
 
 _LIGHTNORM_V1 = LightNormConfig()
+_FP32_BN = LightNormConfig(
+    compute_format=_FP32,
+    grad_format=_FP32,
+    stat_format=_FP32,
+    statistics=Statistics.VARIANCE,
+    bfp=None,
+)
 _LIGHTNORM_V2 = LightNormConfig(stat_format=FloatFormat(8, 7), grad_mode=GradMode.RANGE_EXACT)
 
 PRESETS: dict[str, LightNormConfig] = {
@@ -244,23 +251,10 @@ PRESETS: dict[str, LightNormConfig] = {
     # and the exact range-BN input gradient; trained with dynamic loss scaling.
     "lightnorm-v2": _LIGHTNORM_V2,
     # Conventional batch norm in FP32 through the same code path.
-    "fp32-bn": LightNormConfig(
-        compute_format=_FP32,
-        grad_format=_FP32,
-        stat_format=_FP32,
-        statistics=Statistics.VARIANCE,
-        bfp=None,
-    ),
+    "fp32-bn": _FP32_BN,
     # The conventional FP32 hardware baseline (bn_fp32_core): fp32-bn with a sequential FP32
     # accumulator per channel (each addition rounded, stream order) instead of exact sums.
-    "fp32-bn-seq": LightNormConfig(
-        compute_format=_FP32,
-        grad_format=_FP32,
-        stat_format=_FP32,
-        statistics=Statistics.VARIANCE,
-        bfp=None,
-        accumulation=Accumulation.SEQUENTIAL,
-    ),
+    "fp32-bn-seq": _FP32_BN.replace(accumulation=Accumulation.SEQUENTIAL),
     # Ablations: one approximation at a time.
     "range-fp32": LightNormConfig(
         compute_format=_FP32, grad_format=_FP32, stat_format=_FP32, bfp=None
