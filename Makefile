@@ -69,8 +69,8 @@ synth: venv tools ## synthesize both cores (Yosys + OSU018 + OpenSTA) -> runs/sy
 synth-ci: venv tools ## CI check: generic Yosys synthesis of both cores at the default configuration
 	$(PY) -m lightnorm.hw.synth --ci $(if $(FORCE),--force)
 
-report: venv tools ## synthesis + sweep + DRAM model -> docs/results/hw_synth.md, hw_compare.json, PNGs
-	$(PY) -m lightnorm.hw.report $(if $(FORCE),--force)
+report: venv tools ## synthesis + sweep + activity-based energy (gate-level replay) + DRAM model -> docs/results/hw_synth.md, hw_compare.json, PNGs
+	$(WITH_ENV) $(PY) -m lightnorm.hw.report $(if $(FORCE),--force)
 
 lint: venv tools ## ruff + Verilator --lint-only -Wall and a Yosys parse of every hdl/ module
 	$(PY) -m ruff check models verif

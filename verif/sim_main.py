@@ -25,6 +25,10 @@ DESIGN=lightnorm-v1 runs it on the core's default build (numeric contract v1, pr
 bn_fp32_core with the "fp32-bn-seq" configuration (FP32, mean / variance statistics: OP_STATS,
 OP_VAR_SUMS, OP_FINALIZE, ...; plain FP32 beats).
 
+LN_RECORD=<file.npz> also records every top-level port of the DUT at every falling clock edge
+(inputs and outputs, as little-endian bytes) and the port names, for the cycle-based gate-level
+simulation of the activity-based power (lightnorm.hw.activity, lightnorm.hw.gatesim).
+
 Environment: DESIGN=lightnorm|lightnorm-v1|baseline (default lightnorm), SIM=icarus|verilator
 (default
 icarus), SEED=<int> (replay), WAVES=1 (FST waves in
@@ -102,6 +106,39 @@ if cocotb is not None and cocotb.is_simulation:
             stall=stall,
         )
 
+    class PortRecorder:
+        """Every top-level port's value at every falling clock edge (the stimulus and the
+        expected outputs of a gate-level replay)."""
+
+        def __init__(self, dut) -> None:
+            from cocotb.triggers import FallingEdge
+
+            self.names = sorted(
+                h._name
+                for h in dut
+                if h._name.endswith(("_i", "_o", "_ni", "_no")) and not h._name.startswith("clk")
+            )
+            self.handles = [getattr(dut, n) for n in self.names]
+            self.widths = [len(h) for h in self.handles]
+            self.rows: list[list[int]] = []
+            self._edge = FallingEdge(dut.clk_i)
+            self._task = cocotb.start_soon(self._run())
+
+        async def _run(self) -> None:
+            while True:
+                await self._edge
+                self.rows.append([int(h.value) for h in self.handles])
+
+        def save(self, path: Path) -> None:
+            self._task.cancel()
+            arrays = {}
+            for j, (name, width) in enumerate(zip(self.names, self.widths, strict=True)):
+                nbytes = (width + 7) // 8
+                raw = b"".join(r[j].to_bytes(nbytes, "little") for r in self.rows)
+                arrays[name] = np.frombuffer(raw, dtype=np.uint8).reshape(len(self.rows), nbytes)
+                arrays[f"{name}__width"] = np.array(width)
+            np.savez_compressed(path, **arrays)
+
     @cocotb.test()
     async def sim_main_step(dut):
         """One training step of the realistic layer, scoreboarded; summary to LN_SIM_SUMMARY."""
@@ -109,17 +146,22 @@ if cocotb is not None and cocotb.is_simulation:
         stall = os.environ.get("LN_STALL", "none") or "none"
         tb = CoreTB(dut, random.Random(seed))
         sb = Scoreboard(tb.log)
+        record = os.environ.get("LN_RECORD")
+        rec = PortRecorder(dut) if record else None  # from the first clock edge (the reset)
         await tb.start()
         preset = os.environ.get("LN_PRESET", "") or "lightnorm-v2"
         layer = realistic_layer(seed, tb.p, stall, preset_config(tb.p, preset))
         tb.log.info("%s", layer.describe())
         exp = expected(layer, tb.p.lanes)
         await training_step(tb, sb, layer, exp)
+        if rec is not None and record:
+            rec.save(Path(record))
         tb.log.info("%s", sb.summary())
         first = sb.first()
         summary = {
             "seed": seed,
             "layer": layer.describe(),
+            "shape": list(layer.shape),
             "lanes": tb.p.lanes,
             "num_chunks": tb.p.num_chunks,
             "variance": tb.p.variance,
@@ -165,6 +207,9 @@ def main() -> int:
     summary_file = BUILD_ROOT / f"sim_main_{design}_{sim}.json"
     summary_file.parent.mkdir(parents=True, exist_ok=True)
     summary_file.unlink(missing_ok=True)
+    if os.environ.get("LN_SUMMARY"):  # where the caller wants the summary (activity flow)
+        summary_file = Path(os.environ["LN_SUMMARY"])
+        summary_file.unlink(missing_ok=True)
     failed = 1
     results = None
     try:
@@ -173,6 +218,8 @@ def main() -> int:
             env.update(
                 {"LN_SIM_SUMMARY": str(summary_file), "LN_STALL": stall, "LN_PRESET": preset}
             )
+            if os.environ.get("LN_RECORD"):
+                env["LN_RECORD"] = os.environ["LN_RECORD"]
             results = run_cocotb(
                 toplevel, "sim_main", params, sim=sim, extra_env=env, testcase="sim_main_step"
             )

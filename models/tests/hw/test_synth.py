@@ -115,3 +115,27 @@ def test_clean_netlist_splits_left_concatenations(tmp_path) -> None:
         "assign q_o[1] = \\g.sign [0];",
     ):
         assert line in text, line
+
+
+def test_state_bits_per_channel():
+    """The per-channel state of docs/hardware.md section 3's table, from the RTL defaults."""
+    from lightnorm.hw.report import state_bits
+
+    v1 = state_bits("lightnorm_core", {})
+    assert v1 == {
+        "accumulators": 2 * (59 + 3),
+        "chunk_extremes": 2 * 8 * 10,
+        "arg_found_flags": 2,
+        "statistics_file": 13 * 10,
+        "running_statistics": 2 * 32,
+        "total": 480,
+    }
+    assert state_bits("lightnorm_core", synth.STAT_V2)["total"] == 558
+    base = state_bits("bn_fp32_core", {})  # FP32 sums, no chunk extremes
+    assert base == {
+        "accumulators": 64,
+        "statistics_file": 13 * 32,
+        "running_statistics": 64,
+        "total": 544,
+    }
+    assert state_bits("lightnorm_core", {"NumChunks": 4})["chunk_extremes"] == 80
