@@ -352,10 +352,15 @@ def module_paths(netlist: Path, top: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- the flow
 
 #: synthesis label -> `make sim` DESIGN of the same configuration
-SIM_DESIGN = {"lightnorm_core": "lightnorm", "bn_fp32_core": "baseline"}
+SIM_DESIGN = {
+    "lightnorm_core": "lightnorm",
+    "lightnorm_core_v1": "lightnorm-v1",
+    "bn_fp32_core": "baseline",
+}
 #: synthesis label -> path of the core (lightnorm_core) in its netlist
-CORE_PATH = {"lightnorm_core": "", "bn_fp32_core": "u_core"}
-ACTIVITY_VERSION = "2"  # bump when the method changes (invalidates cached results)
+CORE_PATH = {"lightnorm_core": "", "lightnorm_core_v1": "", "bn_fp32_core": "u_core"}
+ACTIVITY_VERSION = "3"  # bump when the method changes (invalidates cached results)
+SEED = 1  # the `make sim` seed of the recorded run (the layer's data and the stimulus)
 
 
 def _sha(*paths: Path) -> str:
@@ -374,6 +379,7 @@ def record_rtl(label: str, out: Path) -> tuple[dict, dict[str, np.ndarray]]:
     env = dict(
         os.environ,
         SIM="verilator",
+        SEED=str(SEED),  # the same layer and stimulus in every run
         DESIGN=SIM_DESIGN[label],
         LN_RECORD=str(rec),
         LN_SUMMARY=str(summ),
@@ -461,6 +467,7 @@ def activity_energy(label: str, top: str, clock: str = "clk_i", force: bool = Fa
         "key": key,
         "label": label,
         "layer": summary["layer"],
+        "seed": summary["seed"],
         "shape": shape,
         "elements": elements,
         "channels": shape[1],

@@ -215,6 +215,11 @@ def run(force: bool = False) -> dict:
                 sum(dp["lightnorm_core"].values()) / sum(dp["bn_fp32_core"].values()), 4
             )
     summary["network_costs"] = network_costs(summary)
+    v1 = act.get("lightnorm_core_v1", {})
+    if "energy_pj" in v1 and "energy_pj" in act.get("lightnorm_core", {}):
+        summary.setdefault("ratios_v2_to_v1", {})["energy_of_the_step_activity"] = round(
+            act["lightnorm_core"]["energy_pj"] / v1["energy_pj"], 4
+        )
     dram = traffic(summary)
     if isinstance(dram, dict):  # per-network figures at the top level, the model's settings apart
         summary["networks"] = dram.pop("networks")
@@ -442,7 +447,8 @@ def activity_md(s: dict) -> list[str]:
             L.append(f"| {name} | " + " | ".join(cells) + " |")
         L.append("")
         L.append(
-            "The layer: " + rows[0][1]["layer"] + "; elements = N·C·H·W; the baseline runs its "
+            "The layer: " + rows[0][1]["layer"] + f" (`make sim` SEED={activity.SEED}); "
+            "elements = N·C·H·W; the baseline runs its "
             "own command sequence (two-pass statistics: OP_STATS then OP_VAR_SUMS)."
         )
     nets = s.get("network_costs", {})

@@ -8,11 +8,10 @@ output bit of every cycle and every output's transition count compared."""
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
+from icarus_run import run_icarus
 
 from lightnorm.hw import activity, gatesim, synth
 
@@ -92,8 +91,6 @@ endmodule
 
 
 def test_gatesim_matches_icarus(tmp_path):
-    if shutil.which("iverilog") is None:
-        pytest.skip("iverilog not installed: run `make tools`")
     lib, cells = _cells()
     rng = random.Random(3)
     net = tmp_path / "net.v"
@@ -124,18 +121,8 @@ module tb;
 endmodule
 """
     )
-    build = subprocess.run(
-        ["iverilog", "-g2012", "-o", "tb.vvp", "tb.v", "net.v", "cells.v"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr[-3000:]
-    run = subprocess.run(
-        ["vvp", "-n", "tb.vvp"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
-    rows = [ln.split()[1] for ln in run.stdout.splitlines() if ln.startswith("OUT ")]
+    out = run_icarus(tmp_path, ["tb.v", "net.v", "cells.v"])
+    rows = [ln.split()[1] for ln in out.splitlines() if ln.startswith("OUT ")]
     assert len(rows) == n
 
     flat = gatesim.flatten(net, "top", cells, clock="clk")
