@@ -142,10 +142,8 @@ class Flat:
         driver = np.full(self.n_nets, -1, dtype=np.int64)
         driver[self.gate_out] = np.arange(len(self.gate_out))
         level = np.full(len(self.gate_out), -1, dtype=np.int64)
-        # iterative: a gate's level = 1 + max level of the gates driving its inputs
-        order = []
+        # a gate's level = 1 + max level of the gates driving its inputs (Kahn's order)
         indeg_src = driver[self.gate_in]  # [gates, 4] driving gate or -1
-        pending = set(range(len(self.gate_out)))
         users: dict[int, list[int]] = {}
         for g, srcs in enumerate(indeg_src.tolist()):
             for s in set(srcs):
@@ -158,20 +156,18 @@ class Flat:
         while ready:
             nxt = []
             for g in ready:
-                order.append(g)
-                pending.discard(g)
                 for u in users.get(g, ()):
                     missing[u] -= 1
                     level[u] = max(level[u], level[g] + 1)
                     if missing[u] == 0:
                         nxt.append(u)
             ready = nxt
-        if pending:
-            raise ValueError(f"combinational loop through {len(pending)} cells")
+        if (level < 0).any():
+            raise ValueError(f"combinational loop through {int((level < 0).sum())} cells")
         self.levels = [np.flatnonzero(level == k) for k in range(int(level.max()) + 1)]
 
     def simulate(
-        self, stimulus: dict[str, np.ndarray], count: np.ndarray, reset_port: str = "rst_ni"
+        self, stimulus: dict[str, np.ndarray], count: np.ndarray
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the cycles of `stimulus` ({input port: [cycles, width] bits}); returns the
         transitions per net counted over the cycles where `count` is true (a net's change
@@ -195,22 +191,24 @@ class Flat:
             )
             for g in self.levels
         ]
-        has_clr, has_pre = self.ff_clr >= 0, self.ff_pre >= 0
+        clr_i = np.flatnonzero(self.ff_clr >= 0)  # flip-flops with an asynchronous clear
+        pre_i = np.flatnonzero(self.ff_pre >= 0)  # ... with an asynchronous preset
+        clr_q, clr_n = self.ff_q[clr_i], self.ff_clr[clr_i]
+        pre_q, pre_n = self.ff_q[pre_i], self.ff_pre[pre_i]
 
         def settle() -> None:
             for a, b, c, d, base, o in lv:
                 v[o] = tables[base + (v[a] | (v[b] << 1) | (v[c] << 2) | (v[d] << 3))]
 
         def async_ctl() -> bool:
-            clr = np.zeros(len(self.ff_q), dtype=bool)
-            pre = np.zeros(len(self.ff_q), dtype=bool)
-            clr[has_clr] = v[self.ff_clr[has_clr]] == 0
-            pre[has_pre] = v[self.ff_pre[has_pre]] == 0
-            if clr.any() or pre.any():
-                v[self.ff_q[pre & ~clr]] = 1
-                v[self.ff_q[clr]] = 0
-                return True
-            return False
+            """Active-low clear / preset: the preset first, the clear wins (clear_preset_var1
+            L of the only such cell, DFFSR)."""
+            clr, pre = v[clr_n] == 0, v[pre_n] == 0
+            if not (clr.any() or pre.any()):
+                return False
+            v[pre_q[pre]] = 1
+            v[clr_q[clr]] = 0
+            return True
 
         for k in range(cycles):
             for p, ids in in_ids.items():
@@ -363,16 +361,14 @@ def flatten(netlist: Path, top: str, cells: list[LibCell], clock: str = "clk_i")
     clk_ids = {m(x) for x in top_ports[clock]}
     clock_nets = set(clk_ids)
     # the clock tree: gates whose input is a clock net (buffers / inverters)
-    changed = True
     g_kind = np.array([g[0] for g in gates], dtype=np.int64)
     keep = np.ones(len(gates), dtype=bool)
-    while changed:
-        changed = False
-        for gk in np.flatnonzero(keep).tolist():
-            if clock_nets.intersection(g_in[gk].tolist()):
-                keep[gk] = False
-                clock_nets.add(int(g_out[gk]))
-                changed = True
+    while True:
+        driven = keep & np.isin(g_in, list(clock_nets)).any(axis=1)
+        if not driven.any():
+            break
+        keep &= ~driven
+        clock_nets.update(g_out[driven].tolist())
     flat = Flat(
         n_nets=n_nets,
         inputs={

@@ -266,12 +266,17 @@ def state_bits(top: str, params: dict[str, int]) -> dict[str, int]:
     return out
 
 
+# Both builds' defaults (hdl/lightnorm_core.sv, hdl/bn_fp32_core.sv): lanes, channel tile, K.
+_CORE = hdl_defaults("lightnorm_core")
+LANES = _CORE["Lanes"]
+TILE_CHANNELS = _CORE["MaxChannels"]
+_K = _CORE["NumChunks"]
 # Ideal cycles of each command of a training step (docs/hardware.md sections 5 and 9):
 # (op, beats per beat, cycles per channel, fixed cycles); `beats` = n * ceil(C / Lanes).
 SCHEDULES = {
-    "lightnorm_core": (  # range statistics, K = 8, table recip / rsqrt
+    "lightnorm_core": (  # range statistics, K chunks, table recip / rsqrt
         ("STATS", 1, 0, 2),
-        ("FINALIZE", 0, 8 + 7, 0),
+        ("FINALIZE", 0, _K + 7, 0),
         ("NORM", 1, 0, 8),
         ("BWD_SUMS", 1, 0, 5),
         ("BWD_FINALIZE", 0, 5, 0),
@@ -290,9 +295,7 @@ SCHEDULES = {
 # Per-channel words of a layer's context through the parameter / statistics port (section 5
 # "Per-layer context"): LightNorm 5 statistics-format fields + 2 running statistics + the 2K
 # chunk extremes (range_exact); the baseline the 5 fields + 2 running statistics.
-CONTEXT_WORDS = {"lightnorm_core": 5 + 2 + 2 * 8, "bn_fp32_core": 5 + 2}
-TILE_CHANNELS = 64  # MaxChannels of both builds
-LANES = 16
+CONTEXT_WORDS = {"lightnorm_core": 5 + 2 + 2 * _K, "bn_fp32_core": 5 + 2}
 # blocks whose switching scales with the values streamed / the channels / the cycles
 STREAM_BLOCKS = (
     "lightnorm_datapath",
