@@ -29,6 +29,7 @@ module bn_fp32_core #(
   parameter int MaxChannels = 64,  // largest C supported
   parameter int CountWidth  = 24,  // n = N*H*W must be < 2^CountWidth
   parameter int Accumulation = 1,  // 1 sequential FP32 sums (the baseline), 0 exact ones
+  parameter int ChanPipeRegs = 1,  // register stages of the per-channel unit's operators
   // fixed by the baseline (do not override)
   parameter int ExpBits     = 8,
   parameter int ManBits     = 23,
@@ -103,7 +104,8 @@ module bn_fp32_core #(
     .RunManBits (RunManBits),
     .Variance   (Variance),
     .Bfp        (Bfp),
-    .Accumulation(Accumulation)
+    .Accumulation(Accumulation),
+    .ChanPipeRegs(ChanPipeRegs)
   ) u_core (
     .clk_i                      (clk_i),
     .rst_ni                     (rst_ni),

@@ -23,13 +23,20 @@
 //   input  logic                       sat_i      0: overflow to Inf (IEEE), 1: saturate
 //   output logic [ExpBits+ManBits:0]   res_o      round(scale * sum)
 
+// PipeRegs (cvfpu's NumPipeRegs as the pattern): register stages before the result, as
+// lightnorm_round places them: 0 combinational; 1 a register between the scaling multiplier
+// and the rounder; 2 also one inside the rounder. They load when en_i is 1; operands
+// applied in cycle t give their result on res_o in cycle t + PipeRegs.
 module lightnorm_acc_round #(
   parameter int ExpBits    = 5,        // E: scale / result format exponent width (2..8)
   parameter int ManBits    = 4,        // M: scale / result format fraction width (1..23)
   parameter int AccWidth   = 55,       // accumulator width (two's complement)
   parameter int AccExpBits = ExpBits,  // element format of the accumulated values (the LSB
-  parameter int AccManBits = ManBits   // weight 2^(emin - AccManBits)): exponent, fraction
+  parameter int AccManBits = ManBits,  // weight 2^(emin - AccManBits)): exponent, fraction
+  parameter int PipeRegs = 0     // register stages (0..2), see above
 ) (
+  input  logic clk_i,   // pipeline registers (PipeRegs > 0)
+  input  logic en_i,    // pipeline advance
   input  logic signed [AccWidth-1:0] acc_i,
   input  logic [ExpBits+ManBits:0]   scale_i,
   input  logic                       acc_nan_i,
@@ -93,8 +100,11 @@ module lightnorm_acc_round #(
     .ExpBits (ExpBits),
     .ManBits (ManBits),
     .SigWidth(ProdW),
-    .ExpWidth(ExpWidth)
+    .ExpWidth(ExpWidth),
+    .PipeRegs(PipeRegs)
   ) u_round (
+    .clk_i   (clk_i),
+    .en_i    (en_i),
     .sign_i  (res_sign),
     .sig_i   (prod),
     .exp_i   (raw_exp),

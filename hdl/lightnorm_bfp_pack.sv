@@ -74,13 +74,28 @@ module lightnorm_bfp_pack #(
   logic signed [IntW-1:0] shared_e;  // E
 
   // ---- shared exponent: the maximum, bumped by a carry, clamped ----
+  // The maximum by a balanced tree of 2:1 compare-selects (log2 Lanes levels, heap order: node
+  // i has children 2i and 2i + 1, the lanes are the leaves PadLanes .. 2 PadLanes - 1) of
+  // max(Emin, lane exponent); a lane that is not enabled, finite and nonzero enters as Emin
+  // (the all-zero group's exponent and the lower clamp).
+  localparam int PadLanes = 1 << $clog2(Lanes);
+  logic [2*PadLanes*IntW-1:0] node;
   always_comb begin
-    e_max = EminB;  // also the all-zero group's exponent and the lower clamp
-    for (int k = 0; k < Lanes; k++) begin
-      if (nz[k] && ($signed(ex_flat[k*IntW +: IntW]) > e_max)) begin
-        e_max = $signed(ex_flat[k*IntW +: IntW]);
-      end
+    node = '0;
+    for (int k = 0; k < PadLanes; k++) begin
+      node[(PadLanes + k)*IntW +: IntW] =
+          (k < Lanes && nz[k % Lanes] && ($signed(ex_flat[(k % Lanes)*IntW +: IntW]) > EminB)) ?
+          ex_flat[(k % Lanes)*IntW +: IntW] : EminB;
     end
+    for (int i = PadLanes - 1; i >= 1; i--) begin
+      node[i*IntW +: IntW] =
+          ($signed(node[2*i*IntW +: IntW]) >= $signed(node[(2*i + 1)*IntW +: IntW])) ?
+          node[2*i*IntW +: IntW] : node[(2*i + 1)*IntW +: IntW];
+    end
+    e_max = $signed(node[IntW +: IntW]);  // the root (the only leaf when PadLanes = 1)
+  end
+
+  always_comb begin
     // R is monotonic: the largest magnitude carries iff some lane of exponent e_max does
     e_carry  = e_max + $signed({{(IntW - 1) {1'b0}}, |(carry & at_max)});
     shared_e = (e_carry > EmaxB) ? EmaxB : e_carry;

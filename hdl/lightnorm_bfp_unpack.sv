@@ -57,6 +57,8 @@ module lightnorm_bfp_unpack #(
       .SigWidth(BfpManBits),
       .ExpWidth(ExpWidth)
     ) u_round (
+      .clk_i   (1'b0),
+      .en_i    (1'b0),
       .sign_i  (sign_i[k]),
       .sig_i   (special ? '0 : mant),
       .exp_i   (raw_exp),

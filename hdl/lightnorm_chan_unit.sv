@@ -2,24 +2,27 @@
 //
 // lightnorm_chan_unit: the sequential per-channel floating-point unit of the LightNorm
 // core. It runs the per-channel steps of docs/spec.md one channel after the other, one
-// operator per cycle on one small set of units (an accumulator rounder, one adder, one
+// operator per step on one small set of units (an accumulator rounder, one adder, one
 // multiplier, the reciprocal and rsqrt tables in the statistics format, and one
-// multiplier, one adder and two converters in the running format):
-//   OP_FINALIZE (F2 rest, F3, F6), per channel K + 7 cycles:
+// multiplier, one adder, a narrowing converter and a widening one in the running format).
+// Every unit but the tables and the widening has PipeRegs register stages (lightnorm_round's
+// PipeRegs): a step holds its operands for 1 + PipeRegs cycles and writes its results in the
+// last one (the K range-accumulation steps take one cycle each). Below, "steps":
+//   OP_FINALIZE (F2 rest, F3, F6), per channel K + 7 steps:
 //     r_acc = sum_k max_k - sum_k min_k over the layer's K_n <= K chunks (K cycles, exact
 //     fixed point; the steps k >= K_n of a small layer add nothing), S = round(acc_x),
 //     mu = round(acc_x * inv_count), r = round(r_acc / K_n), sigma = r * C, t = sigma + eps,
 //     s = recip(t), a = gamma * s; running_mean = rm*keep + mu*mom,
 //     running_var = rv*keep + (sigma*sigma)*mom (running format, on the other units in
-//     the same cycles).
-//   OP_BWD_FINALIZE (B3), 5 cycles: d_beta, d_gamma, k_beta, k_gamma,
+//     the same steps).
+//   OP_BWD_FINALIZE (B3), 5 steps: d_beta, d_gamma, k_beta, k_gamma,
 //     corr = (a*d_gamma)*C/K_n (C/K_n: the host's range_const_per_chunk).
-//   OP_INFER_PREP (I1, I2), 5 cycles: mu = round(rm), v = round(rv), t = v + eps,
+//   OP_INFER_PREP (I1, I2), 5 steps: mu = round(rm), v = round(rv), t = v + eps,
 //     s = rsqrt(t), a = gamma * s.
 // With Variance = 1 (two-pass mean / variance statistics, docs/spec.md F2 variance):
-//   MEAN (after the core's OP_STATS pass), 2 cycles: S = round(acc_x), mu = round(acc_x *
+//   MEAN (after the core's OP_STATS pass), 2 steps: S = round(acc_x), mu = round(acc_x *
 //     inv_count).
-//   OP_FINALIZE (F2 rest, F3, F6), 5 cycles: var = round(acc_q * inv_count) (acc_q =
+//   OP_FINALIZE (F2 rest, F3, F6), 5 steps: var = round(acc_q * inv_count) (acc_q =
 //     sum (x - mu)^2, accumulator B), t = var + eps, s = rsqrt(t), a = gamma * s;
 //     running_mean = rm*keep + mu*mom, running_var = rv*keep + round(acc_q *
 //     inv_count_unbiased)*mom (the unbiased batch variance, read by the same accumulator
@@ -34,7 +37,7 @@
 // Reciprocal and rsqrt: the table units lightnorm_recip / lightnorm_rsqrt (one cycle) for
 // StatManBits <= lightnorm_pkg::TableMaxManBits, else the sequential units
 // lightnorm_recip_seq / lightnorm_rsqrt_seq: the step that uses one holds the sequencer until
-// its done_o, which adds StatManBits + 4 cycles per channel to OP_FINALIZE and OP_INFER_PREP.
+// its done_o, which makes that step StatManBits + 6 cycles long (more than 1 + PipeRegs).
 // The unit addresses the channel (chan_o) and chunk (chunk_o) whose operands it needs; the
 // core returns them combinationally from its register files and stores the results the
 // unit writes (at most one statistics-format and one running-format result per cycle).
@@ -55,6 +58,10 @@ module lightnorm_chan_unit #(
   // 0 exact accumulators (read by lightnorm_acc_round), 1 sequential ones (Variance = 1):
   // statistics-format values in acc_*_i[SW-1:0], read as round(acc * scale) by a multiplier
   parameter int Accumulation = 0,
+  // register stages of every shared unit (lightnorm_round's PipeRegs, 0..2): each step after
+  // the range accumulation holds its operands PipeRegs more cycles and writes its results in
+  // its last cycle (1 + PipeRegs cycles per step)
+  parameter int PipeRegs    = 1,
   // derived, do not override
   parameter int W           = 1 + ExpBits + ManBits,
   parameter int SW          = 1 + StatExpBits + StatManBits,
@@ -144,14 +151,22 @@ module lightnorm_chan_unit #(
   // (variance)
   logic                 in_racc;
   logic [StepW-1:0]     j;
-  // a step waiting for a sequential reciprocal / rsqrt unit holds the sequencer
-  logic                 hold;
+  // a step waiting for a sequential reciprocal / rsqrt unit or for the PipeRegs stages of the
+  // shared units holds the sequencer (its operands stay put, its results are written in its
+  // last cycle)
+  logic                 hold, seq_hold, lat_hold;
+  localparam int LatW = (PipeRegs > 0) ? $clog2(PipeRegs + 1) : 1;
+  logic [LatW-1:0]      lat_q;  // cycles of the current step so far (saturates at PipeRegs)
 
   assign last_step = (op_q == OpFin)  ? (step_q == LastFinStep) :
                      (op_q == OpMean) ? (step_q == LastMeanStep) : (step_q == LastShortStep);
   assign last_chan = ({1'b0, chan_q} == channels_i - 1'b1);
   assign in_racc   = (Variance == 0) && (op_q == OpFin) && (step_q < StepW'(NumChunks));
   assign j         = (Variance != 0) ? step_q : step_q - StepW'(NumChunks);
+
+  // the range accumulation (K steps) uses no pipelined unit: one cycle per step
+  assign lat_hold = busy_q && !in_racc && (32'(lat_q) < PipeRegs);
+  assign hold     = seq_hold || lat_hold;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
@@ -160,14 +175,20 @@ module lightnorm_chan_unit #(
       op_q   <= OpFin;
       step_q <= '0;
       chan_q <= '0;
+      lat_q  <= '0;
     end else begin
       done_q <= 1'b0;
+      if (lat_hold) begin
+        lat_q <= lat_q + 1'b1;
+      end
       if (start_i && !busy_q) begin
         busy_q <= 1'b1;
         op_q   <= op_i;
         step_q <= '0;
         chan_q <= '0;
+        lat_q  <= '0;
       end else if (busy_q && !hold) begin
+        lat_q <= '0;
         if (last_step) begin
           step_q <= '0;
           if (last_chan) begin
@@ -420,7 +441,7 @@ module lightnorm_chan_unit #(
           if (Variance != 0) begin
             unique case (step_q)
               StepW'(0): begin st_we_o = 1'b1; st_field_o = FVar; end
-              StepW'(2): begin st_we_o = !hold; st_field_o = FScale; st_data_o = rsq_res; end
+              StepW'(2): begin st_we_o = 1'b1; st_field_o = FScale; st_data_o = rsq_res; end
               StepW'(3): begin
                 st_we_o = 1'b1; st_field_o = FCoeff; st_data_o = sm_res;
                 rf_we_o = 1'b1; rf_field_o = 1'b0;
@@ -437,7 +458,7 @@ module lightnorm_chan_unit #(
                 st_we_o = 1'b1; st_field_o = FSigma; st_data_o = sm_res;
                 rf_we_o = 1'b1; rf_field_o = 1'b0;
               end
-              StepW'(5): begin st_we_o = !hold; st_field_o = FScale; st_data_o = rcp_res; end
+              StepW'(5): begin st_we_o = 1'b1; st_field_o = FScale; st_data_o = rcp_res; end
               StepW'(6): begin
                 st_we_o = 1'b1; st_field_o = FCoeff; st_data_o = sm_res;
                 rf_we_o = 1'b1; rf_field_o = 1'b1;
@@ -459,7 +480,7 @@ module lightnorm_chan_unit #(
         OpIPrep: begin
           unique case (step_q)
             StepW'(0): begin st_we_o = 1'b1; st_field_o = FMean; st_data_o = cv_r2s_res; end
-            StepW'(3): begin st_we_o = !hold; st_field_o = FScale; st_data_o = rsq_res; end
+            StepW'(3): begin st_we_o = 1'b1; st_field_o = FScale; st_data_o = rsq_res; end
             StepW'(4): begin st_we_o = 1'b1; st_field_o = FCoeff; st_data_o = sm_res; end
             default: ;
           endcase
@@ -469,6 +490,11 @@ module lightnorm_chan_unit #(
         end
         default: ;
       endcase
+    end
+    // a step writes in its last cycle only
+    if (hold) begin
+      st_we_o = 1'b0;
+      rf_we_o = 1'b0;
     end
   end
 
@@ -523,8 +549,10 @@ module lightnorm_chan_unit #(
   if (Accumulation == 0) begin : g_acc_exact
     lightnorm_acc_round #(
       .ExpBits(StatExpBits), .ManBits(StatManBits), .AccWidth(AccWidth), .AccExpBits(ExpBits),
-      .AccManBits(ManBits)
+      .AccManBits(ManBits), .PipeRegs(PipeRegs)
     ) u_acc_round (
+      .clk_i     (clk_i),
+      .en_i      (1'b1),
       .acc_i     (use_ar ? ar_acc : '0),
       .scale_i   (use_ar ? ar_scale : '0),
       .acc_nan_i (use_ar & ar_flags[2]),
@@ -536,7 +564,8 @@ module lightnorm_chan_unit #(
   end else begin : g_acc_seq
     // the sum is already a statistics-format value: round(acc * scale), one multiplication
     // (scale 1: the value itself, a NaN canonical); the flags are not used
-    lightnorm_fp_mul #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_acc_mul (
+    lightnorm_fp_mul #(.ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(PipeRegs)) u_acc_mul (
+      .clk_i(clk_i), .en_i(1'b1),
       .a_i(use_ar ? ar_acc[SW-1:0] : '0), .b_i(use_ar ? ar_scale : '0), .rnd_i(rnd_i),
       .sat_i(sat_i), .res_o(ar_res)
     );
@@ -544,18 +573,20 @@ module lightnorm_chan_unit #(
     assign unused_acc = ^{ar_flags, ar_acc};
   end
 
-  lightnorm_fp_mul #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_st_mul (
+  lightnorm_fp_mul #(.ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(PipeRegs)) u_st_mul (
+    .clk_i(clk_i), .en_i(1'b1),
     .a_i(use_sm ? sm_a : '0), .b_i(use_sm ? sm_b : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(sm_res)
   );
 
-  lightnorm_fp_add #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_st_add (
+  lightnorm_fp_add #(.ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(PipeRegs)) u_st_add (
+    .clk_i(clk_i), .en_i(1'b1),
     .a_i(use_sa ? sa_a : '0), .b_i(use_sa ? eps_i : '0), .sub_i(1'b0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(sa_res)
   );
 
   // Reciprocal (range FINALIZE only) and rsqrt: tables (combinational, done at once) or
   // sequential units (start at the first cycle of their step, done_o ends the hold).
   logic rcp_done, rsq_done;
-  assign hold = (use_rcp && !rcp_done) || (use_rsq && !rsq_done);
+  assign seq_hold = (use_rcp && !rcp_done) || (use_rsq && !rsq_done);
 
   if (SeqUnits == 0) begin : g_table_units
     assign rcp_done = 1'b1;
@@ -621,29 +652,37 @@ module lightnorm_chan_unit #(
 
   lightnorm_fp_convert #(
     .InExpBits(RunExpBits), .InManBits(RunManBits), .OutExpBits(StatExpBits),
-    .OutManBits(StatManBits)
+    .OutManBits(StatManBits), .PipeRegs(PipeRegs)
   ) u_cvt_r2s (
+    .clk_i(clk_i), .en_i(1'b1),
     .a_i(use_r2s ? cv_r2s_in : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(cv_r2s_res)
   );
 
-  // Widening (exact): overflow handling is left to the running-format operators.
-  lightnorm_fp_convert #(
+  // Widening (exact, no rounding: the running format holds every statistics-format value); it
+  // feeds the running-format multiplier in the same step, ahead of its pipeline registers.
+  lightnorm_fp_widen #(
     .InExpBits(StatExpBits), .InManBits(StatManBits), .OutExpBits(RunExpBits),
     .OutManBits(RunManBits)
   ) u_cvt_s2r (
-    .a_i(use_s2r ? cv_s2r_in : '0), .rnd_i(rnd_i), .sat_i(1'b0), .res_o(cv_s2r_res)
+    .a_i(use_s2r ? cv_s2r_in : '0), .res_o(cv_s2r_res)
   );
 
-  lightnorm_fp_mul #(.ExpBits(RunExpBits), .ManBits(RunManBits)) u_rf_mul (
+  lightnorm_fp_mul #(.ExpBits(RunExpBits), .ManBits(RunManBits), .PipeRegs(PipeRegs)) u_rf_mul (
+    .clk_i(clk_i), .en_i(1'b1),
     .a_i(use_rm ? rm_a : '0), .b_i(use_rm ? rm_b : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rm_res)
   );
 
-  lightnorm_fp_add #(.ExpBits(RunExpBits), .ManBits(RunManBits)) u_rf_add (
+  lightnorm_fp_add #(.ExpBits(RunExpBits), .ManBits(RunManBits), .PipeRegs(PipeRegs)) u_rf_add (
+    .clk_i(clk_i), .en_i(1'b1),
     .a_i(use_ra ? ra_a : '0), .b_i(use_ra ? ra_b : '0), .sub_i(1'b0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(ra_res)
   );
 
 `ifndef SYNTHESIS
   initial begin
+    if (PipeRegs < 0 || PipeRegs > 2)
+      $fatal(1, "lightnorm_chan_unit: PipeRegs %0d not in 0..2", PipeRegs);
+    if (RunExpBits < StatExpBits || RunManBits < StatManBits)
+      $fatal(1, "lightnorm_chan_unit: the running format must hold the statistics format");
     if (Variance != 0 && (RunExpBits != StatExpBits || RunManBits != StatManBits))
       $fatal(1, "lightnorm_chan_unit: Variance = 1 needs the running format = the statistics format");
   end

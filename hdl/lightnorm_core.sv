@@ -28,7 +28,7 @@
 // Two parameters turn the same core into the conventional batch-norm baseline
 // (bn_fp32_core: FP32, Variance = 1, Bfp = 0):
 //   Variance = 1: two-pass mean / variance statistics (spec F2 variance). OP_STATS gathers
-//     sum x only and ends with the per-channel S, mu (2 cycles per channel); the extra
+//     sum x only and ends with the per-channel S, mu (2 channel-unit steps per channel); the extra
 //     streaming command OP_VAR_SUMS (opcode 7, x in, no output) gathers sum (x - mu)^2;
 //     OP_FINALIZE computes var, s = rsqrt(var + eps), a and the running statistics (unbiased
 //     running variance). No chunk max / min storage; cfg_grad_mode_i is ignored (bn);
@@ -57,6 +57,8 @@ module lightnorm_core #(
   // per-channel sums: 0 exact (fixed point, AccWidth bits), 1 sequential in the statistics
   // format (one rounded addition per value, stream order; Variance = 1 only)
   parameter int Accumulation = 0,
+  // register stages of every unit of the per-channel unit (lightnorm_chan_unit PipeRegs, 0..2)
+  parameter int ChanPipeRegs = 1,
   // accumulator width: holds n * max_normal with LSB 2^(emin - ManBits), plus a sign bit
   parameter int AccWidth    = (1 << ExpBits) - 2 + ManBits + CountWidth + 1,
   // width of par_wdata_i / stat_rdata_o (derived, do not override)
@@ -717,7 +719,7 @@ module lightnorm_core #(
   lightnorm_chan_unit #(
     .ExpBits(ExpBits), .ManBits(ManBits), .StatExpBits(StatExpBits), .StatManBits(StatManBits),
     .RunExpBits(RunExpBits), .RunManBits(RunManBits), .NumChunks(NumChunks),
-    .AccWidth(AccW), .ChanWidth(ChanWidth), .Variance(Variance),
+    .AccWidth(AccW), .ChanWidth(ChanWidth), .Variance(Variance), .PipeRegs(ChanPipeRegs),
     .Accumulation(Accumulation)
   ) u_chan (
     .clk_i                   (clk_i),

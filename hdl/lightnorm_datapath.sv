@@ -88,6 +88,7 @@ module lightnorm_datapath #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
     .BExpBits(StatExpBits), .BManBits(StatManBits)
   ) u_sub_mu (
+    .clk_i(1'b0), .en_i(1'b0),
     .a_i(use_sub_mu ? x_i : '0), .b_i(use_sub_mu ? mean_i : '0), .sub_i(1'b1),
     .rnd_i(rnd_i), .sat_i(sat_i), .res_o(d2_d)
   );
@@ -95,6 +96,7 @@ module lightnorm_datapath #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
     .BExpBits(StatExpBits), .BManBits(StatManBits)
   ) u_sub_kb (
+    .clk_i(1'b0), .en_i(1'b0),
     .a_i(use_sub_kb ? dy_i : '0), .b_i(use_sub_kb ? kbeta_i : '0), .sub_i(1'b1),
     .rnd_i(rnd_i), .sat_i(sat_i), .res_o(e2_d)
   );
@@ -126,6 +128,7 @@ module lightnorm_datapath #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
     .BExpBits(StatExpBits), .BManBits(StatManBits)
   ) u_mul3 (
+    .clk_i(1'b0), .en_i(1'b0),
     .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? ((mode_i == ModeVar) ? d2_w : c3_i) : '0),
     .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(xh3_d)
@@ -168,6 +171,7 @@ module lightnorm_datapath #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
     .BExpBits(StatExpBits), .BManBits(StatManBits)
   ) u_mul4 (
+    .clk_i(1'b0), .en_i(1'b0),
     .a_i(use_mul4 ? m4a : '0), .b_i(use_mul4 ? m4b : '0), .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(m4_res)
   );
@@ -216,6 +220,7 @@ module lightnorm_datapath #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
     .BExpBits(StatExpBits), .BManBits(StatManBits)
   ) u_add5 (
+    .clk_i(1'b0), .en_i(1'b0),
     .a_i(use_add5 ? a5a : '0), .b_i(use_add5 ? a5b : '0), .sub_i(a5_sub), .rnd_i(rnd_i),
     .sat_i(sat_i), .res_o(a5_res)
   );
@@ -234,6 +239,7 @@ module lightnorm_datapath #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
     .BExpBits(StatExpBits), .BManBits(StatManBits)
   ) u_mul6 (
+    .clk_i(1'b0), .en_i(1'b0),
     .a_i(use_mul6 ? r5_q : '0), .b_i(use_mul6 ? coeff6_i : '0), .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(m6_res)
   );

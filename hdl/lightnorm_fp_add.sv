@@ -25,14 +25,21 @@
 //   input  logic                       sat_i  0: overflow to Inf (IEEE), 1: saturate
 //   output logic [ExpBits+ManBits:0]   res_o  round(a +- b)
 
+// PipeRegs (cvfpu's NumPipeRegs as the pattern): register stages before the result, as
+// lightnorm_round places them: 0 combinational; 1 a register between the aligned addition
+// and the rounder; 2 also one inside the rounder. They load when en_i is 1; operands
+// applied in cycle t give their result on res_o in cycle t + PipeRegs.
 module lightnorm_fp_add #(
   parameter int ExpBits  = 5,        // E: result exponent field width (2..8)
   parameter int ManBits  = 4,        // M: result fraction width (1..23)
   parameter int AExpBits = ExpBits,  // operand a exponent field width (2..8)
   parameter int AManBits = ManBits,  // operand a fraction width (1..23)
   parameter int BExpBits = ExpBits,  // operand b exponent field width (2..8)
-  parameter int BManBits = ManBits   // operand b fraction width (1..23)
+  parameter int BManBits = ManBits,  // operand b fraction width (1..23)
+  parameter int PipeRegs = 0     // register stages (0..2), see above
 ) (
+  input  logic clk_i,   // pipeline registers (PipeRegs > 0)
+  input  logic en_i,    // pipeline advance
   input  logic [AExpBits+AManBits:0] a_i,
   input  logic [BExpBits+BManBits:0] b_i,
   input  logic                       sub_i,
@@ -143,8 +150,11 @@ module lightnorm_fp_add #(
     .ExpBits (ExpBits),
     .ManBits (ManBits),
     .SigWidth(SumW),
-    .ExpWidth(ExpWidth)
+    .ExpWidth(ExpWidth),
+    .PipeRegs(PipeRegs)
   ) u_round (
+    .clk_i   (clk_i),
+    .en_i    (en_i),
     .sign_i  (res_sign),
     .sig_i   (sum),
     .exp_i   (raw_exp),

@@ -13,12 +13,19 @@
 //   input  logic                           sat_i  0: overflow to Inf (IEEE), 1: saturate
 //   output logic [OutExpBits+OutManBits:0] res_o  quantize(a) in the output format
 
+// PipeRegs (cvfpu's NumPipeRegs as the pattern): register stages before the result, as
+// lightnorm_round places them: 0 combinational; 1 a register between the unpacked input
+// and the rounder; 2 also one inside the rounder. They load when en_i is 1; operands
+// applied in cycle t give their result on res_o in cycle t + PipeRegs.
 module lightnorm_fp_convert #(
   parameter int InExpBits  = 8,   // input exponent field width (2..8)
   parameter int InManBits  = 23,  // input fraction width (1..23)
   parameter int OutExpBits = 5,   // output exponent field width (2..8)
-  parameter int OutManBits = 4    // output fraction width (1..23)
+  parameter int OutManBits = 4,  // output fraction width (1..23)
+  parameter int PipeRegs = 0     // register stages (0..2), see above
 ) (
+  input  logic clk_i,   // pipeline registers (PipeRegs > 0)
+  input  logic en_i,    // pipeline advance
   input  logic [InExpBits+InManBits:0]   a_i,
   input  logic                           rnd_i,
   input  logic                           sat_i,
@@ -52,8 +59,11 @@ module lightnorm_fp_convert #(
     .ExpBits (OutExpBits),
     .ManBits (OutManBits),
     .SigWidth(SigW),
-    .ExpWidth(ExpWidth)
+    .ExpWidth(ExpWidth),
+    .PipeRegs(PipeRegs)
   ) u_round (
+    .clk_i   (clk_i),
+    .en_i    (en_i),
     .sign_i  (sign),
     .sig_i   (sig),
     .exp_i   (raw_exp),

@@ -67,6 +67,8 @@ module lightnorm_recip #(
     .SigWidth(QW),
     .ExpWidth(ExpWidth)
   ) u_round (
+    .clk_i   (1'b0),
+    .en_i    (1'b0),
     .sign_i  (sign),
     .sig_i   (is_inf ? '0 : q),        // 1/Inf = 0 (signed)
     .exp_i   (raw_exp),

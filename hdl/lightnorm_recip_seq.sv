@@ -130,6 +130,8 @@ module lightnorm_recip_seq #(
     .SigWidth(QW),
     .ExpWidth(ExpWidth)
   ) u_round (
+    .clk_i   (1'b0),
+    .en_i    (1'b0),
     .sign_i  (sign_q),
     .sig_i   (inf_q ? '0 : quo_q),        // 1/Inf = 0 (signed)
     .exp_i   (exp_q),

@@ -10,9 +10,16 @@
 // is_nan_i gives the canonical NaN; is_inf_i gives +-Inf (+-max_normal when saturating).
 // Callers supply at least two bits of sig_i below the rounding position whenever sticky_i can
 // be 1 (then the round bit of the raw value is exact); with sticky_i = 1, sig_i must not be 0.
-// Purely combinational. Every other arithmetic block ends in this module.
+// Every other arithmetic block ends in this module. PipeRegs (cvfpu's NumPipeRegs as the
+// pattern) inserts register stages, loaded when en_i is 1: 0 purely combinational; 1 the
+// inputs are registered (a register between the operator that feeds the rounder and the
+// rounder); 2 also the normalized significand and exponent (between the leading-zero
+// normalizer and the denormalize / round / overflow logic). The result of inputs applied in
+// cycle t (en_i = 1) is on res_o in cycle t + PipeRegs; clk_i and en_i are unused at 0.
 //
 // Ports:
+//   input  logic                       clk_i      clock of the pipeline registers
+//   input  logic                       en_i       pipeline advance
 //   input  logic                       sign_i     sign of the raw value
 //   input  logic [SigWidth-1:0]        sig_i      unsigned raw significand (any alignment)
 //   input  logic signed [ExpWidth-1:0] exp_i      weight of sig_i's LSB: 2^exp_i
@@ -27,8 +34,11 @@ module lightnorm_round #(
   parameter int ExpBits  = 5,   // E: result exponent field width (2..8)
   parameter int ManBits  = 4,   // M: result fraction width (1..23)
   parameter int SigWidth = 12,  // width of the raw significand sig_i
-  parameter int ExpWidth = 8    // width of the signed raw exponent exp_i
+  parameter int ExpWidth = 8,   // width of the signed raw exponent exp_i
+  parameter int PipeRegs = 0    // register stages: 0, 1 (inputs), 2 (+ after normalization)
 ) (
+  input  logic                       clk_i,
+  input  logic                       en_i,
   input  logic                       sign_i,
   input  logic [SigWidth-1:0]        sig_i,
   input  logic signed [ExpWidth-1:0] exp_i,
@@ -85,11 +95,34 @@ module lightnorm_round #(
   logic                   overflow;
   logic [ExpBits+ManBits:0] max_normal, inf;
 
+  // ---- optional input register (PipeRegs >= 1) ----
+  // {sign, sticky, nan, inf, rnd, sat} travel with the value through every stage
+  localparam int FlW = 6;
+  logic [SigWidth-1:0]        sig_a;
+  logic signed [ExpWidth-1:0] exp_a;
+  logic [FlW-1:0]             fl_a, fl_b;
+
+  if (PipeRegs >= 1) begin : g_in_reg
+    always_ff @(posedge clk_i) begin
+      if (en_i) begin
+        sig_a <= sig_i;
+        exp_a <= exp_i;
+        fl_a  <= {sign_i, sticky_i, is_nan_i, is_inf_i, rnd_i, sat_i};
+      end
+    end
+  end else begin : g_in_wire
+    assign sig_a = sig_i;
+    assign exp_a = exp_i;
+    assign fl_a  = {sign_i, sticky_i, is_nan_i, is_inf_i, rnd_i, sat_i};
+  end
+
   // Normalize in LzSteps steps (widest first): shift out the top 2^k bits when all are zero.
   // The same shifter yields the count and the normalized significand (a short loop also
   // keeps event-driven simulators fast).
+  logic [SigWidth-1:0]    sig_norm_d;
+  logic signed [IntW-1:0] e_norm_d;
   always_comb begin
-    sig_pad = PadW'(sig_i) << (PadW - SigWidth);
+    sig_pad = PadW'(sig_a) << (PadW - SigWidth);
     lz_nz   = '0;
     for (int k = LzSteps - 1; k >= 0; k--) begin
       if ((sig_pad >> (PadW - (1 << k))) == '0) begin
@@ -97,13 +130,36 @@ module lightnorm_round #(
         lz_nz   = lz_nz | LzWidth'(1 << k);
       end
     end
-    lz       = (sig_i == '0) ? LzWidth'(SigWidth) : lz_nz;
-    sig_norm = sig_pad[PadW-1 -: SigWidth];
+    lz         = (sig_a == '0) ? LzWidth'(SigWidth) : lz_nz;
+    sig_norm_d = sig_pad[PadW-1 -: SigWidth];
+    exp_ext    = IntW'(exp_a);
+    e_norm_d   = exp_ext + TopS - $signed(IntW'(lz));
   end
 
+  // ---- optional normalized-value register (PipeRegs >= 2) ----
+  if (PipeRegs >= 2) begin : g_norm_reg
+    always_ff @(posedge clk_i) begin
+      if (en_i) begin
+        sig_norm <= sig_norm_d;
+        e_norm   <= e_norm_d;
+        fl_b     <= fl_a;
+      end
+    end
+  end else begin : g_norm_wire
+    assign sig_norm = sig_norm_d;
+    assign e_norm   = e_norm_d;
+    assign fl_b     = fl_a;
+  end
+
+  if (PipeRegs == 0) begin : g_no_clk
+    logic unused_clk;
+    assign unused_clk = ^{clk_i, en_i};
+  end
+
+  logic sign_b, sticky_b, nan_b, inf_b, rnd_b, sat_b;
+  assign {sign_b, sticky_b, nan_b, inf_b, rnd_b, sat_b} = fl_b;
+
   always_comb begin
-    exp_ext  = IntW'(exp_i);
-    e_norm   = exp_ext + TopS - $signed(IntW'(lz));
     under    = EminS - e_norm;
     if (under <= 0) begin
       dshift = '0;
@@ -115,8 +171,8 @@ module lightnorm_round #(
     ext       = {sig_norm, {MaxShift{1'b0}}} >> dshift;
     q         = ext[ExtW-1 -: ManBits+1];
     round_bit = ext[ExtW-ManBits-2];
-    sticky    = (|ext[ExtW-ManBits-3:0]) | sticky_i;
-    inc       = (rnd_i == lightnorm_pkg::RndRne) & round_bit & (sticky | q[0]);
+    sticky    = (|ext[ExtW-ManBits-3:0]) | sticky_b;
+    inc       = (rnd_b == lightnorm_pkg::RndRne) & round_bit & (sticky | q[0]);
     q_inc     = {1'b0, q} + {{(ManBits + 1) {1'b0}}, inc};
     carry     = q_inc[ManBits+1];
     q_fin     = carry ? q_inc[ManBits+1:1] : q_inc[ManBits:0];
@@ -128,19 +184,19 @@ module lightnorm_round #(
     field     = q_fin[ManBits] ? (e_fin[ExpBits-1:0] + BiasF) : '0;
   end
 
-  assign max_normal = {sign_i, {(ExpBits - 1) {1'b1}}, 1'b0, {ManBits{1'b1}}};
-  assign inf        = {sign_i, ExpOnes, {ManBits{1'b0}}};
+  assign max_normal = {sign_b, {(ExpBits - 1) {1'b1}}, 1'b0, {ManBits{1'b1}}};
+  assign inf        = {sign_b, ExpOnes, {ManBits{1'b0}}};
 
   always_comb begin
-    if (is_nan_i) begin
+    if (nan_b) begin
       res_o = QNaN;
-    end else if (is_inf_i) begin
-      res_o = (sat_i == lightnorm_pkg::OvfSat) ? max_normal : inf;
+    end else if (inf_b) begin
+      res_o = (sat_b == lightnorm_pkg::OvfSat) ? max_normal : inf;
     end else if (overflow) begin
-      res_o = ((sat_i == lightnorm_pkg::OvfSat) || (rnd_i == lightnorm_pkg::RndRtz)) ?
+      res_o = ((sat_b == lightnorm_pkg::OvfSat) || (rnd_b == lightnorm_pkg::RndRtz)) ?
               max_normal : inf;
     end else begin
-      res_o = {sign_i, field, q_fin[ManBits-1:0]};
+      res_o = {sign_b, field, q_fin[ManBits-1:0]};
     end
   end
 
@@ -151,6 +207,7 @@ module lightnorm_round #(
       $fatal(1, "lightnorm_round: ManBits %0d not in 1..23", ManBits);
     if (SigWidth < 1) $fatal(1, "lightnorm_round: SigWidth %0d < 1", SigWidth);
     if (ExpWidth < 2) $fatal(1, "lightnorm_round: ExpWidth %0d < 2", ExpWidth);
+    if (PipeRegs < 0 || PipeRegs > 2) $fatal(1, "lightnorm_round: PipeRegs %0d not in 0..2", PipeRegs);
   end
   // A sticky bit needs a nonzero significand (the raw value would be ill-defined otherwise).
   always @(*) begin

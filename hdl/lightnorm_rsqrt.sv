@@ -73,6 +73,8 @@ module lightnorm_rsqrt #(
     .SigWidth(QW),
     .ExpWidth(ExpWidth)
   ) u_round (
+    .clk_i   (1'b0),
+    .en_i    (1'b0),
     .sign_i  (1'b0),
     .sig_i   (is_pinf ? '0 : q),       // rsqrt(+Inf) = +0
     .exp_i   (raw_exp),

@@ -150,6 +150,8 @@ module lightnorm_rsqrt_seq #(
     .SigWidth(QW),
     .ExpWidth(ExpWidth)
   ) u_round (
+    .clk_i   (1'b0),
+    .en_i    (1'b0),
     .sign_i  (1'b0),
     .sig_i   (pinf_q ? '0 : q_q),           // rsqrt(+Inf) = +0
     .exp_i   (exp_q),

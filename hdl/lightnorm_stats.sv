@@ -204,6 +204,8 @@ module lightnorm_stats #(
         .ExpBits(StatExpBits), .ManBits(StatManBits), .AExpBits(StatExpBits),
         .AManBits(StatManBits), .BExpBits(ExpBits), .BManBits(ManBits)
       ) u_add_a (
+        .clk_i(1'b0),
+        .en_i (1'b0),
         .a_i  (acc_a_rd[l*AccWidth +: SW]),
         .b_i  (a_val_i[l*W +: W]),
         .sub_i(1'b0),
@@ -215,6 +217,8 @@ module lightnorm_stats #(
         .ExpBits(StatExpBits), .ManBits(StatManBits), .AExpBits(StatExpBits),
         .AManBits(StatManBits), .BExpBits(ExpBits), .BManBits(ManBits)
       ) u_add_b (
+        .clk_i(1'b0),
+        .en_i (1'b0),
         .a_i  (acc_b_rd[l*AccWidth +: SW]),
         .b_i  (b_val_i[l*W +: W]),
         .sub_i(1'b0),

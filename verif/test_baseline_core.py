@@ -188,23 +188,33 @@ if cocotb is not None and cocotb.is_simulation:
 # ---------------------------------------------------------------------------------------------
 # pytest entry points
 # ---------------------------------------------------------------------------------------------
-def _run(sim: str, testcase: str, extra_env: dict | None = None) -> None:
+def _run(
+    sim: str, testcase: str, extra_env: dict | None = None, params: dict | None = None
+) -> None:
     from lightnorm_tb.buildenv import verilator_make_fix
     from lightnorm_tb.layers import DESIGNS
     from lightnorm_tb.runner import run_cocotb
 
     toplevel, fixed = DESIGNS["baseline"]
-    env = {f"LN_PARAM_{k}": v for k, v in fixed.items()}
+    params = params or {}
+    env = {f"LN_PARAM_{k}": v for k, v in {**fixed, **params}.items()}
     env.update(extra_env or {})
     with verilator_make_fix(sim):
-        run_cocotb(toplevel, "test_baseline_core", {}, sim=sim, extra_env=env, testcase=testcase)
+        run_cocotb(
+            toplevel, "test_baseline_core", params, sim=sim, extra_env=env, testcase=testcase
+        )
 
 
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_baseline_core_smoke(sim: str) -> None:
-    """Training step + inference on two layers and the illegal configurations."""
+    """Training step + inference on two layers and the illegal configurations; on Icarus
+    with the per-channel unit's operators combinational (ChanPipeRegs = 0, one cycle per
+    step), on Verilator with the default register stage."""
     tests = "baseline_smoke,baseline_errors"
-    _run(sim, tests + ",baseline_context" if sim == "verilator" else tests)
+    if sim == "verilator":
+        _run(sim, tests + ",baseline_context")
+    else:
+        _run(sim, tests, params={"ChanPipeRegs": 0})
 
 
 @pytest.mark.skipif(

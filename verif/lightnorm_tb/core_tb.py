@@ -484,7 +484,7 @@ async def forward_stats(
     st, ln = layer.stall, layer.name
     fin_ideal = p.finalize_cycles(layer.channels)
     # variance: OP_STATS ends with S and mu per channel (2 cycles each)
-    stats_ideal = beats + PIPE_FILL["STATS"] + (2 * layer.channels if p.variance else 0)
+    stats_ideal = beats + PIPE_FILL["STATS"] + p.mean_cycles(layer.channels)
     vals = _value_fmt(p)
 
     r = await tb.command("STATS", exp.x_beats, stall=st, layer_name=ln, ideal=stats_ideal)
@@ -617,7 +617,7 @@ async def backward_step(
         ideal=beats + PIPE_FILL["BWD_SUMS"],
     )
     _expect_ok(sb, r, "B2", beats)
-    r = await tb.command("BWD_FINALIZE", layer_name=ln, ideal=layer.channels * 5)
+    r = await tb.command("BWD_FINALIZE", layer_name=ln, ideal=p.bwd_finalize_cycles(layer.channels))
     _expect_ok(sb, r, "B3", 0)
     if check_stats:
         await check_backward_stats(tb, sb, layer, exp)

@@ -75,6 +75,8 @@ class CoreParams:
     # statistics format (per-channel scalars); None: the element format (the HDL default)
     stat_exp_bits: int | None = None
     stat_man_bits: int | None = None
+    #: register stages of the per-channel unit's operators (1 + this many cycles per step)
+    chan_pipe_regs: int = 1
 
     #: field -> HDL parameter name
     HDL_NAMES: ClassVar[dict[str, str]] = {
@@ -93,6 +95,7 @@ class CoreParams:
         "accumulation": "Accumulation",
         "stat_exp_bits": "StatExpBits",
         "stat_man_bits": "StatManBits",
+        "chan_pipe_regs": "ChanPipeRegs",
     }
 
     def __post_init__(self) -> None:
@@ -155,14 +158,34 @@ class CoreParams:
         K_n < K chunks: LightNormConfig.chunk_count, docs/spec.md section 4)."""
         return 2
 
+    def chan_steps_cycles(self, steps: int, seq_step: bool = False) -> int:
+        """Cycles of `steps` per-channel unit steps of one channel: 1 + ChanPipeRegs each (the
+        operands held while the pipelined operators finish); a step on a sequential
+        reciprocal / rsqrt unit lasts 1 + its latency instead (longer than ChanPipeRegs)."""
+        per = 1 + self.chan_pipe_regs
+        extra = (
+            self.seq_extra_cycles - self.chan_pipe_regs if seq_step and self.seq_extra_cycles else 0
+        )
+        return steps * per + extra
+
     def finalize_cycles(self, channels: int) -> int:
-        """Ideal cycles of OP_FINALIZE (docs/hardware.md section 5)."""
-        per = 5 if self.variance else self.num_chunks + 7
-        return channels * (per + self.seq_extra_cycles)
+        """Ideal cycles of OP_FINALIZE (docs/hardware.md section 5): the range statistics'
+        K accumulation steps take one cycle each."""
+        racc = 0 if self.variance else self.num_chunks
+        steps = 5 if self.variance else 7
+        return channels * (racc + self.chan_steps_cycles(steps, seq_step=True))
 
     def infer_prep_cycles(self, channels: int) -> int:
         """Ideal cycles of OP_INFER_PREP."""
-        return channels * (5 + self.seq_extra_cycles)
+        return channels * self.chan_steps_cycles(5, seq_step=True)
+
+    def bwd_finalize_cycles(self, channels: int) -> int:
+        """Ideal cycles of OP_BWD_FINALIZE."""
+        return channels * self.chan_steps_cycles(5)
+
+    def mean_cycles(self, channels: int) -> int:
+        """Cycles of the per-channel S, mu epilogue of OP_STATS (variance statistics)."""
+        return channels * self.chan_steps_cycles(2) if self.variance else 0
 
     def groups(self, channels: int) -> int:
         return -(-channels // self.lanes)

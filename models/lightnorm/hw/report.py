@@ -273,22 +273,24 @@ TILE_CHANNELS = _CORE["MaxChannels"]
 _K = _CORE["NumChunks"]
 # Ideal cycles of each command of a training step (docs/hardware.md sections 5 and 9):
 # (op, beats per beat, cycles per channel, fixed cycles); `beats` = n * ceil(C / Lanes).
+_STEP = 1 + _CORE["ChanPipeRegs"]  # cycles of one per-channel unit step (operator registers)
+_SEQ = 28  # the baseline's sequential rsqrt step: 1 + its latency M + 4 (M = 23) + its start
 SCHEDULES = {
     "lightnorm_core": (  # range statistics, K chunks, table recip / rsqrt
         ("STATS", 1, 0, 2),
-        ("FINALIZE", 0, _K + 7, 0),
+        ("FINALIZE", 0, _K + 7 * _STEP, 0),
         ("NORM", 1, 0, 8),
         ("BWD_SUMS", 1, 0, 5),
-        ("BWD_FINALIZE", 0, 5, 0),
+        ("BWD_FINALIZE", 0, 5 * _STEP, 0),
         ("BWD_DX", 1, 0, 8),
     ),
-    "bn_fp32_core": (  # two-pass mean / variance, sequential rsqrt (M + 5 = 28 per channel)
-        ("STATS", 1, 2, 2),
+    "bn_fp32_core": (  # two-pass mean / variance, sequential rsqrt (one step of 1 + 28)
+        ("STATS", 1, 2 * _STEP, 2),
         ("VAR_SUMS", 1, 0, 5),
-        ("FINALIZE", 0, 5 + 28, 0),
+        ("FINALIZE", 0, 4 * _STEP + 1 + _SEQ, 0),
         ("NORM", 1, 0, 8),
         ("BWD_SUMS", 1, 0, 5),
-        ("BWD_FINALIZE", 0, 5, 0),
+        ("BWD_FINALIZE", 0, 5 * _STEP, 0),
         ("BWD_DX", 1, 0, 8),
     ),
 }
