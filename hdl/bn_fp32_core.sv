@@ -29,7 +29,11 @@ module bn_fp32_core #(
   parameter int MaxChannels = 64,  // largest C supported
   parameter int CountWidth  = 24,  // n = N*H*W must be < 2^CountWidth
   parameter int Accumulation = 1,  // 1 sequential FP32 sums (the baseline), 0 exact ones
-  parameter int ChanPipeRegs = 1,  // register stages of the per-channel unit's operators
+  // register stages of the per-channel unit's and of the lanes' operators: one each, enough
+  // for the clock its slowest block allows (the FP32 accumulators' one-cycle read-add-write,
+  // docs/hardware.md section 9); deeper ones would add flops without raising its fmax
+  parameter int ChanPipeRegs = 1,
+  parameter int DpPipeRegs  = 1,
   // fixed by the baseline (do not override)
   parameter int ExpBits     = 8,
   parameter int ManBits     = 23,
@@ -105,7 +109,8 @@ module bn_fp32_core #(
     .Variance   (Variance),
     .Bfp        (Bfp),
     .Accumulation(Accumulation),
-    .ChanPipeRegs(ChanPipeRegs)
+    .ChanPipeRegs(ChanPipeRegs),
+    .DpPipeRegs (DpPipeRegs)
   ) u_core (
     .clk_i                      (clk_i),
     .rst_ni                     (rst_ni),

@@ -1,6 +1,7 @@
 // LightNorm RTL sources in compile order, one per line, relative to this file (verilator -F).
 // Used by simulation (verif/lightnorm_tb/runner.py), lint and synthesis.
 lightnorm_pkg.sv
+lightnorm_delay.sv
 lightnorm_round.sv
 lightnorm_fp_unpack.sv
 lightnorm_fp_widen.sv

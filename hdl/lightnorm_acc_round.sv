@@ -25,15 +25,16 @@
 
 // PipeRegs (cvfpu's NumPipeRegs as the pattern): register stages before the result, as
 // lightnorm_round places them: 0 combinational; 1 a register between the scaling multiplier
-// and the rounder; 2 also one inside the rounder. They load when en_i is 1; operands
-// applied in cycle t give their result on res_o in cycle t + PipeRegs.
+// and the rounder; 2 also one inside the rounder; 3 also one after the accumulator's
+// magnitude |acc| (before the multiplier). They load when en_i is 1; operands applied in
+// cycle t give their result on res_o in cycle t + PipeRegs.
 module lightnorm_acc_round #(
   parameter int ExpBits    = 5,        // E: scale / result format exponent width (2..8)
   parameter int ManBits    = 4,        // M: scale / result format fraction width (1..23)
   parameter int AccWidth   = 55,       // accumulator width (two's complement)
   parameter int AccExpBits = ExpBits,  // element format of the accumulated values (the LSB
   parameter int AccManBits = ManBits,  // weight 2^(emin - AccManBits)): exponent, fraction
-  parameter int PipeRegs = 0     // register stages (0..2), see above
+  parameter int PipeRegs = 0     // register stages (0..3), see above
 ) (
   input  logic clk_i,   // pipeline registers (PipeRegs > 0)
   input  logic en_i,    // pipeline advance
@@ -69,14 +70,35 @@ module lightnorm_acc_round #(
   logic               is_nan, is_inf;
   logic               inf_in;
 
-  assign acc_neg  = acc_i[AccWidth-1];
-  assign acc_zero = (acc_i == '0);
-  // |acc|: the most negative value's magnitude 2^(AccWidth-1) still fits in AccWidth bits
-  assign acc_mag  = acc_neg ? AccWidth'(-acc_i) : AccWidth'(acc_i);
+  // rounder stages, and the register after |acc| (PipeRegs = 3)
+  localparam int RoundRegs = (PipeRegs > 2) ? 2 : PipeRegs;
+  logic                     acc_neg_d, acc_zero_d;
+  logic [AccWidth-1:0]      acc_mag_d;
+  logic [ExpBits+ManBits:0] scale;
+  logic                     acc_nan;
+  logic [1:0]               acc_inf;
+  logic                     rnd, sat;
 
-  assign s_sign  = scale_i[ExpBits+ManBits];
-  assign s_field = scale_i[ManBits +: ExpBits];
-  assign s_frac  = scale_i[ManBits-1:0];
+  assign acc_neg_d  = acc_i[AccWidth-1];
+  assign acc_zero_d = (acc_i == '0);
+  // |acc|: the most negative value's magnitude 2^(AccWidth-1) still fits in AccWidth bits
+  assign acc_mag_d  = acc_neg_d ? AccWidth'(-acc_i) : AccWidth'(acc_i);
+
+  if (PipeRegs > 2) begin : g_mag_reg
+    always_ff @(posedge clk_i) begin
+      if (en_i) begin
+        {acc_mag, acc_neg, acc_zero} <= {acc_mag_d, acc_neg_d, acc_zero_d};
+        {scale, acc_nan, acc_inf, rnd, sat} <= {scale_i, acc_nan_i, acc_inf_i, rnd_i, sat_i};
+      end
+    end
+  end else begin : g_mag_wire
+    assign {acc_mag, acc_neg, acc_zero} = {acc_mag_d, acc_neg_d, acc_zero_d};
+    assign {scale, acc_nan, acc_inf, rnd, sat} = {scale_i, acc_nan_i, acc_inf_i, rnd_i, sat_i};
+  end
+
+  assign s_sign  = scale[ExpBits+ManBits];
+  assign s_field = scale[ManBits +: ExpBits];
+  assign s_frac  = scale[ManBits-1:0];
   assign s_nan   = (s_field == ExpOnes) && (s_frac != '0);
   assign s_inf   = (s_field == ExpOnes) && (s_frac == '0);
   assign s_zero  = (s_field == '0) && (s_frac == '0);
@@ -85,12 +107,12 @@ module lightnorm_acc_round #(
     prod = ProdW'(acc_mag) * ProdW'({(s_field != '0), s_frac});
     raw_exp = $signed(ExpWidth'((s_field == '0) ? ExpBits'(1) : s_field))
             - ExpWidth'(Bias + ManBits + AccBias + AccManBits - 1);
-    inf_in = acc_inf_i[0] | acc_inf_i[1];
-    is_nan = acc_nan_i || (&acc_inf_i) || s_nan || (inf_in && s_zero)
+    inf_in = acc_inf[0] | acc_inf[1];
+    is_nan = acc_nan || (&acc_inf) || s_nan || (inf_in && s_zero)
           || (s_inf && acc_zero && !inf_in);
     is_inf = inf_in || s_inf;
     if (inf_in) begin
-      res_sign = acc_inf_i[1] ^ s_sign;
+      res_sign = acc_inf[1] ^ s_sign;
     end else begin
       res_sign = acc_neg ^ (s_sign & ~s_zero);
     end
@@ -101,7 +123,7 @@ module lightnorm_acc_round #(
     .ManBits (ManBits),
     .SigWidth(ProdW),
     .ExpWidth(ExpWidth),
-    .PipeRegs(PipeRegs)
+    .PipeRegs(RoundRegs)
   ) u_round (
     .clk_i   (clk_i),
     .en_i    (en_i),
@@ -111,8 +133,8 @@ module lightnorm_acc_round #(
     .sticky_i(1'b0),
     .is_nan_i(is_nan),
     .is_inf_i(is_inf),
-    .rnd_i   (rnd_i),
-    .sat_i   (sat_i),
+    .rnd_i   (rnd),
+    .sat_i   (sat),
     .res_o   (res_o)
   );
 

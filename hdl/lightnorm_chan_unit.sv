@@ -5,8 +5,8 @@
 // operator per step on one small set of units (an accumulator rounder, one adder, one
 // multiplier, the reciprocal and rsqrt tables in the statistics format, and one
 // multiplier, one adder, a narrowing converter and a widening one in the running format).
-// Every unit but the tables and the widening has PipeRegs register stages (lightnorm_round's
-// PipeRegs): a step holds its operands for 1 + PipeRegs cycles and writes its results in the
+// Every unit but the tables and the widening has PipeRegs register stages (the operators'
+// PipeRegs, 0..3): a step holds its operands for 1 + PipeRegs cycles and writes its results in the
 // last one (the K range-accumulation steps take one cycle each). Below, "steps":
 //   OP_FINALIZE (F2 rest, F3, F6), per channel K + 7 steps:
 //     r_acc = sum_k max_k - sum_k min_k over the layer's K_n <= K chunks (K cycles, exact
@@ -58,7 +58,7 @@ module lightnorm_chan_unit #(
   // 0 exact accumulators (read by lightnorm_acc_round), 1 sequential ones (Variance = 1):
   // statistics-format values in acc_*_i[SW-1:0], read as round(acc * scale) by a multiplier
   parameter int Accumulation = 0,
-  // register stages of every shared unit (lightnorm_round's PipeRegs, 0..2): each step after
+  // register stages of every shared unit (their PipeRegs, 0..3): each step after
   // the range accumulation holds its operands PipeRegs more cycles and writes its results in
   // its last cycle (1 + PipeRegs cycles per step)
   parameter int PipeRegs    = 1,
@@ -679,8 +679,8 @@ module lightnorm_chan_unit #(
 
 `ifndef SYNTHESIS
   initial begin
-    if (PipeRegs < 0 || PipeRegs > 2)
-      $fatal(1, "lightnorm_chan_unit: PipeRegs %0d not in 0..2", PipeRegs);
+    if (PipeRegs < 0 || PipeRegs > 3)
+      $fatal(1, "lightnorm_chan_unit: PipeRegs %0d not in 0..3", PipeRegs);
     if (RunExpBits < StatExpBits || RunManBits < StatManBits)
       $fatal(1, "lightnorm_chan_unit: the running format must hold the statistics format");
     if (Variance != 0 && (RunExpBits != StatExpBits || RunManBits != StatManBits))

@@ -57,8 +57,12 @@ module lightnorm_core #(
   // per-channel sums: 0 exact (fixed point, AccWidth bits), 1 sequential in the statistics
   // format (one rounded addition per value, stream order; Variance = 1 only)
   parameter int Accumulation = 0,
-  // register stages of every unit of the per-channel unit (lightnorm_chan_unit PipeRegs, 0..2)
-  parameter int ChanPipeRegs = 1,
+  // register stages of every unit of the per-channel unit (lightnorm_chan_unit PipeRegs, 0..3):
+  // each of its steps is 1 + ChanPipeRegs cycles long
+  parameter int ChanPipeRegs = 3,
+  // register stages inside every lane operator (lightnorm_datapath PipeRegs, 0..3): each lane
+  // stage S2..S6 is 1 + DpPipeRegs cycles long
+  parameter int DpPipeRegs  = 1,
   // accumulator width: holds n * max_normal with LSB 2^(emin - ManBits), plus a sign bit
   parameter int AccWidth    = (1 << ExpBits) - 2 + ManBits + CountWidth + 1,
   // width of par_wdata_i / stat_rdata_o (derived, do not override)
@@ -174,8 +178,17 @@ module lightnorm_core #(
   localparam logic [2:0] ModeDxBn = 3'd2;
   localparam logic [2:0] ModeDxRe = 3'd3;
   localparam logic [2:0] ModeVar  = 3'd4;
-  // pipeline stages S0..S6 carry a valid bit (S7 is the output register)
-  localparam int NumStages = 7;
+  // Pipeline stages carry a valid bit: S0 input, S1 unpacked, the lane stages (operators of
+  // 1 + DpPipeRegs cycles: stage k's operator takes its operands in stage OpIn(k) and its
+  // result register is OpIn(k + 1)), then the output register (not counted). With
+  // DpPipeRegs = 0: S0..S6 and the output register S7.
+  localparam int DpStage   = 1 + DpPipeRegs;
+  localparam int NumStages = 2 + 5 * DpStage;
+  // the stage that feeds lane stage k (2..7; 7: the last lane stage, feeding the packer)
+  function automatic int op_in(input int k);
+    op_in = 1 + (k - 2) * DpStage;
+  endfunction
+  localparam int SAccB = op_in(5);  // the S4 result register (p: accumulator B's input)
 
   typedef enum logic [1:0] {StIdle, StStream, StChan} state_e;
 
@@ -358,7 +371,7 @@ module lightnorm_core #(
   // ---------------------------------------------------------------------------------------
   logic [NumStages-1:0]    v_q;
   logic [NumStages*GW-1:0] g_q;       // channel group of each stage
-  logic [4:0]              pinit_q;   // S0..S4: first position of the pass
+  logic [SAccB:0]          pinit_q;   // S0..SAccB: first position of the pass
   logic [KW-1:0]           chunk0_q, chunk1_q;
   logic                    cinit0_q, cinit1_q;
   logic                    out_valid_q;
@@ -369,13 +382,14 @@ module lightnorm_core #(
   assign stream_done = in_done_q && (v_q == '0) && !out_valid_q;
 
   // Stages a beat of the current command still needs: OP_STATS ends at S1 (statistics RMW;
-  // its output comes from S0), OP_BWD_SUMS at S4 (accumulator B RMW), the others at S6.
+  // its output comes from S0), OP_BWD_SUMS and OP_VAR_SUMS at the S4 result register
+  // (accumulator B RMW), the others at the last lane stage.
   logic [NumStages-1:0] stage_mask;
   always_comb begin
     unique case (op_q)
-      OpStats:   stage_mask = NumStages'(7'b0000011);
-      OpBwdSums: stage_mask = NumStages'(7'b0011111);
-      OpVarSums: stage_mask = NumStages'(7'b0011111);
+      OpStats:   stage_mask = NumStages'(2'b11);
+      OpBwdSums: stage_mask = NumStages'((1 << (SAccB + 1)) - 1);
+      OpVarSums: stage_mask = NumStages'((1 << (SAccB + 1)) - 1);
       default:   stage_mask = '1;
     endcase
   end
@@ -393,7 +407,7 @@ module lightnorm_core #(
   always_ff @(posedge clk_i) begin
     if (adv) begin
       g_q      <= {g_q[(NumStages-1)*GW-1:0], grp_q};
-      pinit_q  <= {pinit_q[3:0], (pos_q == '0)};
+      pinit_q  <= {pinit_q[SAccB-1:0], (pos_q == '0)};
       chunk0_q <= chunk_q;
       chunk1_q <= chunk0_q;
       cinit0_q <= (cpos_q == '0);
@@ -405,13 +419,14 @@ module lightnorm_core #(
     stage_grp = gv[s*GW +: GW];
   endfunction
 
+  // g1..g5: the beat at the input of lane stage 2..6 (its operands); g6 at the packer
   logic [GW-1:0] g1, g2, g3, g4, g5, g6;
   assign g1 = stage_grp(g_q, 1);
-  assign g2 = stage_grp(g_q, 2);
-  assign g3 = stage_grp(g_q, 3);
-  assign g4 = stage_grp(g_q, 4);
-  assign g5 = stage_grp(g_q, 5);
-  assign g6 = stage_grp(g_q, 6);
+  assign g2 = stage_grp(g_q, op_in(3));
+  assign g3 = stage_grp(g_q, op_in(4));
+  assign g4 = stage_grp(g_q, op_in(5));
+  assign g5 = stage_grp(g_q, op_in(6));
+  assign g6 = stage_grp(g_q, op_in(7));
 
   // ---------------------------------------------------------------------------------------
   // S0: input register (raw BFP groups); S1: unpacked element values
@@ -566,9 +581,9 @@ module lightnorm_core #(
     .a_grp_i     (acc_a_on ? g1 : '0),
     .a_init_i    (pinit_q[1]),
     .a_val_i     (acc_a_val),
-    .b_we_i      (adv && v_q[4] && acc_b_on),
+    .b_we_i      (adv && v_q[SAccB] && acc_b_on),
     .b_grp_i     (acc_b_on ? g4 : '0),
-    .b_init_i    (pinit_q[4]),
+    .b_init_i    (pinit_q[SAccB]),
     .b_val_i     (acc_b_on ? p4 : '0),
     .c_we_i      (adv && v_q[1] && (op_q == OpStats) && (Variance == 0)),
     .m_we_i      (adv && v_q[1] && chunk_on && (op_q == OpBwdDx)),
@@ -627,7 +642,8 @@ module lightnorm_core #(
     assign is_min   = (mode == ModeDxRe) && is_min_w[l];
 
     lightnorm_datapath #(
-      .ExpBits(ExpBits), .ManBits(ManBits), .StatExpBits(StatExpBits), .StatManBits(StatManBits)
+      .ExpBits(ExpBits), .ManBits(ManBits), .StatExpBits(StatExpBits),
+      .StatManBits(StatManBits), .PipeRegs(DpPipeRegs)
     ) u_dp (
       .clk_i     (clk_i),
       .en_i      (adv),

@@ -17,6 +17,12 @@
 // All stages advance together on en_i (the core's global pipeline enable); the per-stage
 // operands (mu, k_beta, ...) are the values of the channel of the beat in the stage that
 // feeds them, selected by the core.
+// PipeRegs (cvfpu's NumPipeRegs as the pattern; the operators' placement, 0..3): register
+// stages inside every operator, so each of S2..S6 is 1 + PipeRegs cycles long; the values
+// that pass a stage beside its operator (dy, e, the arg flags, pass-through results) are
+// delayed as much (lightnorm_delay). The per-stage operands are consumed in the first cycle
+// of their stage: the core reads them for the beat at the operator's input. Stage k's result
+// register is then 1 + (k - 1) * (1 + PipeRegs) cycles after S0 (S4: p_o, S6: res_o).
 // Formats: elements (x, dy and every stage result) are FP(ExpBits, ManBits) (compute = grad
 // format); the per-channel operands (mu, k_beta, a, s, k_gamma, beta, corr) are
 // FP(StatExpBits, StatManBits) (statistics format, docs/spec.md section 12), which holds every
@@ -33,6 +39,7 @@ module lightnorm_datapath #(
   parameter int ManBits     = 4,        // element format fraction bits
   parameter int StatExpBits = ExpBits,  // statistics format exponent bits (>= ExpBits)
   parameter int StatManBits = ManBits,  // statistics format fraction bits (>= ManBits)
+  parameter int PipeRegs    = 0,        // register stages inside each stage's operator (0..3)
   // derived, do not override
   parameter int W           = 1 + ExpBits + ManBits,
   parameter int SW          = 1 + StatExpBits + StatManBits
@@ -86,28 +93,35 @@ module lightnorm_datapath #(
 
   lightnorm_fp_add #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
-    .BExpBits(StatExpBits), .BManBits(StatManBits)
+    .BExpBits(StatExpBits), .BManBits(StatManBits), .PipeRegs(PipeRegs)
   ) u_sub_mu (
-    .clk_i(1'b0), .en_i(1'b0),
+    .clk_i(clk_i), .en_i(en),
     .a_i(use_sub_mu ? x_i : '0), .b_i(use_sub_mu ? mean_i : '0), .sub_i(1'b1),
     .rnd_i(rnd_i), .sat_i(sat_i), .res_o(d2_d)
   );
   lightnorm_fp_add #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
-    .BExpBits(StatExpBits), .BManBits(StatManBits)
+    .BExpBits(StatExpBits), .BManBits(StatManBits), .PipeRegs(PipeRegs)
   ) u_sub_kb (
-    .clk_i(1'b0), .en_i(1'b0),
+    .clk_i(clk_i), .en_i(en),
     .a_i(use_sub_kb ? dy_i : '0), .b_i(use_sub_kb ? kbeta_i : '0), .sub_i(1'b1),
     .rnd_i(rnd_i), .sat_i(sat_i), .res_o(e2_d)
+  );
+
+  // beside the S2 operators: dy and the arg flags
+  logic [W-1:0] dy1_p;
+  logic         max1_p, min1_p;
+  lightnorm_delay #(.Width(W + 2), .Depth(PipeRegs)) u_dly2 (
+    .clk_i(clk_i), .en_i(en), .d_i({dy_i, is_max_i, is_min_i}), .q_o({dy1_p, max1_p, min1_p})
   );
 
   always_ff @(posedge clk_i) begin
     if (en) begin
       d2_q   <= d2_d;
       e2_q   <= e2_d;
-      dy2_q  <= dy_i;
-      max2_q <= is_max_i;
-      min2_q <= is_min_i;
+      dy2_q  <= dy1_p;
+      max2_q <= max1_p;
+      min2_q <= min1_p;
     end
   end
 
@@ -126,21 +140,28 @@ module lightnorm_datapath #(
 
   lightnorm_fp_mul #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
-    .BExpBits(StatExpBits), .BManBits(StatManBits)
+    .BExpBits(StatExpBits), .BManBits(StatManBits), .PipeRegs(PipeRegs)
   ) u_mul3 (
-    .clk_i(1'b0), .en_i(1'b0),
+    .clk_i(clk_i), .en_i(en),
     .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? ((mode_i == ModeVar) ? d2_w : c3_i) : '0),
     .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(xh3_d)
   );
 
+  logic [W-1:0] e2_p, dy2_p;
+  logic         max2_p, min2_p;
+  lightnorm_delay #(.Width(2 * W + 2), .Depth(PipeRegs)) u_dly3 (
+    .clk_i(clk_i), .en_i(en), .d_i({e2_q, dy2_q, max2_q, min2_q}),
+    .q_o({e2_p, dy2_p, max2_p, min2_p})
+  );
+
   always_ff @(posedge clk_i) begin
     if (en) begin
       xh3_q  <= xh3_d;
-      e3_q   <= e2_q;
-      dy3_q  <= dy2_q;
-      max3_q <= max2_q;
-      min3_q <= min2_q;
+      e3_q   <= e2_p;
+      dy3_q  <= dy2_p;
+      max3_q <= max2_p;
+      min3_q <= min2_p;
     end
   end
 
@@ -169,19 +190,26 @@ module lightnorm_datapath #(
 
   lightnorm_fp_mul #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
-    .BExpBits(StatExpBits), .BManBits(StatManBits)
+    .BExpBits(StatExpBits), .BManBits(StatManBits), .PipeRegs(PipeRegs)
   ) u_mul4 (
-    .clk_i(1'b0), .en_i(1'b0),
+    .clk_i(clk_i), .en_i(en),
     .a_i(use_mul4 ? m4a : '0), .b_i(use_mul4 ? m4b : '0), .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(m4_res)
   );
 
+  logic [W-1:0] xh3_p, e3_p;
+  logic         max3_p, min3_p;
+  lightnorm_delay #(.Width(2 * W + 2), .Depth(PipeRegs)) u_dly4 (
+    .clk_i(clk_i), .en_i(en), .d_i({xh3_q, e3_q, max3_q, min3_q}),
+    .q_o({xh3_p, e3_p, max3_p, min3_p})
+  );
+
   always_ff @(posedge clk_i) begin
     if (en) begin
-      m4_q   <= (mode_i == ModeNorm || mode_i == ModeVar) ? xh3_q : m4_res;
-      e4_q   <= e3_q;
-      max4_q <= max3_q;
-      min4_q <= min3_q;
+      m4_q   <= (mode_i == ModeNorm || mode_i == ModeVar) ? xh3_p : m4_res;
+      e4_q   <= e3_p;
+      max4_q <= max3_p;
+      min4_q <= min3_p;
     end
   end
 
@@ -218,16 +246,22 @@ module lightnorm_datapath #(
 
   lightnorm_fp_add #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
-    .BExpBits(StatExpBits), .BManBits(StatManBits)
+    .BExpBits(StatExpBits), .BManBits(StatManBits), .PipeRegs(PipeRegs)
   ) u_add5 (
-    .clk_i(1'b0), .en_i(1'b0),
+    .clk_i(clk_i), .en_i(en),
     .a_i(use_add5 ? a5a : '0), .b_i(use_add5 ? a5b : '0), .sub_i(a5_sub), .rnd_i(rnd_i),
     .sat_i(sat_i), .res_o(a5_res)
   );
 
+  logic [W-1:0] m4_p;
+  logic         a5_pass_p;
+  lightnorm_delay #(.Width(W + 1), .Depth(PipeRegs)) u_dly5 (
+    .clk_i(clk_i), .en_i(en), .d_i({m4_q, a5_pass}), .q_o({m4_p, a5_pass_p})
+  );
+
   always_ff @(posedge clk_i) begin
     if (en) begin
-      r5_q <= a5_pass ? m4_q : a5_res;
+      r5_q <= a5_pass_p ? m4_p : a5_res;
     end
   end
 
@@ -237,16 +271,21 @@ module lightnorm_datapath #(
 
   lightnorm_fp_mul #(
     .ExpBits(ExpBits), .ManBits(ManBits), .AExpBits(ExpBits), .AManBits(ManBits),
-    .BExpBits(StatExpBits), .BManBits(StatManBits)
+    .BExpBits(StatExpBits), .BManBits(StatManBits), .PipeRegs(PipeRegs)
   ) u_mul6 (
-    .clk_i(1'b0), .en_i(1'b0),
+    .clk_i(clk_i), .en_i(en),
     .a_i(use_mul6 ? r5_q : '0), .b_i(use_mul6 ? coeff6_i : '0), .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(m6_res)
   );
 
+  logic [W-1:0] r5_p;
+  lightnorm_delay #(.Width(W), .Depth(PipeRegs)) u_dly6 (
+    .clk_i(clk_i), .en_i(en), .d_i(r5_q), .q_o(r5_p)
+  );
+
   always_ff @(posedge clk_i) begin
     if (en) begin
-      r6_q <= (mode_i == ModeDxBn) ? m6_res : r5_q;
+      r6_q <= (mode_i == ModeDxBn) ? m6_res : r5_p;
     end
   end
 

@@ -27,8 +27,9 @@
 
 // PipeRegs (cvfpu's NumPipeRegs as the pattern): register stages before the result, as
 // lightnorm_round places them: 0 combinational; 1 a register between the aligned addition
-// and the rounder; 2 also one inside the rounder. They load when en_i is 1; operands
-// applied in cycle t give their result on res_o in cycle t + PipeRegs.
+// and the rounder; 2 also one inside the rounder; 3 also one after the alignment (before
+// the addition). They load when en_i is 1; operands applied in cycle t give their result on
+// res_o in cycle t + PipeRegs.
 module lightnorm_fp_add #(
   parameter int ExpBits  = 5,        // E: result exponent field width (2..8)
   parameter int ManBits  = 4,        // M: result fraction width (1..23)
@@ -36,7 +37,7 @@ module lightnorm_fp_add #(
   parameter int AManBits = ManBits,  // operand a fraction width (1..23)
   parameter int BExpBits = ExpBits,  // operand b exponent field width (2..8)
   parameter int BManBits = ManBits,  // operand b fraction width (1..23)
-  parameter int PipeRegs = 0     // register stages (0..2), see above
+  parameter int PipeRegs = 0     // register stages (0..3), see above
 ) (
   input  logic clk_i,   // pipeline registers (PipeRegs > 0)
   input  logic en_i,    // pipeline advance
@@ -114,6 +115,19 @@ module lightnorm_fp_add #(
   logic               res_sign;
   logic               is_nan, is_inf;
 
+  // rounder stages, and the register after the alignment (PipeRegs = 3)
+  localparam int RoundRegs = (PipeRegs > 2) ? 2 : PipeRegs;
+  // aligned operands and everything the addition and the rounder need from them
+  localparam int AlW = 2 * WinW + 1 + 1 + 1 + 1 + ExpWidth + 3 + 2;
+  logic [WinW-1:0]            x_win_a, y_win_a;
+  logic                       y_sticky_a, eff_sub_a, sx_a, sy_a;
+  logic signed [ExpWidth-1:0] raw_exp_a;
+  logic                       is_nan_a, is_inf_a, inf_sign_a;
+  logic                       rnd, sat;
+  logic [ExpWidth-1:0]        raw_exp_d;
+  logic                       is_nan_d, is_inf_d;
+  logic [AlW-1:0]             al_d, al_q;
+
   always_comb begin
     swap = {fb, mb} > {fa, ma};
     sx = swap ? sb : sa;
@@ -129,21 +143,41 @@ module lightnorm_fp_add #(
     y_win = y_ext[WinW+MaxShift-1 -: WinW];
     y_sticky = |y_ext[MaxShift-1:0];
     eff_sub = sx ^ sy;
-    if (eff_sub) begin
+    // value = sum * 2^(ex - Bias - MW - GuardBits)
+    raw_exp_d = ExpWidth'($signed(ExpWidth'(ex)) - ExpWidth'(Bias + MW + GuardBits));
+    is_nan_d = a_nan || b_nan || (a_inf && b_inf && (sa != sb));
+    is_inf_d = a_inf || b_inf;
+  end
+
+  assign al_d = {x_win, y_win, y_sticky, eff_sub, sx, sy, raw_exp_d, is_nan_d, is_inf_d,
+                 a_inf ? sa : sb, rnd_i, sat_i};
+  if (PipeRegs > 2) begin : g_align_reg
+    always_ff @(posedge clk_i) begin
+      if (en_i) begin
+        al_q <= al_d;
+      end
+    end
+  end else begin : g_align_wire
+    assign al_q = al_d;
+  end
+  assign {x_win_a, y_win_a, y_sticky_a, eff_sub_a, sx_a, sy_a, raw_exp_a, is_nan_a, is_inf_a,
+          inf_sign_a, rnd, sat} = al_q;
+
+  always_comb begin
+    if (eff_sub_a) begin
       // x >= y in magnitude, so the difference is >= 0; with a sticky remainder the exact
       // difference lies strictly between sum and sum + 1 (in window units).
-      sum = {1'b0, x_win} - {1'b0, y_win} - {{(SumW - 1) {1'b0}}, y_sticky};
+      sum = {1'b0, x_win_a} - {1'b0, y_win_a} - {{(SumW - 1) {1'b0}}, y_sticky_a};
     end else begin
-      sum = {1'b0, x_win} + {1'b0, y_win};
+      sum = {1'b0, x_win_a} + {1'b0, y_win_a};
     end
-    // value = sum * 2^(ex - Bias - MW - GuardBits)
-    raw_exp = $signed(ExpWidth'(ex)) - ExpWidth'(Bias + MW + GuardBits);
-    // an exact zero (sum == 0, no sticky) is +0 unless both addends are -0
-    res_sign = ((sum == '0) && !y_sticky) ? (sx & sy) : sx;
-    is_nan = a_nan || b_nan || (a_inf && b_inf && (sa != sb));
-    is_inf = a_inf || b_inf;
-    if (a_inf) res_sign = sa;
-    else if (b_inf) res_sign = sb;
+    raw_exp = raw_exp_a;
+    is_nan  = is_nan_a;
+    is_inf  = is_inf_a;
+    // an exact zero (sum == 0, no sticky) is +0 unless both addends are -0; an infinite
+    // result takes the sign of the infinite addend (a's when both are)
+    res_sign = ((sum == '0) && !y_sticky_a) ? (sx_a & sy_a) : sx_a;
+    if (is_inf_a) res_sign = inf_sign_a;
   end
 
   lightnorm_round #(
@@ -151,18 +185,18 @@ module lightnorm_fp_add #(
     .ManBits (ManBits),
     .SigWidth(SumW),
     .ExpWidth(ExpWidth),
-    .PipeRegs(PipeRegs)
+    .PipeRegs(RoundRegs)
   ) u_round (
     .clk_i   (clk_i),
     .en_i    (en_i),
     .sign_i  (res_sign),
     .sig_i   (sum),
     .exp_i   (raw_exp),
-    .sticky_i(y_sticky),
+    .sticky_i(y_sticky_a),
     .is_nan_i(is_nan),
     .is_inf_i(is_inf),
-    .rnd_i   (rnd_i),
-    .sat_i   (sat_i),
+    .rnd_i   (rnd),
+    .sat_i   (sat),
     .res_o   (res_o)
   );
 

@@ -15,14 +15,14 @@
 
 // PipeRegs (cvfpu's NumPipeRegs as the pattern): register stages before the result, as
 // lightnorm_round places them: 0 combinational; 1 a register between the unpacked input
-// and the rounder; 2 also one inside the rounder. They load when en_i is 1; operands
-// applied in cycle t give their result on res_o in cycle t + PipeRegs.
+// and the rounder; 2 also one inside the rounder; 3 also one at the input. They load when
+// en_i is 1; operands applied in cycle t give their result on res_o in cycle t + PipeRegs.
 module lightnorm_fp_convert #(
   parameter int InExpBits  = 8,   // input exponent field width (2..8)
   parameter int InManBits  = 23,  // input fraction width (1..23)
   parameter int OutExpBits = 5,   // output exponent field width (2..8)
   parameter int OutManBits = 4,  // output fraction width (1..23)
-  parameter int PipeRegs = 0     // register stages (0..2), see above
+  parameter int PipeRegs = 0     // register stages (0..3), see above
 ) (
   input  logic clk_i,   // pipeline registers (PipeRegs > 0)
   input  logic en_i,    // pipeline advance
@@ -46,9 +46,23 @@ module lightnorm_fp_convert #(
   logic signed [ExpWidth-1:0] raw_exp;
   logic                 is_nan, is_inf;
 
-  assign sign    = a_i[InExpBits+InManBits];
-  assign field   = a_i[InManBits +: InExpBits];
-  assign frac    = a_i[InManBits-1:0];
+  // rounder stages, and the input register (PipeRegs = 3)
+  localparam int RoundRegs = (PipeRegs > 2) ? 2 : PipeRegs;
+  logic [InExpBits+InManBits:0] a;
+  logic                         rnd, sat;
+  if (PipeRegs > 2) begin : g_in_reg
+    always_ff @(posedge clk_i) begin
+      if (en_i) begin
+        {a, rnd, sat} <= {a_i, rnd_i, sat_i};
+      end
+    end
+  end else begin : g_in_wire
+    assign {a, rnd, sat} = {a_i, rnd_i, sat_i};
+  end
+
+  assign sign    = a[InExpBits+InManBits];
+  assign field   = a[InManBits +: InExpBits];
+  assign frac    = a[InManBits-1:0];
   assign sig     = {(field != '0), frac};
   assign raw_exp = $signed(ExpWidth'((field == '0) ? InExpBits'(1) : field))
                  - ExpWidth'(InBias + InManBits);
@@ -60,7 +74,7 @@ module lightnorm_fp_convert #(
     .ManBits (OutManBits),
     .SigWidth(SigW),
     .ExpWidth(ExpWidth),
-    .PipeRegs(PipeRegs)
+    .PipeRegs(RoundRegs)
   ) u_round (
     .clk_i   (clk_i),
     .en_i    (en_i),
@@ -70,8 +84,8 @@ module lightnorm_fp_convert #(
     .sticky_i(1'b0),
     .is_nan_i(is_nan),
     .is_inf_i(is_inf),
-    .rnd_i   (rnd_i),
-    .sat_i   (sat_i),
+    .rnd_i   (rnd),
+    .sat_i   (sat),
     .res_o   (res_o)
   );
 

@@ -19,8 +19,9 @@
 
 // PipeRegs (cvfpu's NumPipeRegs as the pattern): register stages before the result, as
 // lightnorm_round places them: 0 combinational; 1 a register between the multiplier
-// and the rounder; 2 also one inside the rounder. They load when en_i is 1; operands
-// applied in cycle t give their result on res_o in cycle t + PipeRegs.
+// and the rounder; 2 also one inside the rounder; 3 also one inside the multiplier (the two
+// halves of the significand product, added in the next cycle). They load when en_i is 1;
+// operands applied in cycle t give their result on res_o in cycle t + PipeRegs.
 module lightnorm_fp_mul #(
   parameter int ExpBits  = 5,        // E: result exponent field width (2..8)
   parameter int ManBits  = 4,        // M: result fraction width (1..23)
@@ -28,7 +29,7 @@ module lightnorm_fp_mul #(
   parameter int AManBits = ManBits,  // operand a fraction width (1..23)
   parameter int BExpBits = ExpBits,  // operand b exponent field width (2..8)
   parameter int BManBits = ManBits,  // operand b fraction width (1..23)
-  parameter int PipeRegs = 0     // register stages (0..2), see above
+  parameter int PipeRegs = 0     // register stages (0..3), see above
 ) (
   input  logic clk_i,   // pipeline registers (PipeRegs > 0)
   input  logic en_i,    // pipeline advance
@@ -76,16 +77,46 @@ module lightnorm_fp_mul #(
   assign a_zero = (fa == '0) && (ma == '0);
   assign b_zero = (fb == '0) && (mb == '0);
 
+  // rounder stages, and the multiplier's own register (PipeRegs = 3)
+  localparam int RoundRegs = (PipeRegs > 2) ? 2 : PipeRegs;
+  localparam int HalfW = (BManBits + 1) / 2;  // low part of sigb
+  logic signed [ExpWidth-1:0] raw_exp_d;
+  logic                       is_nan_d, is_inf_d;
+  logic [ProdW-1:0]           pp_lo_d, pp_hi_d, pp_lo, pp_hi;
+  logic                       sign, rnd, sat;
+
   always_comb begin
     siga = {(fa != '0), ma};
     sigb = {(fb != '0), mb};
-    prod = ProdW'(siga) * ProdW'(sigb);
+    // the product as two partial products: siga * sigb = pp_lo + pp_hi * 2^HalfW
+    pp_lo_d = ProdW'(siga) * ProdW'(sigb[HalfW-1:0]);
+    pp_hi_d = ProdW'(siga) * ProdW'(sigb >> HalfW);
     // value = prod * 2^(max(fa,1) + max(fb,1) - (ABias + AManBits) - (BBias + BManBits))
-    raw_exp = $signed(ExpWidth'((fa == '0) ? AExpBits'(1) : fa))
-            + $signed(ExpWidth'((fb == '0) ? BExpBits'(1) : fb))
-            - ExpWidth'(ABias + AManBits + BBias + BManBits);
-    is_nan = a_nan || b_nan || (a_inf && b_zero) || (b_inf && a_zero);
-    is_inf = a_inf || b_inf;
+    raw_exp_d = $signed(ExpWidth'((fa == '0) ? AExpBits'(1) : fa))
+              + $signed(ExpWidth'((fb == '0) ? BExpBits'(1) : fb))
+              - ExpWidth'(ABias + AManBits + BBias + BManBits);
+    is_nan_d = a_nan || b_nan || (a_inf && b_zero) || (b_inf && a_zero);
+    is_inf_d = a_inf || b_inf;
+  end
+
+  if (PipeRegs > 2) begin : g_pp_reg
+    always_ff @(posedge clk_i) begin
+      if (en_i) begin
+        pp_lo   <= pp_lo_d;
+        pp_hi   <= pp_hi_d;
+        raw_exp <= raw_exp_d;
+        {sign, is_nan, is_inf, rnd, sat} <= {sa ^ sb, is_nan_d, is_inf_d, rnd_i, sat_i};
+      end
+    end
+    assign prod = pp_lo + (pp_hi << HalfW);
+  end else begin : g_pp_wire
+    assign pp_lo   = pp_lo_d;
+    assign pp_hi   = pp_hi_d;
+    assign raw_exp = raw_exp_d;
+    assign {sign, is_nan, is_inf, rnd, sat} = {sa ^ sb, is_nan_d, is_inf_d, rnd_i, sat_i};
+    assign prod    = ProdW'(siga) * ProdW'(sigb);  // (pp_lo, pp_hi unused)
+    logic unused_pp;
+    assign unused_pp = ^{pp_lo, pp_hi};
   end
 
   lightnorm_round #(
@@ -93,18 +124,18 @@ module lightnorm_fp_mul #(
     .ManBits (ManBits),
     .SigWidth(ProdW),
     .ExpWidth(ExpWidth),
-    .PipeRegs(PipeRegs)
+    .PipeRegs(RoundRegs)
   ) u_round (
     .clk_i   (clk_i),
     .en_i    (en_i),
-    .sign_i  (sa ^ sb),
+    .sign_i  (sign),
     .sig_i   (prod),
     .exp_i   (raw_exp),
     .sticky_i(1'b0),
     .is_nan_i(is_nan),
     .is_inf_i(is_inf),
-    .rnd_i   (rnd_i),
-    .sat_i   (sat_i),
+    .rnd_i   (rnd),
+    .sat_i   (sat),
     .res_o   (res_o)
   );
 

@@ -207,7 +207,8 @@ module lightnorm_round #(
       $fatal(1, "lightnorm_round: ManBits %0d not in 1..23", ManBits);
     if (SigWidth < 1) $fatal(1, "lightnorm_round: SigWidth %0d < 1", SigWidth);
     if (ExpWidth < 2) $fatal(1, "lightnorm_round: ExpWidth %0d < 2", ExpWidth);
-    if (PipeRegs < 0 || PipeRegs > 2) $fatal(1, "lightnorm_round: PipeRegs %0d not in 0..2", PipeRegs);
+    if (PipeRegs < 0 || PipeRegs > 2)
+      $fatal(1, "lightnorm_round: PipeRegs %0d not in 0..2", PipeRegs);
   end
   // A sticky bit needs a nonzero significand (the raw value would be ill-defined otherwise).
   always @(*) begin

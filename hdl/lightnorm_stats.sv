@@ -125,23 +125,58 @@ module lightnorm_stats #(
   logic [Lanes*AccWidth-1:0] acc_b_q [MaxGroups];
   logic [Lanes*AccWidth-1:0] acc_a_d, acc_b_d, acc_a_rd, acc_b_rd;
   logic [Lanes*3-1:0]        f_fl_a_w, f_fl_b_w;
+  // the update that writes this cycle (exact: the beat of the previous cycle, see g_exact)
+  logic                      a_we, b_we;
+  logic [GW-1:0]             a_grp, b_grp;
 
-  assign acc_a_rd = acc_a_q[a_grp_i];
-  assign acc_b_rd = acc_b_q[b_grp_i];
+  assign acc_a_rd = acc_a_q[a_grp];
+  assign acc_b_rd = acc_b_q[b_grp];
 
   always_ff @(posedge clk_i) begin
-    if (a_we_i) acc_a_q[a_grp_i] <= acc_a_d;
-    if (b_we_i) acc_b_q[b_grp_i] <= acc_b_d;
+    if (a_we) acc_a_q[a_grp] <= acc_a_d;
+    if (b_we) acc_b_q[b_grp] <= acc_b_d;
   end
 
   if (Accumulation == 0) begin : g_exact
-    // element -> exact fixed point, plus NaN / +Inf / -Inf flags
+    // element -> exact fixed point, plus NaN / +Inf / -Inf flags, registered (one cycle after
+    // the update is given): the read-modify-write of the word happens in the next cycle, so
+    // its path is the group read and one AccWidth-bit addition. Back-to-back updates of one
+    // group still see each other (each RMW writes before the next one reads); a finalize
+    // read starts at the earliest one cycle after the last update is given, when it has
+    // landed.
     logic [Lanes*3-1:0] flags_a_q [MaxGroups];
     logic [Lanes*3-1:0] flags_b_q [MaxGroups];
     logic [Lanes*3-1:0] flags_a_d, flags_b_d, flags_a_rd, flags_b_rd;
+    logic               a_we_q, b_we_q, a_init_q, b_init_q;
+    logic [GW-1:0]      a_grp_q, b_grp_q;
+    logic [Lanes*AccWidth-1:0] fx_a_q, fx_b_q;
+    logic [Lanes*3-1:0]        fl_a_q, fl_b_q;
+    logic [Lanes*AccWidth-1:0] fx_a_w, fx_b_w;
+    logic [Lanes*3-1:0]        fl_a_w, fl_b_w;
 
-    assign flags_a_rd = flags_a_q[a_grp_i];
-    assign flags_b_rd = flags_b_q[b_grp_i];
+    always_ff @(posedge clk_i) begin
+      a_we_q <= a_we_i;
+      b_we_q <= b_we_i;
+      if (a_we_i) begin
+        a_grp_q  <= a_grp_i;
+        a_init_q <= a_init_i;
+        fx_a_q   <= fx_a_w;
+        fl_a_q   <= fl_a_w;
+      end
+      if (b_we_i) begin
+        b_grp_q  <= b_grp_i;
+        b_init_q <= b_init_i;
+        fx_b_q   <= fx_b_w;
+        fl_b_q   <= fl_b_w;
+      end
+    end
+    assign a_we  = a_we_q;
+    assign b_we  = b_we_q;
+    assign a_grp = a_grp_q;
+    assign b_grp = b_grp_q;
+
+    assign flags_a_rd = flags_a_q[a_grp];
+    assign flags_b_rd = flags_b_q[b_grp];
 
     for (genvar l = 0; l < Lanes; l++) begin : g_lane_acc
       logic [AccWidth-1:0] fx_a, fx_b;
@@ -170,18 +205,26 @@ module lightnorm_stats #(
       );
       assign fl_a = {nan_a, inf_a[0], inf_a[1]};
       assign fl_b = {nan_b, inf_b[0], inf_b[1]};
+      assign fx_a_w[l*AccWidth +: AccWidth] = fx_a;
+      assign fx_b_w[l*AccWidth +: AccWidth] = fx_b;
+      assign fl_a_w[l*3 +: 3] = fl_a;
+      assign fl_b_w[l*3 +: 3] = fl_b;
 
-      assign acc_a_d[l*AccWidth +: AccWidth] = a_init_i ? fx_a
-                                             : acc_a_rd[l*AccWidth +: AccWidth] + fx_a;
-      assign flags_a_d[l*3 +: 3] = a_init_i ? fl_a : (flags_a_rd[l*3 +: 3] | fl_a);
-      assign acc_b_d[l*AccWidth +: AccWidth] = b_init_i ? fx_b
-                                             : acc_b_rd[l*AccWidth +: AccWidth] + fx_b;
-      assign flags_b_d[l*3 +: 3] = b_init_i ? fl_b : (flags_b_rd[l*3 +: 3] | fl_b);
+      assign acc_a_d[l*AccWidth +: AccWidth] =
+          a_init_q ? fx_a_q[l*AccWidth +: AccWidth]
+                   : acc_a_rd[l*AccWidth +: AccWidth] + fx_a_q[l*AccWidth +: AccWidth];
+      assign flags_a_d[l*3 +: 3] = a_init_q ? fl_a_q[l*3 +: 3]
+                                            : (flags_a_rd[l*3 +: 3] | fl_a_q[l*3 +: 3]);
+      assign acc_b_d[l*AccWidth +: AccWidth] =
+          b_init_q ? fx_b_q[l*AccWidth +: AccWidth]
+                   : acc_b_rd[l*AccWidth +: AccWidth] + fx_b_q[l*AccWidth +: AccWidth];
+      assign flags_b_d[l*3 +: 3] = b_init_q ? fl_b_q[l*3 +: 3]
+                                            : (flags_b_rd[l*3 +: 3] | fl_b_q[l*3 +: 3]);
     end
 
     always_ff @(posedge clk_i) begin
-      if (a_we_i) flags_a_q[a_grp_i] <= flags_a_d;
-      if (b_we_i) flags_b_q[b_grp_i] <= flags_b_d;
+      if (a_we) flags_a_q[a_grp] <= flags_a_d;
+      if (b_we) flags_b_q[b_grp] <= flags_b_d;
     end
 
     assign f_fl_a_w = flags_a_q[f_grp_i];
@@ -189,7 +232,12 @@ module lightnorm_stats #(
     logic unused_rnd;
     assign unused_rnd = rnd_i;
   end else begin : g_sequential
-    // one rounded addition per value in the statistics format (saturating)
+    // one rounded addition per value in the statistics format (saturating), in the cycle the
+    // update is given
+    assign a_we  = a_we_i;
+    assign b_we  = b_we_i;
+    assign a_grp = a_grp_i;
+    assign b_grp = b_grp_i;
     for (genvar l = 0; l < Lanes; l++) begin : g_lane_acc
       logic [SW-1:0] wide_a, wide_b, sum_a, sum_b;
       lightnorm_fp_widen #(

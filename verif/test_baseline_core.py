@@ -208,13 +208,13 @@ def _run(
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_baseline_core_smoke(sim: str) -> None:
     """Training step + inference on two layers and the illegal configurations; on Icarus
-    with the per-channel unit's operators combinational (ChanPipeRegs = 0, one cycle per
-    step), on Verilator with the default register stage."""
+    with every operator combinational (ChanPipeRegs = DpPipeRegs = 0: one cycle per
+    channel-unit step and lane stage), on Verilator with the default register stages."""
     tests = "baseline_smoke,baseline_errors"
     if sim == "verilator":
         _run(sim, tests + ",baseline_context")
     else:
-        _run(sim, tests, params={"ChanPipeRegs": 0})
+        _run(sim, tests, params={"ChanPipeRegs": 0, "DpPipeRegs": 0})
 
 
 @pytest.mark.skipif(

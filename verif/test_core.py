@@ -61,7 +61,8 @@ REGRESS = os.environ.get("LIGHTNORM_REGRESS", "").strip() in ("1", "true", "yes"
 #: The parameter sets of the regression: the product configuration (the core's defaults:
 #: numeric contract v1, one format), contract v2 (per-channel scalars in fp16_e8m7,
 #: docs/spec.md section 12) and a small, odd one (8 lanes, K = 4, 3 channel groups, FP10 E6M3
-#: with BFP m4/e6, and two register stages in the per-channel unit's operators instead of one).
+#: with BFP m4/e6, and two register stages in every operator of the per-channel unit and of the
+#: lanes instead of one).
 PARAM_SETS = {
     "default": {},
     "v2": V2_PARAMS,
@@ -75,6 +76,7 @@ PARAM_SETS = {
         "BfpExpBits": 6,
         "CountWidth": 16,
         "ChanPipeRegs": 2,
+        "DpPipeRegs": 2,
     },
 }
 

@@ -93,8 +93,6 @@ ERR = {
 PERIOD_NS = 10
 SAT = Overflow.SATURATE
 STREAM_OPS = ("STATS", "NORM", "BWD_SUMS", "BWD_DX", "VAR_SUMS")
-#: cycles after the last accepted beat until a streaming command's work is done (S0..S7)
-PIPE_FILL = {"STATS": 2, "NORM": 8, "BWD_SUMS": 5, "BWD_DX": 8, "VAR_SUMS": 5}
 
 
 @dataclass
@@ -484,7 +482,7 @@ async def forward_stats(
     st, ln = layer.stall, layer.name
     fin_ideal = p.finalize_cycles(layer.channels)
     # variance: OP_STATS ends with S and mu per channel (2 cycles each)
-    stats_ideal = beats + PIPE_FILL["STATS"] + p.mean_cycles(layer.channels)
+    stats_ideal = beats + p.pipe_fill("STATS") + p.mean_cycles(layer.channels)
     vals = _value_fmt(p)
 
     r = await tb.command("STATS", exp.x_beats, stall=st, layer_name=ln, ideal=stats_ideal)
@@ -494,7 +492,7 @@ async def forward_stats(
     )
     if p.variance:
         r = await tb.command(
-            "VAR_SUMS", exp.x_beats, stall=st, layer_name=ln, ideal=beats + PIPE_FILL["VAR_SUMS"]
+            "VAR_SUMS", exp.x_beats, stall=st, layer_name=ln, ideal=beats + p.pipe_fill("VAR_SUMS")
         )
         _expect_ok(sb, r, "F2", beats)
         if r.out:
@@ -516,7 +514,7 @@ async def normalize(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> 
         exp.x_beats,
         stall=layer.stall,
         layer_name=layer.name,
-        ideal=beats + PIPE_FILL["NORM"],
+        ideal=beats + p.pipe_fill("NORM"),
     )
     _expect_ok(sb, r, "F4", beats)
     sb.beats(
@@ -614,7 +612,7 @@ async def backward_step(
         exp.dy_beats,
         stall=st,
         layer_name=ln,
-        ideal=beats + PIPE_FILL["BWD_SUMS"],
+        ideal=beats + p.pipe_fill("BWD_SUMS"),
     )
     _expect_ok(sb, r, "B2", beats)
     r = await tb.command("BWD_FINALIZE", layer_name=ln, ideal=p.bwd_finalize_cycles(layer.channels))
@@ -627,7 +625,7 @@ async def backward_step(
         exp.dy_beats,
         stall=st,
         layer_name=ln,
-        ideal=beats + PIPE_FILL["BWD_DX"],
+        ideal=beats + p.pipe_fill("BWD_DX"),
     )
     _expect_ok(sb, r, "B4", beats)
     sb.beats(
@@ -663,7 +661,7 @@ async def inference(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> 
         exp.x_beats,
         stall=layer.stall,
         layer_name=layer.name,
-        ideal=beats + PIPE_FILL["NORM"],
+        ideal=beats + p.pipe_fill("NORM"),
     )
     _expect_ok(sb, r, "I3", beats)
     sb.beats(

@@ -76,7 +76,9 @@ class CoreParams:
     stat_exp_bits: int | None = None
     stat_man_bits: int | None = None
     #: register stages of the per-channel unit's operators (1 + this many cycles per step)
-    chan_pipe_regs: int = 1
+    chan_pipe_regs: int = 3
+    #: register stages inside every lane operator (each lane stage 1 + this many cycles)
+    dp_pipe_regs: int = 1
 
     #: field -> HDL parameter name
     HDL_NAMES: ClassVar[dict[str, str]] = {
@@ -96,6 +98,7 @@ class CoreParams:
         "stat_exp_bits": "StatExpBits",
         "stat_man_bits": "StatManBits",
         "chan_pipe_regs": "ChanPipeRegs",
+        "dp_pipe_regs": "DpPipeRegs",
     }
 
     def __post_init__(self) -> None:
@@ -157,6 +160,14 @@ class CoreParams:
         """Smallest n of a training pass: 2 (range statistics of a small layer, n < 2K, use
         K_n < K chunks: LightNormConfig.chunk_count, docs/spec.md section 4)."""
         return 2
+
+    def pipe_fill(self, op: str) -> int:
+        """Cycles after a streaming command's last accepted beat until its work is done: S0,
+        S1 and the output register (OP_STATS), plus the five lane stages of 1 + DpPipeRegs
+        cycles (OP_NORM, OP_BWD_DX) or the first three (up to accumulator B: OP_BWD_SUMS,
+        OP_VAR_SUMS)."""
+        stage = 1 + self.dp_pipe_regs
+        return {"STATS": 2, "NORM": 3 + 5 * stage, "BWD_DX": 3 + 5 * stage}.get(op, 2 + 3 * stage)
 
     def chan_steps_cycles(self, steps: int, seq_step: bool = False) -> int:
         """Cycles of `steps` per-channel unit steps of one channel: 1 + ChanPipeRegs each (the
@@ -239,6 +250,9 @@ BASELINE_PARAMS: dict[str, int] = {
     "Variance": 1,
     "Bfp": 0,
     "Accumulation": 1,
+    # its defaults (overridable): one register stage in every operator
+    "ChanPipeRegs": 1,
+    "DpPipeRegs": 1,
 }
 
 #: lightnorm_core parameters of numeric contract v2 (docs/spec.md section 12, preset

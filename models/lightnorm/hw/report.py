@@ -273,25 +273,36 @@ TILE_CHANNELS = _CORE["MaxChannels"]
 _K = _CORE["NumChunks"]
 # Ideal cycles of each command of a training step (docs/hardware.md sections 5 and 9):
 # (op, beats per beat, cycles per channel, fixed cycles); `beats` = n * ceil(C / Lanes).
-_STEP = 1 + _CORE["ChanPipeRegs"]  # cycles of one per-channel unit step (operator registers)
+_BASE = _CORE | hdl_defaults("bn_fp32_core")
 _SEQ = 28  # the baseline's sequential rsqrt step: 1 + its latency M + 4 (M = 23) + its start
+
+
+def _schedule(p: dict[str, int]) -> tuple[int, int, int, int]:
+    """(cycles of a channel-unit step, of a lane stage; pipeline fill of a command that
+    writes the output, of one that ends at accumulator B) of a core's register stages."""
+    step, lane = 1 + p["ChanPipeRegs"], 1 + p["DpPipeRegs"]
+    return step, lane, 3 + 5 * lane, 2 + 3 * lane
+
+
+_LN_STEP, _, _LN_OUT, _LN_B = _schedule(_CORE)
+_BL_STEP, _, _BL_OUT, _BL_B = _schedule(_BASE)
 SCHEDULES = {
     "lightnorm_core": (  # range statistics, K chunks, table recip / rsqrt
         ("STATS", 1, 0, 2),
-        ("FINALIZE", 0, _K + 7 * _STEP, 0),
-        ("NORM", 1, 0, 8),
-        ("BWD_SUMS", 1, 0, 5),
-        ("BWD_FINALIZE", 0, 5 * _STEP, 0),
-        ("BWD_DX", 1, 0, 8),
+        ("FINALIZE", 0, _K + 7 * _LN_STEP, 0),
+        ("NORM", 1, 0, _LN_OUT),
+        ("BWD_SUMS", 1, 0, _LN_B),
+        ("BWD_FINALIZE", 0, 5 * _LN_STEP, 0),
+        ("BWD_DX", 1, 0, _LN_OUT),
     ),
     "bn_fp32_core": (  # two-pass mean / variance, sequential rsqrt (one step of 1 + 28)
-        ("STATS", 1, 2 * _STEP, 2),
-        ("VAR_SUMS", 1, 0, 5),
-        ("FINALIZE", 0, 4 * _STEP + 1 + _SEQ, 0),
-        ("NORM", 1, 0, 8),
-        ("BWD_SUMS", 1, 0, 5),
-        ("BWD_FINALIZE", 0, 5 * _STEP, 0),
-        ("BWD_DX", 1, 0, 8),
+        ("STATS", 1, 2 * _BL_STEP, 2),
+        ("VAR_SUMS", 1, 0, _BL_B),
+        ("FINALIZE", 0, 4 * _BL_STEP + 1 + _SEQ, 0),
+        ("NORM", 1, 0, _BL_OUT),
+        ("BWD_SUMS", 1, 0, _BL_B),
+        ("BWD_FINALIZE", 0, 5 * _BL_STEP, 0),
+        ("BWD_DX", 1, 0, _BL_OUT),
     ),
 }
 # Per-channel words of a layer's context through the parameter / statistics port (section 5

@@ -156,16 +156,21 @@ def test_module_paths_and_energy(tmp_path):
 
 
 def test_step_cycles_and_layer_cost():
-    """The report's schedule = the `make sim` ideals (the testbench's own formula: 7447 and
-    9748 cycles at n = 512, C = 40, ChanPipeRegs = 1: the 6967 and 9308 of one cycle per
-    channel-unit step plus one cycle for each of LightNorm's 7 FINALIZE and 5 BWD_FINALIZE
-    steps, and the baseline's 2 MEAN, 4 FINALIZE (its rsqrt step is longer anyway) and 5
-    BWD_FINALIZE steps, per channel); tiles, context and energy bookkeeping of a layer."""
+    """The report's schedule = the `make sim` ideals (the testbench's own formula, at n = 512,
+    C = 40): 6967 and 9308 cycles with one cycle per channel-unit step and lane stage; plus,
+    for LightNorm (ChanPipeRegs = 3, DpPipeRegs = 1), 3 cycles for each of its 7 FINALIZE and
+    5 BWD_FINALIZE steps per channel and one cycle of fill per lane stage a streaming command
+    passes (NORM, BWD_DX: 5; BWD_SUMS: 3); for the baseline (1, 1) one cycle for each of its 2
+    MEAN, 4 FINALIZE (its rsqrt step is longer anyway) and 5 BWD_FINALIZE steps per channel
+    and the fill (VAR_SUMS, BWD_SUMS: 3; NORM, BWD_DX: 5); tiles, context and energy
+    bookkeeping of a layer."""
     from lightnorm.hw import report
 
-    assert report.hdl_defaults("lightnorm_core")["ChanPipeRegs"] == 1
-    assert report.step_cycles("lightnorm_core", 512, 40) == 6967 + 40 * (7 + 5)
-    assert report.step_cycles("bn_fp32_core", 512, 40) == 9308 + 40 * (2 + 4 + 5)
+    core, base = report.hdl_defaults("lightnorm_core"), report.hdl_defaults("bn_fp32_core")
+    assert (core["ChanPipeRegs"], core["DpPipeRegs"]) == (3, 1)
+    assert (base["ChanPipeRegs"], base["DpPipeRegs"]) == (1, 1)
+    assert report.step_cycles("lightnorm_core", 512, 40) == 6967 + 40 * 3 * (7 + 5) + 5 + 3 + 5
+    assert report.step_cycles("bn_fp32_core", 512, 40) == 9308 + 40 * (2 + 4 + 5) + 3 + 5 + 3 + 5
     act = {
         "n_per_channel": 10,
         "channels": 2,
