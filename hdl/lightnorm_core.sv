@@ -8,8 +8,8 @@
 // k_beta, k_gamma, corr), OP_BWD_DX (x, dy in, dx out), OP_INFER_PREP (mu, s, a from the
 // running statistics). A stream beat is one BFP group: Lanes channels at one (n, h, w)
 // position, positions outer, channel groups inner; one group per cycle is sustained
-// through an 8-stage pipeline (S0 input register, S1 BFP unpack + statistics
-// read-modify-write, S2..S6 the lane datapath, S7 BFP pack = output register) with full
+// through a pipeline (S0 input register, S1 BFP unpack + statistics read-modify-write, the
+// five lane datapath stages of 1 + DpPipeRegs cycles each, BFP pack = output register) with full
 // valid/ready backpressure (a stalled output holds the whole pipeline). Per-channel
 // results live in a small register file (statistics format) and a running-format file;
 // the per-channel steps run on one sequential unit (lightnorm_chan_unit). Illegal
@@ -28,8 +28,8 @@
 // Two parameters turn the same core into the conventional batch-norm baseline
 // (bn_fp32_core: FP32, Variance = 1, Bfp = 0):
 //   Variance = 1: two-pass mean / variance statistics (spec F2 variance). OP_STATS gathers
-//     sum x only and ends with the per-channel S, mu (2 channel-unit steps per channel); the extra
-//     streaming command OP_VAR_SUMS (opcode 7, x in, no output) gathers sum (x - mu)^2;
+//     sum x only and ends with the per-channel S, mu (2 channel-unit steps per channel); the
+//     extra streaming command OP_VAR_SUMS (opcode 7, x in, no output) gathers sum (x - mu)^2;
 //     OP_FINALIZE computes var, s = rsqrt(var + eps), a and the running statistics (unbiased
 //     running variance). No chunk max / min storage; cfg_grad_mode_i is ignored (bn);
 //     n >= 2. The running format must equal the statistics format.
@@ -179,8 +179,8 @@ module lightnorm_core #(
   localparam logic [2:0] ModeDxRe = 3'd3;
   localparam logic [2:0] ModeVar  = 3'd4;
   // Pipeline stages carry a valid bit: S0 input, S1 unpacked, the lane stages (operators of
-  // 1 + DpPipeRegs cycles: stage k's operator takes its operands in stage OpIn(k) and its
-  // result register is OpIn(k + 1)), then the output register (not counted). With
+  // 1 + DpPipeRegs cycles: stage k's operator takes its operands in stage op_in(k) and its
+  // result register is op_in(k + 1)), then the output register (not counted). With
   // DpPipeRegs = 0: S0..S6 and the output register S7.
   localparam int DpStage   = 1 + DpPipeRegs;
   localparam int NumStages = 2 + 5 * DpStage;
