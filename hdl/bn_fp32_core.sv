@@ -17,7 +17,9 @@
 //     square-root array),
 //   - FP32 accumulators (Accumulation = 1, the default: what a conventional design builds):
 //     per channel one FP32 sum, each value added with one rounding in stream order
-//     (docs/spec.md section 4, accumulation "sequential"); 32 bits per accumulator.
+//     (docs/spec.md section 4, accumulation "sequential"); 32 bits per accumulator; the
+//     adders pipelined (AccPipeRegs), an update of a group still in flight held (layers of
+//     fewer than AccPipeRegs + 1 channel groups run their accumulating commands slower),
 //     Accumulation = 0 builds the exact fixed-point accumulators of the LightNorm core
 //     instead (2^8 - 2 + 23 + CountWidth + 1 = 302 bits for FP32 elements): the price of
 //     exact FP32 sums, reported apart, not the baseline.
@@ -29,11 +31,12 @@ module bn_fp32_core #(
   parameter int MaxChannels = 64,  // largest C supported
   parameter int CountWidth  = 24,  // n = N*H*W must be < 2^CountWidth
   parameter int Accumulation = 1,  // 1 sequential FP32 sums (the baseline), 0 exact ones
-  // register stages of the per-channel unit's and of the lanes' operators: one each, enough
-  // for the clock its slowest block allows (the FP32 accumulators' one-cycle read-add-write,
-  // docs/hardware.md section 9); deeper ones would add flops without raising its fmax
-  parameter int ChanPipeRegs = 1,
-  parameter int DpPipeRegs  = 1,
+  // register stages of the FP32 accumulator adders (an update of a group still in flight
+  // holds the pipeline: never while G >= AccPipeRegs + 1), of the per-channel unit's and of
+  // the lanes' operators (docs/hardware.md section 9)
+  parameter int AccPipeRegs = 2,
+  parameter int ChanPipeRegs = 3,
+  parameter int DpPipeRegs  = 3,
   // fixed by the baseline (do not override)
   parameter int ExpBits     = 8,
   parameter int ManBits     = 23,
@@ -108,6 +111,7 @@ module bn_fp32_core #(
     .RunManBits (RunManBits),
     .Variance   (Variance),
     .Bfp        (Bfp),
+    .AccPipeRegs(AccPipeRegs),
     .Accumulation(Accumulation),
     .ChanPipeRegs(ChanPipeRegs),
     .DpPipeRegs (DpPipeRegs)

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // lightnorm_bfp_pack: packs Lanes values of FP(ExpBits, ManBits) into one block-floating-point
-// group, rule "max" (docs/spec.md section 5, lightnorm.bfp.bfp_pack). Combinational.
+// group, rule "max" (docs/spec.md section 5, lightnorm.bfp.bfp_pack). Combinational
+// (PipeRegs = 0), or with a register after the shared exponent (PipeRegs = 1: the values,
+// lane enables, rounding mode, E and the special flag; the lanes' alignment and rounding in
+// the next cycle): the result of inputs applied in cycle t (en_i = 1) is out in cycle
+// t + PipeRegs.
 // Shared exponent: e = max over the enabled nonzero finite lanes of floor(log2|x|), plus one
 // when the largest magnitude's rounding to BfpManBits bits carries out (R(x_max / 2^(e -
 // BfpManBits + 1)) = 2^BfpManBits: a lane of exponent e whose top BfpManBits significand bits
@@ -16,6 +20,8 @@
 // lane_en_i / sign_o and bits [k*BfpManBits +: BfpManBits] of mant_o.
 //
 // Ports:
+//   input  logic                                 clk_i      pipeline register (PipeRegs = 1)
+//   input  logic                                 en_i       pipeline advance
 //   input  logic [Lanes*(1+ExpBits+ManBits)-1:0] val_i      the values, FP(ExpBits, ManBits)
 //   input  logic [Lanes-1:0]                     lane_en_i  1: lane holds a value, 0: padding
 //   input  logic                                 rnd_i      0: RNE, 1: RTZ
@@ -28,8 +34,11 @@ module lightnorm_bfp_pack #(
   parameter int BfpManBits = 5,   // magnitude bits per element (2..16)
   parameter int BfpExpBits = 8,   // shared exponent field width (4..10)
   parameter int ExpBits    = 5,   // E of the element format (2..8)
-  parameter int ManBits    = 4    // M of the element format (1..23)
+  parameter int ManBits    = 4,   // M of the element format (1..23)
+  parameter int PipeRegs   = 0    // 0 combinational, 1 a register after the shared exponent
 ) (
+  input  logic                                 clk_i,
+  input  logic                                 en_i,
   input  logic [Lanes*(1+ExpBits+ManBits)-1:0] val_i,
   input  logic [Lanes-1:0]                     lane_en_i,
   input  logic                                 rnd_i,
@@ -102,27 +111,41 @@ module lightnorm_bfp_pack #(
   end
 
   assign special = |nonfinite;
-  assign exp_o = special ? BfpExpOnes : BfpExpBits'(shared_e + IntW'(BfpBias));
+
+  // ---- the register after the shared exponent (PipeRegs = 1) ----
+  logic [Lanes*FpW-1:0]   val2;      // the second half's inputs
+  logic [Lanes-1:0]       en2;
+  logic                   rnd2, special2;
+  logic signed [IntW-1:0] shared2;
+  if (PipeRegs > 0) begin : g_reg
+    always_ff @(posedge clk_i) begin
+      if (en_i) begin
+        val2     <= val_i;
+        en2      <= lane_en_i;
+        rnd2     <= rnd_i;
+        special2 <= special;
+        shared2  <= shared_e;
+      end
+    end
+  end else begin : g_comb
+    assign {val2, en2, rnd2, special2, shared2} = {val_i, lane_en_i, rnd_i, special, shared_e};
+    logic unused_clk;
+    assign unused_clk = ^{clk_i, en_i};
+  end
+
+  assign exp_o = special2 ? BfpExpOnes : BfpExpBits'(shared2 + IntW'(BfpBias));
 
   // ---- per lane ----
+  // per lane, first half: floor(log2 |x|), nonzero / special, the carry at its own exponent
   for (genvar k = 0; k < Lanes; k++) begin : g_lane
-    logic               sign, en;
+    logic               en;
     logic [ExpBits-1:0] field;
     logic [ManBits-1:0] frac;
     logic               is_nan, is_inf;
     logic [LzWidth-1:0] lz;
     logic signed [IntW-1:0] ex;     // floor(log2 |x|)
-    logic signed [IntW-1:0] t_sh;   // t + FracBits
-    logic [ShW-1:0]     sh;
-    logic [YW-1:0]      y;
-    logic [BfpManBits-1:0] ipart;   // integer part of sig * 2^t (before rounding)
-    logic               too_big;    // integer part >= 2^BfpManBits
-    logic               round_bit, sticky, inc;
-    logic [BfpManBits:0] rounded;
-    logic [BfpManBits-1:0] mant;
 
     assign en     = lane_en_i[k];
-    assign sign   = val_i[k*FpW + FpW - 1];
     assign field  = val_i[k*FpW + ManBits +: ExpBits];
     assign frac   = val_i[k*FpW +: ManBits];
     assign is_nan = en && (field == ExpOnes) && (frac != '0);
@@ -148,14 +171,50 @@ module lightnorm_bfp_pack #(
     end else begin : g_no_carry
       assign carry[k] = 1'b0;
     end
+
     assign at_max[k] = nz[k] && (ex == e_max);
+    // subnormal: frac * 2^(1 - Bias - ManBits), leading one at bit ManBits - 1 - lz
+    assign ex = (field == '0) ? (IntW'(-Bias) - IntW'(lz)) : ($signed(IntW'(field)) - IntW'(Bias));
+    assign ex_flat[k*IntW +: IntW] = ex;
+  end
+
+  // per lane, second half (the register's outputs): alignment to E and rounding
+  for (genvar k = 0; k < Lanes; k++) begin : g_out
+    logic               sign, en, nzk;
+    logic [ExpBits-1:0] field;
+    logic [ManBits-1:0] frac;
+    logic               is_nan, is_inf;
+    logic [LzWidth-1:0] lz;
+    logic signed [IntW-1:0] ex;     // floor(log2 |x|)
+    logic signed [IntW-1:0] t_sh;   // t + FracBits
+    logic [ShW-1:0]     sh;
+    logic [YW-1:0]      y;
+    logic [BfpManBits-1:0] ipart;   // integer part of sig * 2^t (before rounding)
+    logic               too_big;    // integer part >= 2^BfpManBits
+    logic               round_bit, sticky, inc;
+    logic [BfpManBits:0] rounded;
+    logic [BfpManBits-1:0] mant;
+
+    assign en     = en2[k];
+    assign sign   = val2[k*FpW + FpW - 1];
+    assign field  = val2[k*FpW + ManBits +: ExpBits];
+    assign frac   = val2[k*FpW +: ManBits];
+    assign is_nan = en && (field == ExpOnes) && (frac != '0);
+    assign is_inf = en && (field == ExpOnes) && (frac == '0);
+    assign nzk    = en && (field != ExpOnes) && ((field != '0) || (frac != '0));
 
     always_comb begin
-      // subnormal: frac * 2^(1 - Bias - ManBits), leading one at bit ManBits - 1 - lz
+      lz = LzWidth'(ManBits);
+      for (int i = 0; i < ManBits; i++) begin
+        if (frac[i]) lz = LzWidth'(ManBits - 1 - i);
+      end
+    end
+
+    always_comb begin
       ex = (field == '0) ? (IntW'(-Bias) - IntW'(lz)) : ($signed(IntW'(field)) - IntW'(Bias));
       // sig * 2^t, sig = {hidden, frac}, t = (max(field,1) - Bias - ManBits) - (E - BfpManBits + 1)
       t_sh = $signed(IntW'((field == '0) ? ExpBits'(1) : field))
-           - IntW'(Bias + ManBits - BfpManBits + 1 - FracBits) - shared_e;
+           - IntW'(Bias + ManBits - BfpManBits + 1 - FracBits) - shared2;
       if (t_sh < 0) begin
         sh = '0;
       end else if (t_sh > IntW'(MaxSh)) begin
@@ -168,21 +227,20 @@ module lightnorm_bfp_pack #(
       too_big   = |y[YW-1:FracBits+BfpManBits];
       round_bit = y[FracBits-1];
       sticky    = |y[FracBits-2:0];
-      inc       = (rnd_i == lightnorm_pkg::RndRne) & round_bit & (sticky | ipart[0]);
+      inc       = (rnd2 == lightnorm_pkg::RndRne) & round_bit & (sticky | ipart[0]);
       rounded   = {1'b0, ipart} + (BfpManBits + 1)'(inc);
-      if (!nz[k]) begin
+      if (!nzk) begin
         mant = '0;
-      end else if ((ex > shared_e) || too_big || rounded[BfpManBits]) begin
+      end else if ((ex > shared2) || too_big || rounded[BfpManBits]) begin
         mant = MantMax;  // only for groups above Emax (E clamped)
       end else begin
         mant = rounded[BfpManBits-1:0];
       end
     end
 
-    assign ex_flat[k*IntW +: IntW] = ex;
     assign sign_o[k] = en && sign && !is_nan;
     assign mant_o[k*BfpManBits +: BfpManBits] =
-        special ? (is_inf ? '0 : BfpManBits'(1)) : mant;
+        special2 ? (is_inf ? '0 : BfpManBits'(1)) : mant;
   end
 
 `ifndef SYNTHESIS

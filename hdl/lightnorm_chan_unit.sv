@@ -234,26 +234,81 @@ module lightnorm_chan_unit #(
     logic [W-1:0] cmax_g, cmin_g;
     assign cmax_g = (busy_q && in_racc && chunk_live) ? cmax_i : '0;
     assign cmin_g = (busy_q && in_racc && chunk_live) ? cmin_i : '0;
+    // the converters' inputs: the extremes as read (PipeRegs = 0) or registered (below)
+    logic [W-1:0] cmax_x, cmin_x;
+    if (PipeRegs == 0) begin : g_cm_comb
+      assign cmax_x = cmax_g;
+      assign cmin_x = cmin_g;
+    end
 
     lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_max (
-      .a_i(cmax_g), .fixed_o(fx_max), .nan_o(nan_max), .inf_o(inf_max)
+      .a_i(cmax_x), .fixed_o(fx_max), .nan_o(nan_max), .inf_o(inf_max)
     );
     lightnorm_fp_to_fixed #(.ExpBits(ExpBits), .ManBits(ManBits), .AccWidth(AccWidth)) u_fx_min (
-      .a_i(cmin_g), .fixed_o(fx_min), .nan_o(nan_min), .inf_o(inf_min)
+      .a_i(cmin_x), .fixed_o(fx_min), .nan_o(nan_min), .inf_o(inf_min)
     );
 
     // -min_k enters the sum: a minimum of -Inf is a +Inf term.
     assign rfl_new = {nan_max | nan_min, inf_max[0] | inf_min[1], inf_max[1] | inf_min[0]};
     // (cmax_i / cmin_i signs are not needed: the converters report the infinities' signs)
 
-    always_ff @(posedge clk_i) begin
-      if (busy_q && in_racc) begin
-        if (step_q == '0) begin
-          racc_q <= fx_max - fx_min;
-          rfl_q  <= rfl_new;
+    if (PipeRegs == 0) begin : g_racc_comb
+      // one cycle per chunk: read, convert and add in the step that reads the chunk
+      always_ff @(posedge clk_i) begin
+        if (busy_q && in_racc) begin
+          if (step_q == '0) begin
+            racc_q <= fx_max - fx_min;
+            rfl_q  <= rfl_new;
+          end else begin
+            racc_q <= racc_q + fx_max - fx_min;
+            rfl_q  <= rfl_q | rfl_new;
+          end
+        end
+      end
+    end else begin : g_racc_pipe
+      // four register stages, one chunk per cycle: (1) the chunk extremes as read, (2) their
+      // fixed-point values, (3) two 2-operand sums sum_k max_k and sum_k min_k, (4) their
+      // difference. The last chunk is read in step K - 1; r_acc is complete four cycles
+      // later, before FINALIZE step j = 2 (its first reader) starts: with PipeRegs >= 1 the
+      // steps j = 0, 1 last 2 * (1 + PipeRegs) >= 4 cycles.
+      logic               v1_q, v2_q, v3_q, first1_q, first2_q;
+      logic [W-1:0]       cmax1_q, cmin1_q;
+      logic [AccWidth-1:0] fxmax2_q, fxmin2_q, rmax3_q, rmin3_q;
+      logic [2:0]         rfl2_q;
+
+      assign cmax_x = cmax1_q;
+      assign cmin_x = cmin1_q;
+
+      always_ff @(posedge clk_i or negedge rst_ni) begin
+        if (!rst_ni) begin
+          v1_q <= 1'b0;
+          v2_q <= 1'b0;
+          v3_q <= 1'b0;
         end else begin
-          racc_q <= racc_q + fx_max - fx_min;
-          rfl_q  <= rfl_q | rfl_new;
+          v1_q <= busy_q && in_racc;
+          v2_q <= v1_q;
+          v3_q <= v2_q;
+        end
+      end
+      always_ff @(posedge clk_i) begin
+        if (busy_q && in_racc) begin
+          first1_q <= (step_q == '0);
+          cmax1_q  <= cmax_g;
+          cmin1_q  <= cmin_g;
+        end
+        if (v1_q) begin
+          first2_q <= first1_q;
+          fxmax2_q <= fx_max;
+          fxmin2_q <= fx_min;
+          rfl2_q   <= rfl_new;
+        end
+        if (v2_q) begin
+          rmax3_q <= first2_q ? fxmax2_q : rmax3_q + fxmax2_q;
+          rmin3_q <= first2_q ? fxmin2_q : rmin3_q + fxmin2_q;
+          rfl_q   <= first2_q ? rfl2_q : (rfl_q | rfl2_q);
+        end
+        if (v3_q) begin
+          racc_q <= rmax3_q - rmin3_q;
         end
       end
     end
@@ -588,18 +643,24 @@ module lightnorm_chan_unit #(
   logic rcp_done, rsq_done;
   assign seq_hold = (use_rcp && !rcp_done) || (use_rsq && !rsq_done);
 
+  // the table units' rounders take up to two of the step's PipeRegs register stages
+  localparam int TableRegs = (PipeRegs > 2) ? 2 : PipeRegs;
   if (SeqUnits == 0) begin : g_table_units
     assign rcp_done = 1'b1;
     assign rsq_done = 1'b1;
     if (Variance == 0) begin : g_recip
-      lightnorm_recip #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_recip (
-        .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rcp_res)
+      lightnorm_recip #(
+        .ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(TableRegs)
+      ) u_recip (
+        .clk_i(clk_i), .en_i(1'b1), .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rcp_res)
       );
     end else begin : g_no_recip
       assign rcp_res = '0;
     end
-    lightnorm_rsqrt #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_rsqrt (
-      .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rsq_res)
+    lightnorm_rsqrt #(
+      .ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(TableRegs)
+    ) u_rsqrt (
+      .clk_i(clk_i), .en_i(1'b1), .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rsq_res)
     );
   end else begin : g_seq_units
     // x_run_q: the unit of the current step has been started (cleared by its done_o)

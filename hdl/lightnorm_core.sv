@@ -57,12 +57,19 @@ module lightnorm_core #(
   // per-channel sums: 0 exact (fixed point, AccWidth bits), 1 sequential in the statistics
   // format (one rounded addition per value, stream order; Variance = 1 only)
   parameter int Accumulation = 0,
+  // Accumulation = 1: register stages of the accumulator adders (lightnorm_stats AccPipeRegs,
+  // 0..3): an update of a group still in flight holds the pipeline (docs/hardware.md
+  // section 9), which never happens while the layer has G >= AccPipeRegs + 1 groups
+  parameter int AccPipeRegs = 0,
   // register stages of every unit of the per-channel unit (lightnorm_chan_unit PipeRegs, 0..3):
   // each of its steps is 1 + ChanPipeRegs cycles long
   parameter int ChanPipeRegs = 3,
   // register stages inside every lane operator (lightnorm_datapath PipeRegs, 0..3): each lane
   // stage S2..S6 is 1 + DpPipeRegs cycles long
   parameter int DpPipeRegs  = 1,
+  // Bfp = 1: register stages of the BFP pack (lightnorm_bfp_pack PipeRegs, 0..1): a register
+  // after the shared exponent, one more cycle from the last lane stage to the output
+  parameter int PackPipeRegs = 1,
   // accumulator width: holds n * max_normal with LSB 2^(emin - ManBits), plus a sign bit
   parameter int AccWidth    = (1 << ExpBits) - 2 + ManBits + CountWidth + 1,
   // width of par_wdata_i / stat_rdata_o (derived, do not override)
@@ -183,7 +190,9 @@ module lightnorm_core #(
   // result register is op_in(k + 1)), then the output register (not counted). With
   // DpPipeRegs = 0: S0..S6 and the output register S7.
   localparam int DpStage   = 1 + DpPipeRegs;
-  localparam int NumStages = 2 + 5 * DpStage;
+  localparam int PackRegs = (Bfp != 0) ? PackPipeRegs : 0;
+  // S0, S1, the five lane stages, the pack's register (PackRegs); the output register after
+  localparam int NumStages = 2 + 5 * DpStage + PackRegs;
   // the stage that feeds lane stage k (2..7; 7: the last lane stage, feeding the packer)
   function automatic int op_in(input int k);
     op_in = 1 + (k - 2) * DpStage;
@@ -376,10 +385,15 @@ module lightnorm_core #(
   logic                    cinit0_q, cinit1_q;
   logic                    out_valid_q;
   logic                    has_output;
+  logic                    acc_busy;
+  logic                    acc_hazard, hazard_a, hazard_b;
 
   assign has_output = (op_q == OpStats) || (op_q == OpNorm) || (op_q == OpBwdDx);
-  assign adv        = !out_valid_q || out_ready_i;
-  assign stream_done = in_done_q && (v_q == '0) && !out_valid_q;
+  // (acc_hazard: a sequential accumulator update at S1 / S4 would read a word still in
+  // flight: S0..S4 hold, the output register drains)
+  assign adv        = (!out_valid_q || out_ready_i) && !acc_hazard;
+  // (acc_busy: the exact accumulators' two read-modify-write halves still landing)
+  assign stream_done = in_done_q && (v_q == '0) && !out_valid_q && !acc_busy;
 
   // Stages a beat of the current command still needs: OP_STATS ends at S1 (statistics RMW;
   // its output comes from S0), OP_BWD_SUMS and OP_VAR_SUMS at the S4 result register
@@ -401,6 +415,8 @@ module lightnorm_core #(
     end else if (adv) begin
       v_q         <= {v_q[NumStages-2:0], in_fire} & stage_mask;
       out_valid_q <= has_output && ((op_q == OpStats) ? v_q[0] : v_q[NumStages-1]);
+    end else if (out_ready_i) begin
+      out_valid_q <= 1'b0;  // held by acc_hazard: the beat taken, a bubble follows
     end
   end
 
@@ -419,14 +435,13 @@ module lightnorm_core #(
     stage_grp = gv[s*GW +: GW];
   endfunction
 
-  // g1..g5: the beat at the input of lane stage 2..6 (its operands); g6 at the packer
-  logic [GW-1:0] g1, g2, g3, g4, g5, g6;
+  // g1..g5: the beat at the input of lane stage 2..6 (its operands)
+  logic [GW-1:0] g1, g2, g3, g4, g5;
   assign g1 = stage_grp(g_q, 1);
   assign g2 = stage_grp(g_q, op_in(3));
   assign g3 = stage_grp(g_q, op_in(4));
   assign g4 = stage_grp(g_q, op_in(5));
   assign g5 = stage_grp(g_q, op_in(6));
-  assign g6 = stage_grp(g_q, op_in(7));
 
   // ---------------------------------------------------------------------------------------
   // S0: input register (raw BFP groups); S1: unpacked element values
@@ -514,30 +529,69 @@ module lightnorm_core #(
   logic [3:0] par_field;
   assign par_field = (par_sel_i == SelVar) ? 4'(FVar) : par_sel_i[3:0];
 
+  // The channel unit's results are registered before their register-file write (its
+  // rounders' last stage and the files' write decode fall in different cycles): a result
+  // lands one cycle after the step that computes it. No step reads the result of the step
+  // just before it through the files (those pass in the unit's own registers), and a
+  // command's done_o comes a cycle after its last write has landed; host writes (par_*)
+  // only happen while idle.
+  logic                 cw_st_we_q, cw_rf_we_q, cw_rf_field_q;
+  logic [3:0]           cw_st_field_q;
+  logic [ChanWidth-1:0] cw_chan_q;
+  logic [SW-1:0]        cw_st_data_q;
+  logic [RW-1:0]        cw_rf_data_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      cw_st_we_q <= 1'b0;
+      cw_rf_we_q <= 1'b0;
+    end else begin
+      cw_st_we_q <= cu_st_we;
+      cw_rf_we_q <= cu_rf_we;
+    end
+  end
   always_ff @(posedge clk_i) begin
-    if (cu_st_we) begin
-      st_q[32'(cu_st_field) * MaxChP + 32'(cu_chan)] <= cu_st_data;
+    if (cu_st_we || cu_rf_we) begin
+      cw_chan_q     <= cu_chan;
+      cw_st_field_q <= cu_st_field;
+      cw_st_data_q  <= cu_st_data;
+      cw_rf_field_q <= cu_rf_field;
+      cw_rf_data_q  <= cu_rf_data;
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (cw_st_we_q) begin
+      st_q[32'(cw_st_field_q) * MaxChP + 32'(cw_chan_q)] <= cw_st_data_q;
     end else if (par_ok && par_st) begin
       st_q[32'(par_field) * MaxChP + 32'(par_addr_i)] <= par_wdata_i[SW-1:0];
     end
-    if (cu_rf_we) begin
-      rf_q[(cu_rf_field ? MaxChP : 0) + 32'(cu_chan)] <= cu_rf_data;
+    if (cw_rf_we_q) begin
+      rf_q[(cw_rf_field_q ? MaxChP : 0) + 32'(cw_chan_q)] <= cw_rf_data_q;
     end else if (par_ok && par_rf) begin
       rf_q[((par_sel_i == SelRunVar) ? MaxChP : 0) + 32'(par_addr_i)] <= par_wdata_i[RW-1:0];
     end
   end
 
-  // Datapath mode of the current command.
-  logic [2:0] mode;
+  // Datapath mode of the current command: registered at the command's acceptance (with
+  // op_q), so that the 16 lanes' operand selects start at a flip-flop, not at op_q's decoder.
+  logic [2:0] mode, cmd_mode;
 
   always_comb begin
-    unique case (op_q)
-      OpNorm:    mode = ModeNorm;
-      OpBwdSums: mode = ModeSums;
-      OpVarSums: mode = ModeVar;
-      OpBwdDx:   mode = gmode_q ? ModeDxRe : ModeDxBn;
-      default:   mode = ModeNorm;
+    unique case (cmd_op_i)
+      OpNorm:    cmd_mode = ModeNorm;
+      OpBwdSums: cmd_mode = ModeSums;
+      OpVarSums: cmd_mode = ModeVar;
+      OpBwdDx:   cmd_mode = (cfg_grad_mode_i && (Variance == 0)) ? ModeDxRe : ModeDxBn;
+      default:   cmd_mode = ModeNorm;
     endcase
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      mode <= ModeNorm;
+    end else if (cmd_fire && (cmd_err == ErrNone)) begin
+      mode <= cmd_mode;
+    end
   end
 
   // Register-file index of (field, channel group, lane). Every lane reads its own operands
@@ -566,6 +620,7 @@ module lightnorm_core #(
   assign acc_b_on  = (op_q == OpBwdSums) || (op_q == OpVarSums);
   logic [Lanes*W-1:0] acc_a_val;
   assign acc_a_on  = (op_q == OpStats) || (op_q == OpBwdSums);
+  assign acc_hazard = (v_q[1] && acc_a_on && hazard_a) || (v_q[SAccB] && acc_b_on && hazard_b);
   assign chunk_on  = (Variance == 0) && ((op_q == OpStats) || (op_q == OpBwdDx && gmode_q));
   assign acc_a_val = (op_q == OpStats) ? x1_q : (op_q == OpBwdSums) ? dy1_q : '0;
 
@@ -573,10 +628,13 @@ module lightnorm_core #(
     .Lanes(Lanes), .ExpBits(ExpBits), .ManBits(ManBits), .NumChunks(NumChunks),
     .MaxGroups(MaxGroups), .AccWidth(AccW),
     .RangeStats((Variance != 0) ? 0 : 1), .Accumulation(Accumulation),
-    .StatExpBits(StatExpBits), .StatManBits(StatManBits)
+    .StatExpBits(StatExpBits), .StatManBits(StatManBits), .AccPipeRegs(AccPipeRegs)
   ) u_stats (
     .clk_i       (clk_i),
     .rnd_i       (rnd_q),
+    .busy_o      (acc_busy),
+    .hazard_a_o  (hazard_a),
+    .hazard_b_o  (hazard_b),
     .a_we_i      (adv && v_q[1] && (op_q == OpStats || op_q == OpBwdSums)),
     .a_grp_i     (acc_a_on ? g1 : '0),
     .a_init_i    (pinit_q[1]),
@@ -621,10 +679,20 @@ module lightnorm_core #(
   logic [Lanes*W-1:0] res6;
   logic [Lanes-1:0]   lane_en6;
 
-  // the lanes work in OP_NORM, OP_BWD_SUMS and OP_BWD_DX (operand isolation otherwise)
+  // the lanes work in OP_NORM, OP_BWD_SUMS, OP_VAR_SUMS and OP_BWD_DX (operand isolation
+  // otherwise): registered, set with state_q = StStream by such a command, cleared when its
+  // stream is done (the same cycles as a decode of state_q and op_q, from a flip-flop)
   logic dp_active;
-  assign dp_active = (state_q == StStream) && (op_q == OpNorm || op_q == OpBwdSums ||
-                                               op_q == OpBwdDx || op_q == OpVarSums);
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      dp_active <= 1'b0;
+    end else if (cmd_fire && (cmd_err == ErrNone)) begin
+      dp_active <= cmd_stream && (cmd_op_i == OpNorm || cmd_op_i == OpBwdSums ||
+                                  cmd_op_i == OpBwdDx || cmd_op_i == OpVarSums);
+    end else if (state_q == StStream && stream_done) begin
+      dp_active <= 1'b0;
+    end
+  end
 
   for (genvar l = 0; l < Lanes; l++) begin : g_lane
     logic          is_max, is_min;
@@ -668,7 +736,13 @@ module lightnorm_core #(
     );
   end
 
-  assign lane_en6 = (g6 == last_grp_q) ? last_mask_q : {Lanes{1'b1}};
+  // the valid lanes of the beat at the packer, registered: computed from the group of the
+  // stage before, which moves there when the pipeline advances
+  always_ff @(posedge clk_i) begin
+    if (adv) begin
+      lane_en6 <= (stage_grp(g_q, op_in(7) - 1) == last_grp_q) ? last_mask_q : {Lanes{1'b1}};
+    end
+  end
 
   // Padding lanes (channels >= C of the last group) enter the packer as +0.
   logic [Lanes*W-1:0] pk_val;
@@ -689,8 +763,10 @@ module lightnorm_core #(
     logic [Lanes*BfpManBits-1:0] pk_mant;
     lightnorm_bfp_pack #(
       .Lanes(Lanes), .BfpManBits(BfpManBits), .BfpExpBits(BfpExpBits),
-      .ExpBits(ExpBits), .ManBits(ManBits)
+      .ExpBits(ExpBits), .ManBits(ManBits), .PipeRegs(PackRegs)
     ) u_pack (
+      .clk_i    (clk_i),
+      .en_i     (adv),
       .val_i    (pk_val),
       .lane_en_i(lane_en6),
       .rnd_i    (rnd_q),

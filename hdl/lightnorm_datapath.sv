@@ -76,15 +76,25 @@ module lightnorm_datapath #(
   localparam logic [2:0] ModeDxRe = 3'd3;
   localparam logic [2:0] ModeVar  = 3'd4;
 
+  // ---- the command's mode and activity, registered in the lane (static while a command
+  // streams; its first beat reaches S2 two cycles after the core sets them), so that their
+  // fan-out inside the lane starts at a local flip-flop
+  logic       active;
+  logic [2:0] mode;
+  always_ff @(posedge clk_i) begin
+    active <= active_i;
+    mode   <= mode_i;
+  end
+
   // ---- operand isolation ------------------------------------------------------------
   logic use_sub_mu, use_sub_kb, use_mul3, use_mul4, use_add5, use_mul6, en;
-  assign use_sub_mu = active_i && (mode_i != ModeDxRe);
-  assign use_sub_kb = active_i && (mode_i == ModeDxBn || mode_i == ModeDxRe);
+  assign use_sub_mu = active && (mode != ModeDxRe);
+  assign use_sub_kb = active && (mode == ModeDxBn || mode == ModeDxRe);
   assign use_mul3   = use_sub_mu;
-  assign use_mul4   = active_i && (mode_i != ModeNorm) && (mode_i != ModeVar);
-  assign use_add5   = active_i && (mode_i != ModeSums) && (mode_i != ModeVar);
-  assign use_mul6   = active_i && (mode_i == ModeDxBn);
-  assign en         = en_i && active_i;
+  assign use_mul4   = active && (mode != ModeNorm) && (mode != ModeVar);
+  assign use_add5   = active && (mode != ModeSums) && (mode != ModeVar);
+  assign use_mul6   = active && (mode == ModeDxBn);
+  assign en         = en_i && active;
 
   // ---- S2 ----------------------------------------------------------------------------
   logic [W-1:0] d2_d, e2_d;
@@ -143,7 +153,7 @@ module lightnorm_datapath #(
     .BExpBits(StatExpBits), .BManBits(StatManBits), .PipeRegs(PipeRegs)
   ) u_mul3 (
     .clk_i(clk_i), .en_i(en),
-    .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? ((mode_i == ModeVar) ? d2_w : c3_i) : '0),
+    .a_i(use_mul3 ? d2_q : '0), .b_i(use_mul3 ? ((mode == ModeVar) ? d2_w : c3_i) : '0),
     .rnd_i(rnd_i), .sat_i(sat_i),
     .res_o(xh3_d)
   );
@@ -180,7 +190,7 @@ module lightnorm_datapath #(
   );
 
   always_comb begin
-    unique case (mode_i)
+    unique case (mode)
       ModeSums: begin m4a = dy3_q; m4b = xh3_w;     end
       ModeDxBn: begin m4a = xh3_q; m4b = kgamma4_i; end
       ModeDxRe: begin m4a = e3_q;  m4b = coeff4_i;  end
@@ -206,7 +216,7 @@ module lightnorm_datapath #(
 
   always_ff @(posedge clk_i) begin
     if (en) begin
-      m4_q   <= (mode_i == ModeNorm || mode_i == ModeVar) ? xh3_p : m4_res;
+      m4_q   <= (mode == ModeNorm || mode == ModeVar) ? xh3_p : m4_res;
       e4_q   <= e3_p;
       max4_q <= max3_p;
       min4_q <= min3_p;
@@ -231,7 +241,7 @@ module lightnorm_datapath #(
 
   always_comb begin
     a5_pass = 1'b0;
-    unique case (mode_i)
+    unique case (mode)
       ModeNorm: begin a5a = m4_q; a5b = beta5_i; a5_sub = 1'b0; end
       ModeDxBn: begin a5a = e4_q; a5b = m4_w;    a5_sub = 1'b1; end
       ModeDxRe: begin
@@ -285,7 +295,7 @@ module lightnorm_datapath #(
 
   always_ff @(posedge clk_i) begin
     if (en) begin
-      r6_q <= (mode_i == ModeDxBn) ? m6_res : r5_p;
+      r6_q <= (mode == ModeDxBn) ? m6_res : r5_p;
     end
   end
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // lightnorm_recip: correctly rounded reciprocal res = round(1 / v) in FP(ExpBits, ManBits)
-// (lightnorm.arith.recip, docs/spec.md section 3), without a divider. Combinational.
+// (lightnorm.arith.recip, docs/spec.md section 3), without a divider. Combinational
+// (PipeRegs = 0), or PipeRegs register stages in its rounder (see lightnorm_round).
 // The input is normalized to v = (1 + f/2^M) * 2^e (a subnormal input by its leading-zero
 // count); the table lightnorm_pkg::recip_entry(M, f) holds q and a sticky bit with
 // 1 / (1 + f/2^M) = (q + delta) * 2^-W, W = M + 1 + TableGuardBits, so
@@ -11,6 +12,8 @@
 // the named formats up to lightnorm_pkg::TableMaxManBits.
 //
 // Ports:
+//   input  logic                     clk_i  pipeline registers (PipeRegs > 0)
+//   input  logic                     en_i   pipeline advance
 //   input  logic [ExpBits+ManBits:0] v_i    operand {sign, exponent field, fraction}
 //   input  logic                     rnd_i  0: RNE, 1: RTZ
 //   input  logic                     sat_i  0: overflow to Inf (IEEE), 1: saturate
@@ -18,8 +21,11 @@
 
 module lightnorm_recip #(
   parameter int ExpBits = 5,  // E: exponent field width (2..8)
-  parameter int ManBits = 4   // M: fraction width (2..TableMaxManBits, a width with a table)
+  parameter int ManBits = 4,  // M: fraction width (2..TableMaxManBits, a width with a table)
+  parameter int PipeRegs = 0  // register stages (0..2): the rounder's (lightnorm_round)
 ) (
+  input  logic                     clk_i,  // pipeline registers (PipeRegs > 0)
+  input  logic                     en_i,   // pipeline advance
   input  logic [ExpBits+ManBits:0] v_i,
   input  logic                     rnd_i,
   input  logic                     sat_i,
@@ -65,10 +71,11 @@ module lightnorm_recip #(
     .ExpBits (ExpBits),
     .ManBits (ManBits),
     .SigWidth(QW),
-    .ExpWidth(ExpWidth)
+    .ExpWidth(ExpWidth),
+    .PipeRegs(PipeRegs)
   ) u_round (
-    .clk_i   (1'b0),
-    .en_i    (1'b0),
+    .clk_i   (clk_i),
+    .en_i    (en_i),
     .sign_i  (sign),
     .sig_i   (is_inf ? '0 : q),        // 1/Inf = 0 (signed)
     .exp_i   (raw_exp),

@@ -2,7 +2,8 @@
 //
 // lightnorm_rsqrt: correctly rounded reciprocal square root res = round(1 / sqrt(v)) in
 // FP(ExpBits, ManBits) (lightnorm.arith.rsqrt, docs/spec.md section 3), without a square-root
-// array. Combinational. The input is normalized to v = (1 + f/2^M) * 2^e (a subnormal input
+// array. Combinational (PipeRegs = 0), or PipeRegs register stages in its rounder (see
+// lightnorm_round). The input is normalized to v = (1 + f/2^M) * 2^e (a subnormal input
 // by its leading-zero count); with p = e mod 2 the table lightnorm_pkg::rsqrt_entry(M, {p, f})
 // holds q and a sticky bit with 1 / sqrt((1 + f/2^M) * 2^p) = (q + delta) * 2^-W,
 // W = M + 1 + TableGuardBits, so 1/sqrt(v) = (q + delta) * 2^(-W - (e - p)/2), which
@@ -10,6 +11,8 @@
 // (-Inf included), NaN -> NaN.
 //
 // Ports:
+//   input  logic                     clk_i  pipeline registers (PipeRegs > 0)
+//   input  logic                     en_i   pipeline advance
 //   input  logic [ExpBits+ManBits:0] v_i    operand {sign, exponent field, fraction}
 //   input  logic                     rnd_i  0: RNE, 1: RTZ
 //   input  logic                     sat_i  0: overflow to Inf (IEEE), 1: saturate
@@ -17,8 +20,11 @@
 
 module lightnorm_rsqrt #(
   parameter int ExpBits = 5,  // E: exponent field width (2..8)
-  parameter int ManBits = 4   // M: fraction width (2..TableMaxManBits, a width with a table)
+  parameter int ManBits = 4,  // M: fraction width (2..TableMaxManBits, a width with a table)
+  parameter int PipeRegs = 0  // register stages (0..2): the rounder's (lightnorm_round)
 ) (
+  input  logic                     clk_i,  // pipeline registers (PipeRegs > 0)
+  input  logic                     en_i,   // pipeline advance
   input  logic [ExpBits+ManBits:0] v_i,
   input  logic                     rnd_i,
   input  logic                     sat_i,
@@ -71,10 +77,11 @@ module lightnorm_rsqrt #(
     .ExpBits (ExpBits),
     .ManBits (ManBits),
     .SigWidth(QW),
-    .ExpWidth(ExpWidth)
+    .ExpWidth(ExpWidth),
+    .PipeRegs(PipeRegs)
   ) u_round (
-    .clk_i   (1'b0),
-    .en_i    (1'b0),
+    .clk_i   (clk_i),
+    .en_i    (en_i),
     .sign_i  (1'b0),
     .sig_i   (is_pinf ? '0 : q),       // rsqrt(+Inf) = +0
     .exp_i   (raw_exp),

@@ -41,6 +41,10 @@ module lightnorm_stats #(
   parameter int Accumulation = 0, // 0 exact fixed point, 1 sequential in the statistics format
   parameter int StatExpBits = ExpBits,  // statistics format (Accumulation = 1)
   parameter int StatManBits = ManBits,
+  // Accumulation = 1: register stages of the accumulator adders (0..3): an update reads its
+  // word when given and writes the sum AccPipeRegs cycles later; hazard_a_o / hazard_b_o
+  // hold back an update of a group still in flight (below)
+  parameter int AccPipeRegs = 0,
   // derived, do not override
   parameter int W          = 1 + ExpBits + ManBits,
   parameter int GW         = (MaxGroups > 1) ? $clog2(MaxGroups) : 1,
@@ -49,6 +53,11 @@ module lightnorm_stats #(
 ) (
   input  logic                     clk_i,
   input  logic                     rnd_i,        // rounding of a sequential accumulation
+  output logic                     busy_o,       // an accumulator update still in progress
+  // Accumulation = 1, AccPipeRegs > 0: an update of a_grp_i / b_grp_i given now would read
+  // its word before an earlier update of that group has written it (the core holds the beat)
+  output logic                     hazard_a_o,
+  output logic                     hazard_b_o,
   // accumulator A update (x in OP_STATS, dy in OP_BWD_SUMS)
   input  logic                     a_we_i,
   input  logic [GW-1:0]            a_grp_i,
@@ -132,18 +141,17 @@ module lightnorm_stats #(
   assign acc_a_rd = acc_a_q[a_grp];
   assign acc_b_rd = acc_b_q[b_grp];
 
-  always_ff @(posedge clk_i) begin
-    if (a_we) acc_a_q[a_grp] <= acc_a_d;
-    if (b_we) acc_b_q[b_grp] <= acc_b_d;
-  end
-
   if (Accumulation == 0) begin : g_exact
-    // element -> exact fixed point, plus NaN / +Inf / -Inf flags, registered (one cycle after
-    // the update is given): the read-modify-write of the word happens in the next cycle, so
-    // its path is the group read and one AccWidth-bit addition. Back-to-back updates of one
-    // group still see each other (each RMW writes before the next one reads); a finalize
-    // read starts at the earliest one cycle after the last update is given, when it has
-    // landed.
+    // element -> exact fixed point, plus NaN / +Inf / -Inf flags, registered (R0: one cycle
+    // after the update is given); then the read-modify-write of the word in two halves of
+    // one cycle each, with the carry between them registered: R1 adds the low LoW bits of
+    // every lane (and ORs the flags), R2 the high HiW bits plus R1's carry, each half a
+    // one-cycle loop of its own group read and a LoW / HiW-bit addition. Back-to-back
+    // updates of one group still see each other (each half writes before the next update's
+    // same half reads it); busy_o is high while an update is in R1 or R2, and a finalize
+    // read starts after it has fallen.
+    localparam int LoW = AccWidth / 2;
+    localparam int HiW = AccWidth - LoW;
     logic [Lanes*3-1:0] flags_a_q [MaxGroups];
     logic [Lanes*3-1:0] flags_b_q [MaxGroups];
     logic [Lanes*3-1:0] flags_a_d, flags_b_d, flags_a_rd, flags_b_rd;
@@ -154,9 +162,51 @@ module lightnorm_stats #(
     logic [Lanes*AccWidth-1:0] fx_a_w, fx_b_w;
     logic [Lanes*3-1:0]        fl_a_w, fl_b_w;
 
+    // R2: the high halves' update (group, init, high addend bits, carry of R1 per lane)
+    logic               a_we_h, b_we_h, a_init_h, b_init_h;
+    logic [GW-1:0]      a_grp_h, b_grp_h;
+    logic [Lanes*HiW-1:0] fx_a_h, fx_b_h;
+    logic [Lanes-1:0]   c_a_h, c_b_h, c_a_w, c_b_w;
+    logic [Lanes*AccWidth-1:0] acc_a_hrd, acc_b_hrd;  // the words the high halves read
+
+    assign acc_a_hrd = acc_a_q[a_grp_h];
+    assign acc_b_hrd = acc_b_q[b_grp_h];
+    // (R1 reads only the low halves of acc_x_rd, R2 only the high halves of acc_x_hrd)
+    logic unused_halves;
+    assign unused_halves = ^{acc_a_rd, acc_b_rd, acc_a_hrd, acc_b_hrd};
+
     always_ff @(posedge clk_i) begin
       a_we_q <= a_we_i;
       b_we_q <= b_we_i;
+      a_we_h <= a_we_q;
+      b_we_h <= b_we_q;
+      if (a_we_q) begin
+        a_grp_h  <= a_grp_q;
+        a_init_h <= a_init_q;
+        c_a_h    <= c_a_w;
+      end
+      if (b_we_q) begin
+        b_grp_h  <= b_grp_q;
+        b_init_h <= b_init_q;
+        c_b_h    <= c_b_w;
+      end
+      for (int l = 0; l < Lanes; l++) begin
+        if (a_we_q) fx_a_h[l*HiW +: HiW] <= fx_a_q[l*AccWidth+LoW +: HiW];
+        if (b_we_q) fx_b_h[l*HiW +: HiW] <= fx_b_q[l*AccWidth+LoW +: HiW];
+      end
+      // R1 writes the low halves, R2 the high halves
+      for (int l = 0; l < Lanes; l++) begin
+        if (a_we) acc_a_q[a_grp][l*AccWidth +: LoW] <= acc_a_d[l*AccWidth +: LoW];
+        if (b_we) acc_b_q[b_grp][l*AccWidth +: LoW] <= acc_b_d[l*AccWidth +: LoW];
+        if (a_we_h) acc_a_q[a_grp_h][l*AccWidth+LoW +: HiW] <= acc_a_d[l*AccWidth+LoW +: HiW];
+        if (b_we_h) acc_b_q[b_grp_h][l*AccWidth+LoW +: HiW] <= acc_b_d[l*AccWidth+LoW +: HiW];
+      end
+    end
+    assign busy_o = a_we_q || b_we_q || a_we_h || b_we_h;
+    assign hazard_a_o = 1'b0;  // (each half is a one-cycle loop)
+    assign hazard_b_o = 1'b0;
+
+    always_ff @(posedge clk_i) begin
       if (a_we_i) begin
         a_grp_q  <= a_grp_i;
         a_init_q <= a_init_i;
@@ -210,14 +260,21 @@ module lightnorm_stats #(
       assign fl_a_w[l*3 +: 3] = fl_a;
       assign fl_b_w[l*3 +: 3] = fl_b;
 
-      assign acc_a_d[l*AccWidth +: AccWidth] =
-          a_init_q ? fx_a_q[l*AccWidth +: AccWidth]
-                   : acc_a_rd[l*AccWidth +: AccWidth] + fx_a_q[l*AccWidth +: AccWidth];
+      // R1: low half and its carry; R2: high half plus the carry
+      assign {c_a_w[l], acc_a_d[l*AccWidth +: LoW]} =
+          (a_init_q ? (LoW + 1)'(0) : (LoW + 1)'(acc_a_rd[l*AccWidth +: LoW])) +
+          (LoW + 1)'(fx_a_q[l*AccWidth +: LoW]);
+      assign acc_a_d[l*AccWidth+LoW +: HiW] =
+          (a_init_h ? HiW'(0) : acc_a_hrd[l*AccWidth+LoW +: HiW]) + fx_a_h[l*HiW +: HiW] +
+          HiW'(c_a_h[l]);
       assign flags_a_d[l*3 +: 3] = a_init_q ? fl_a_q[l*3 +: 3]
                                             : (flags_a_rd[l*3 +: 3] | fl_a_q[l*3 +: 3]);
-      assign acc_b_d[l*AccWidth +: AccWidth] =
-          b_init_q ? fx_b_q[l*AccWidth +: AccWidth]
-                   : acc_b_rd[l*AccWidth +: AccWidth] + fx_b_q[l*AccWidth +: AccWidth];
+      assign {c_b_w[l], acc_b_d[l*AccWidth +: LoW]} =
+          (b_init_q ? (LoW + 1)'(0) : (LoW + 1)'(acc_b_rd[l*AccWidth +: LoW])) +
+          (LoW + 1)'(fx_b_q[l*AccWidth +: LoW]);
+      assign acc_b_d[l*AccWidth+LoW +: HiW] =
+          (b_init_h ? HiW'(0) : acc_b_hrd[l*AccWidth+LoW +: HiW]) + fx_b_h[l*HiW +: HiW] +
+          HiW'(c_b_h[l]);
       assign flags_b_d[l*3 +: 3] = b_init_q ? fl_b_q[l*3 +: 3]
                                             : (flags_b_rd[l*3 +: 3] | fl_b_q[l*3 +: 3]);
     end
@@ -232,50 +289,116 @@ module lightnorm_stats #(
     logic unused_rnd;
     assign unused_rnd = rnd_i;
   end else begin : g_sequential
-    // one rounded addition per value in the statistics format (saturating), in the cycle the
-    // update is given
-    assign a_we  = a_we_i;
+    // one rounded addition per value in the statistics format (saturating): the group word is
+    // read in the cycle the update is given (t), the adders' AccPipeRegs register stages
+    // follow, and the sum (or, for the first value of the pass, the value itself, widened
+    // exactly) is written at the end of cycle t + AccPipeRegs. An update of a group whose
+    // earlier update is still in flight (given in the last AccPipeRegs cycles) would read a
+    // stale word: hazard_x_o tells the core to hold it (docs/hardware.md section 9); with
+    // the groups of a tile in turn it never comes while G >= AccPipeRegs + 1.
+    localparam int R = AccPipeRegs;
+    logic [Lanes*SW-1:0] wide_a, wide_b, sum_a, sum_b;
+    // the update written this cycle (given R cycles ago)
+    logic                a_we_w, b_we_w, a_init_w, b_init_w;
+    logic [GW-1:0]       a_grp_w, b_grp_w;
+    logic [Lanes*SW-1:0] wide_a_w, wide_b_w;
+
+    assign a_we  = a_we_i;  // (a_we / a_grp: the read side, the word of the given update)
     assign b_we  = b_we_i;
     assign a_grp = a_grp_i;
     assign b_grp = b_grp_i;
+    assign acc_a_d = '0;    // (the exact accumulators' next words: unused here)
+    assign acc_b_d = '0;
+    logic unused_exact;
+    assign unused_exact = ^{acc_a_d, acc_b_d, a_we, b_we};
+
+    if (R > 0) begin : g_acc_pipe
+      // stage k = 1 .. R of the shift registers: bit / slice k - 1
+      logic [R-1:0]          a_we_s, b_we_s, a_init_s, b_init_s;
+      logic [R*GW-1:0]       a_grp_s, b_grp_s;
+      logic [R*Lanes*SW-1:0] wide_a_s, wide_b_s;
+      always_ff @(posedge clk_i) begin
+        a_we_s <= R'({a_we_s, a_we_i});
+        b_we_s <= R'({b_we_s, b_we_i});
+        a_init_s <= R'({a_init_s, a_init_i});
+        b_init_s <= R'({b_init_s, b_init_i});
+        a_grp_s <= (R*GW)'({a_grp_s, a_grp_i});
+        b_grp_s <= (R*GW)'({b_grp_s, b_grp_i});
+        wide_a_s <= (R*Lanes*SW)'({wide_a_s, wide_a});
+        wide_b_s <= (R*Lanes*SW)'({wide_b_s, wide_b});
+      end
+      assign {a_we_w, b_we_w, a_init_w, b_init_w} =
+          {a_we_s[R-1], b_we_s[R-1], a_init_s[R-1], b_init_s[R-1]};
+      assign a_grp_w  = a_grp_s[(R-1)*GW +: GW];
+      assign b_grp_w  = b_grp_s[(R-1)*GW +: GW];
+      assign wide_a_w = wide_a_s[(R-1)*Lanes*SW +: Lanes*SW];
+      assign wide_b_w = wide_b_s[(R-1)*Lanes*SW +: Lanes*SW];
+      // in flight: given 1 .. R cycles ago (stage R writes at the end of this cycle)
+      always_comb begin
+        hazard_a_o = 1'b0;
+        hazard_b_o = 1'b0;
+        for (int k = 0; k < R; k++) begin
+          hazard_a_o = hazard_a_o || (a_we_s[k] && (a_grp_s[k*GW +: GW] == a_grp_i));
+          hazard_b_o = hazard_b_o || (b_we_s[k] && (b_grp_s[k*GW +: GW] == b_grp_i));
+        end
+      end
+      assign busy_o = (|a_we_s) || (|b_we_s);
+    end else begin : g_acc_comb
+      assign {a_we_w, b_we_w, a_init_w, b_init_w} = {a_we_i, b_we_i, a_init_i, b_init_i};
+      assign {a_grp_w, b_grp_w, wide_a_w, wide_b_w} = {a_grp_i, b_grp_i, wide_a, wide_b};
+      assign hazard_a_o = 1'b0;
+      assign hazard_b_o = 1'b0;
+      assign busy_o     = 1'b0;
+    end
+
+    always_ff @(posedge clk_i) begin
+      for (int l = 0; l < Lanes; l++) begin
+        if (a_we_w) begin
+          acc_a_q[a_grp_w][l*AccWidth +: AccWidth] <=
+              AccWidth'(a_init_w ? wide_a_w[l*SW +: SW] : sum_a[l*SW +: SW]);
+        end
+        if (b_we_w) begin
+          acc_b_q[b_grp_w][l*AccWidth +: AccWidth] <=
+              AccWidth'(b_init_w ? wide_b_w[l*SW +: SW] : sum_b[l*SW +: SW]);
+        end
+      end
+    end
+
     for (genvar l = 0; l < Lanes; l++) begin : g_lane_acc
-      logic [SW-1:0] wide_a, wide_b, sum_a, sum_b;
       lightnorm_fp_widen #(
         .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(StatExpBits),
         .OutManBits(StatManBits)
-      ) u_widen_a (.a_i(a_val_i[l*W +: W]), .res_o(wide_a));
+      ) u_widen_a (.a_i(a_val_i[l*W +: W]), .res_o(wide_a[l*SW +: SW]));
       lightnorm_fp_widen #(
         .InExpBits(ExpBits), .InManBits(ManBits), .OutExpBits(StatExpBits),
         .OutManBits(StatManBits)
-      ) u_widen_b (.a_i(b_val_i[l*W +: W]), .res_o(wide_b));
+      ) u_widen_b (.a_i(b_val_i[l*W +: W]), .res_o(wide_b[l*SW +: SW]));
       lightnorm_fp_add #(
         .ExpBits(StatExpBits), .ManBits(StatManBits), .AExpBits(StatExpBits),
-        .AManBits(StatManBits), .BExpBits(ExpBits), .BManBits(ManBits)
+        .AManBits(StatManBits), .BExpBits(ExpBits), .BManBits(ManBits), .PipeRegs(R)
       ) u_add_a (
-        .clk_i(1'b0),
-        .en_i (1'b0),
+        .clk_i(clk_i),
+        .en_i (1'b1),
         .a_i  (acc_a_rd[l*AccWidth +: SW]),
         .b_i  (a_val_i[l*W +: W]),
         .sub_i(1'b0),
         .rnd_i(rnd_i),
         .sat_i(1'b1),
-        .res_o(sum_a)
+        .res_o(sum_a[l*SW +: SW])
       );
       lightnorm_fp_add #(
         .ExpBits(StatExpBits), .ManBits(StatManBits), .AExpBits(StatExpBits),
-        .AManBits(StatManBits), .BExpBits(ExpBits), .BManBits(ManBits)
+        .AManBits(StatManBits), .BExpBits(ExpBits), .BManBits(ManBits), .PipeRegs(R)
       ) u_add_b (
-        .clk_i(1'b0),
-        .en_i (1'b0),
+        .clk_i(clk_i),
+        .en_i (1'b1),
         .a_i  (acc_b_rd[l*AccWidth +: SW]),
         .b_i  (b_val_i[l*W +: W]),
         .sub_i(1'b0),
         .rnd_i(rnd_i),
         .sat_i(1'b1),
-        .res_o(sum_b)
+        .res_o(sum_b[l*SW +: SW])
       );
-      assign acc_a_d[l*AccWidth +: AccWidth] = AccWidth'(a_init_i ? wide_a : sum_a);
-      assign acc_b_d[l*AccWidth +: AccWidth] = AccWidth'(b_init_i ? wide_b : sum_b);
     end
     assign f_fl_a_w = '0;
     assign f_fl_b_w = '0;

@@ -482,7 +482,9 @@ async def forward_stats(
     st, ln = layer.stall, layer.name
     fin_ideal = p.finalize_cycles(layer.channels)
     # variance: OP_STATS ends with S and mu per channel (2 cycles each)
-    stats_ideal = beats + p.pipe_fill("STATS") + p.mean_cycles(layer.channels)
+    stats_ideal = p.stream_cycles("STATS", layer.count, layer.channels) + p.mean_cycles(
+        layer.channels
+    )
     vals = _value_fmt(p)
 
     r = await tb.command("STATS", exp.x_beats, stall=st, layer_name=ln, ideal=stats_ideal)
@@ -492,7 +494,11 @@ async def forward_stats(
     )
     if p.variance:
         r = await tb.command(
-            "VAR_SUMS", exp.x_beats, stall=st, layer_name=ln, ideal=beats + p.pipe_fill("VAR_SUMS")
+            "VAR_SUMS",
+            exp.x_beats,
+            stall=st,
+            layer_name=ln,
+            ideal=p.stream_cycles("VAR_SUMS", layer.count, layer.channels),
         )
         _expect_ok(sb, r, "F2", beats)
         if r.out:
@@ -514,7 +520,7 @@ async def normalize(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> 
         exp.x_beats,
         stall=layer.stall,
         layer_name=layer.name,
-        ideal=beats + p.pipe_fill("NORM"),
+        ideal=p.stream_cycles("NORM", layer.count, layer.channels),
     )
     _expect_ok(sb, r, "F4", beats)
     sb.beats(
@@ -612,7 +618,7 @@ async def backward_step(
         exp.dy_beats,
         stall=st,
         layer_name=ln,
-        ideal=beats + p.pipe_fill("BWD_SUMS"),
+        ideal=p.stream_cycles("BWD_SUMS", layer.count, layer.channels),
     )
     _expect_ok(sb, r, "B2", beats)
     r = await tb.command("BWD_FINALIZE", layer_name=ln, ideal=p.bwd_finalize_cycles(layer.channels))
@@ -625,7 +631,7 @@ async def backward_step(
         exp.dy_beats,
         stall=st,
         layer_name=ln,
-        ideal=beats + p.pipe_fill("BWD_DX"),
+        ideal=p.stream_cycles("BWD_DX", layer.count, layer.channels),
     )
     _expect_ok(sb, r, "B4", beats)
     sb.beats(
@@ -661,7 +667,7 @@ async def inference(tb: CoreTB, sb: Scoreboard, layer: Layer, exp: Expected) -> 
         exp.x_beats,
         stall=layer.stall,
         layer_name=layer.name,
-        ideal=beats + p.pipe_fill("NORM"),
+        ideal=p.stream_cycles("NORM", layer.count, layer.channels),
     )
     _expect_ok(sb, r, "I3", beats)
     sb.beats(

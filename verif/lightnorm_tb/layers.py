@@ -79,6 +79,10 @@ class CoreParams:
     chan_pipe_regs: int = 3
     #: register stages inside every lane operator (each lane stage 1 + this many cycles)
     dp_pipe_regs: int = 1
+    #: register stages of the sequential accumulators' adders (Accumulation = 1)
+    acc_pipe_regs: int = 0
+    #: register stages of the BFP pack (Bfp = 1): one more cycle to the output
+    pack_pipe_regs: int = 1
 
     #: field -> HDL parameter name
     HDL_NAMES: ClassVar[dict[str, str]] = {
@@ -99,6 +103,8 @@ class CoreParams:
         "stat_man_bits": "StatManBits",
         "chan_pipe_regs": "ChanPipeRegs",
         "dp_pipe_regs": "DpPipeRegs",
+        "acc_pipe_regs": "AccPipeRegs",
+        "pack_pipe_regs": "PackPipeRegs",
     }
 
     def __post_init__(self) -> None:
@@ -164,10 +170,26 @@ class CoreParams:
     def pipe_fill(self, op: str) -> int:
         """Cycles after a streaming command's last accepted beat until its work is done: S0,
         S1 and the output register (OP_STATS), plus the five lane stages of 1 + DpPipeRegs
-        cycles (OP_NORM, OP_BWD_DX) or the first three (up to accumulator B: OP_BWD_SUMS,
-        OP_VAR_SUMS)."""
+        cycles and the pack's PackPipeRegs (OP_NORM, OP_BWD_DX) or the first three (up to
+        accumulator B: OP_BWD_SUMS, OP_VAR_SUMS); the commands that update the exact
+        accumulators end when the last update has landed: 2 cycles later for the exact ones'
+        two read-modify-write halves, AccPipeRegs for the sequential ones' adders."""
         stage = 1 + self.dp_pipe_regs
-        return {"STATS": 2, "NORM": 3 + 5 * stage, "BWD_DX": 3 + 5 * stage}.get(op, 2 + 3 * stage)
+        rmw = 2 if self.accumulation == 0 else self.acc_pipe_regs
+        out = 3 + 5 * stage + (self.pack_pipe_regs if self.bfp_beats else 0)
+        fill = {"STATS": 2 + rmw, "NORM": out, "BWD_DX": out}
+        return fill.get(op, 2 + 3 * stage + rmw)
+
+    def stream_cycles(self, op: str, n: int, channels: int) -> int:
+        """Ideal cycles of a streaming command over n positions of `channels` channels: one
+        beat per cycle, plus the pipeline fill; with sequential accumulators whose adders have
+        AccPipeRegs stages, a command that updates them takes max(G, AccPipeRegs + 1) cycles
+        per position (an update waits for the previous one of its group to be written)."""
+        g = self.groups(channels)
+        per = g
+        if self.accumulation == 1 and op in ("STATS", "VAR_SUMS", "BWD_SUMS"):
+            per = max(g, self.acc_pipe_regs + 1)
+        return (n - 1) * per + g + self.pipe_fill(op)
 
     def chan_steps_cycles(self, steps: int, seq_step: bool = False) -> int:
         """Cycles of `steps` per-channel unit steps of one channel: 1 + ChanPipeRegs each (the
@@ -250,9 +272,11 @@ BASELINE_PARAMS: dict[str, int] = {
     "Variance": 1,
     "Bfp": 0,
     "Accumulation": 1,
-    # its defaults (overridable): one register stage in every operator
-    "ChanPipeRegs": 1,
-    "DpPipeRegs": 1,
+    # its defaults (overridable): register stages of the accumulator adders, of the channel
+    # unit's and of the lanes' operators
+    "AccPipeRegs": 2,
+    "ChanPipeRegs": 3,
+    "DpPipeRegs": 3,
 }
 
 #: lightnorm_core parameters of numeric contract v2 (docs/spec.md section 12, preset

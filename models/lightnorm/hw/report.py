@@ -59,7 +59,8 @@ TARGET_FMAX_MHZ = 150.0
 TARGET_DRAM = 6.0
 
 LABEL = (
-    "Re-implementation measurements: Yosys 0.23 (ABC mapping, no placement or wires) on "
+    "Re-implementation measurements: Yosys 0.23 (timing-driven ABC mapping, hdl/syn/README.md; "
+    "no placement or wires) on "
     "the open OSU 0.18 µm library (qflow-tech-osu018), OpenSTA timing and power. "
     "Two power figures: activity-based (the section 'Energy from switching activity': "
     "per-net toggle counts of a gate-level simulation of the `make sim` layer, OpenSTA "
@@ -277,18 +278,22 @@ _BASE = _CORE | hdl_defaults("bn_fp32_core")
 _SEQ = 28  # the baseline's sequential rsqrt step: 1 + its latency M + 4 (M = 23) + its start
 
 
-def _schedule(p: dict[str, int]) -> tuple[int, int, int, int]:
+def _schedule(p: dict[str, int]) -> tuple[int, int, int, int, int]:
     """(cycles of a channel-unit step, of a lane stage; pipeline fill of a command that
-    writes the output, of one that ends at accumulator B) of a core's register stages."""
+    writes the output, of one that ends at accumulator B, of OP_STATS) of a core's register
+    stages (the exact accumulators' two read-modify-write halves add 2 cycles to the
+    commands that update them, the sequential accumulators' adders AccPipeRegs)."""
     step, lane = 1 + p["ChanPipeRegs"], 1 + p["DpPipeRegs"]
-    return step, lane, 3 + 5 * lane, 2 + 3 * lane
+    rmw = 2 if p["Accumulation"] == 0 else p["AccPipeRegs"]
+    pack = p["PackPipeRegs"] if p["Bfp"] else 0
+    return step, lane, 3 + 5 * lane + pack, 2 + 3 * lane + rmw, 2 + rmw
 
 
-_LN_STEP, _, _LN_OUT, _LN_B = _schedule(_CORE)
-_BL_STEP, _, _BL_OUT, _BL_B = _schedule(_BASE)
+_LN_STEP, _, _LN_OUT, _LN_B, _LN_S = _schedule(_CORE)
+_BL_STEP, _, _BL_OUT, _BL_B, _BL_S = _schedule(_BASE)
 SCHEDULES = {
     "lightnorm_core": (  # range statistics, K chunks, table recip / rsqrt
-        ("STATS", 1, 0, 2),
+        ("STATS", 1, 0, _LN_S),
         ("FINALIZE", 0, _K + 7 * _LN_STEP, 0),
         ("NORM", 1, 0, _LN_OUT),
         ("BWD_SUMS", 1, 0, _LN_B),
@@ -296,7 +301,7 @@ SCHEDULES = {
         ("BWD_DX", 1, 0, _LN_OUT),
     ),
     "bn_fp32_core": (  # two-pass mean / variance, sequential rsqrt (one step of 1 + 28)
-        ("STATS", 1, 2 * _BL_STEP, 2),
+        ("STATS", 1, 2 * _BL_STEP, _BL_S),
         ("VAR_SUMS", 1, 0, _BL_B),
         ("FINALIZE", 0, 4 * _BL_STEP + 1 + _SEQ, 0),
         ("NORM", 1, 0, _BL_OUT),
@@ -319,10 +324,21 @@ STREAM_BLOCKS = (
 CHANNEL_BLOCKS = ("lightnorm_chan_unit",)
 
 
+# Cycles between two updates of one group's sequential accumulator (its adders' register
+# stages + 1; 1 for the exact accumulators, whose halves are one-cycle loops): a command that
+# updates the accumulators takes max(G, this) cycles per position (section 9).
+ACC_LOOP = {"lightnorm_core": 1, "bn_fp32_core": _BASE["AccPipeRegs"] + 1}
+ACC_OPS = ("STATS", "VAR_SUMS", "BWD_SUMS")
+
+
 def step_cycles(label: str, n: int, channels: int) -> int:
     """Ideal command cycles of one training step of a layer of `channels` <= the tile."""
-    beats = n * -(-channels // LANES)
-    return sum(a * beats + b * channels + c for _, a, b, c in SCHEDULES[label])
+    g = -(-channels // LANES)
+    acc_beats = (n - 1) * max(g, ACC_LOOP[label]) + g
+    return sum(
+        a * (acc_beats if op in ACC_OPS else n * g) + b * channels + c
+        for op, a, b, c in SCHEDULES[label]
+    )
 
 
 def layer_cost(label: str, act: dict, n: int, channels: int) -> dict:

@@ -46,8 +46,36 @@ GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
 PERIOD_NS = 10.0  # clock for the power figures (100 MHz), also the STA reference clock
 ACTIVITY = 0.2  # vectorless: transitions per clock cycle on every net, duty 0.5
 NICE = ["nice", "-n", "5"]
-FLOW_VERSION = "4"  # bump when the parsing or the OpenSTA part changes (invalidates results)
+FLOW_VERSION = "5"  # bump when the parsing or the OpenSTA part changes (invalidates results)
 ABC_CONSTR = "set_driving_cell BUFX2\nset_load 0.02\n"  # pF: about two INVX1 inputs
+# ABC's mapping, timing-driven: a delay target for the logic between two flip-flops (ps;
+# the 150 MHz goal's 6.67 ns less the flip-flops' clock-to-Q and setup and ABC's optimism
+# against OpenSTA's load-dependent delays), structural choices (dch) instead of Yosys's
+# default area-recovery script, whose &fraig / scorr / dc2 / dretime rewrite every wide
+# adder, negation and prefix-OR that Yosys built as a Brent-Kung tree into a ripple chain
+# (0.1-0.2 ns per bit: a 59-bit negation took 6 ns); then ABC's buffering and gate sizing.
+ABC_DELAY_PS = 5000
+# The modules kept as blocks in the mapped netlist (per-block area, timing and energy); every
+# other module (rounders, operators, converters, delay lines) is flattened into its parent
+# before mapping, so that ABC sees the real load of a net that fans out into 16 rounders
+# (at a module boundary it assumes abc.constr's set_load: a 4.6 ns gate in the BFP unpack)
+# and optimizes across the boundary.
+KEEP_MODULES = (
+    "lightnorm_core",
+    "lightnorm_stats",
+    "lightnorm_datapath",
+    "lightnorm_chan_unit",
+    "lightnorm_bfp_unpack",
+    "lightnorm_bfp_pack",
+    "lightnorm_recip",
+    "lightnorm_rsqrt",
+    "lightnorm_recip_seq",
+    "lightnorm_rsqrt_seq",
+)
+ABC_SCRIPT = (
+    f"strash\ndch -f\nmap -D {ABC_DELAY_PS}\ntopo\nbuffer -p\n"
+    f"upsize -D {ABC_DELAY_PS}\ndnsize -D {ABC_DELAY_PS}\n"
+)
 
 
 @dataclass(frozen=True)
@@ -128,14 +156,18 @@ def yosys_scripts(design: Design, lib: Path) -> dict[str, str]:
         "stat",
     ]
     load = ["read_rtlil generic.il", f"hierarchy -top {design.top}"]
+    keep = " ".join([design.top] + [p for m in KEEP_MODULES for p in (m, f"$paramod*{m}")])
     libmap = (
-        [f"# abc.constr: {ABC_CONSTR!r}"]
+        [f"# abc.constr: {ABC_CONSTR!r}", f"# abc.script: {ABC_SCRIPT!r}"]
         + load
         + [
+            f"setattr -mod -set keep_hierarchy 1 {keep}",
+            "flatten",
             f"dfflibmap -liberty {lib}",
-            # -constr: ABC buffers high-fanout nets and sizes gates (buffer; upsize; dnsize);
-            # without it a select line of the flop arrays drives thousands of pins unbuffered
-            f"abc -liberty {lib} -constr abc.constr",
+            # -constr: the driver and load ABC's buffering and sizing (abc.script: buffer,
+            # upsize, dnsize) assume; without them a select line of the flop arrays drives
+            # thousands of pins unbuffered
+            f"abc -liberty {lib} -constr abc.constr -script abc.script",
             "opt_clean",
             f"stat -liberty {lib}",
             "splitnets",  # OpenSTA's reader takes no concatenation on an assign's left side
@@ -292,6 +324,7 @@ def run_yosys(
             continue
         (out / f"{stage}.ys").write_text(scripts[stage])
         (out / "abc.constr").write_text(ABC_CONSTR)
+        (out / "abc.script").write_text(ABC_SCRIPT)
         stamp.unlink(missing_ok=True)
         t0 = time.monotonic()
         run = subprocess.run(
@@ -647,7 +680,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ci", action="store_true", help="generic synthesis only (CI check)")
     ap.add_argument("--force", action="store_true", help="re-run even if cached")
     ap.add_argument("--design", action="append", help="label(s) to run (default: all)")
+    ap.add_argument(
+        "--summary",
+        type=Path,
+        help="write the runs' timing / area summary with the tool versions to this JSON file",
+    )
     args = ap.parse_args(argv)
+    summary: dict[str, dict] = {}
     for design, ok in default_designs():
         if args.design and design.label not in args.design:
             continue
@@ -665,6 +704,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             continue
         r = synthesize(design, force=args.force)
+        summary[r["label"]] = {
+            k: r[k]
+            for k in ("params", "area_um2", "flops", "fmax_mhz", "critical_path_ns")
+            if k in r
+        } | {
+            "startpoint": r.get("startpoint"),
+            "endpoint": r.get("endpoint"),
+            "blocks_fmax_mhz": {
+                base_name(m): b.get("fmax_mhz") for m, b in r.get("blocks", {}).items()
+            },
+        }
         print(
             f"{r['label']}: {r['area_um2']:.0f} um2, {r['transistors']} transistors, "
             f"{r['flops']} flops, fmax {r['fmax_mhz']} MHz, {r['power_mw']} mW @ "
@@ -672,6 +722,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['yosys_wall_s']} s{' (cached)' if r['yosys_reused'] else ''}, "
             f"total {time.monotonic() - t0:.0f} s"
         )
+    if args.summary and summary:
+        out = {
+            "what": "python -m lightnorm.hw.synth: pre-layout fmax (OpenSTA), cell area and "
+            "flip-flops of each core (hdl/syn/README.md); ratios between designs of one run",
+            "abc_script": ABC_SCRIPT,
+            "tool_versions": tool_versions(),
+            "designs": summary,
+        }
+        args.summary.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
 

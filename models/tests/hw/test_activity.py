@@ -155,22 +155,32 @@ def test_module_paths_and_energy(tmp_path):
         activity.run_energy({}, {"u1/_2_": 1.0}, paths, 1, 1.0)
 
 
-def test_step_cycles_and_layer_cost():
+def test_step_cycles_and_layer_cost(monkeypatch):
     """The report's schedule = the `make sim` ideals (the testbench's own formula, at n = 512,
     C = 40): 6967 and 9308 cycles with one cycle per channel-unit step and lane stage; plus,
     for LightNorm (ChanPipeRegs = 3, DpPipeRegs = 1), 3 cycles for each of its 7 FINALIZE and
-    5 BWD_FINALIZE steps per channel and one cycle of fill per lane stage a streaming command
-    passes (NORM, BWD_DX: 5; BWD_SUMS: 3); for the baseline (1, 1) one cycle for each of its 2
-    MEAN, 4 FINALIZE (its rsqrt step is longer anyway) and 5 BWD_FINALIZE steps per channel
-    and the fill (VAR_SUMS, BWD_SUMS: 3; NORM, BWD_DX: 5); tiles, context and energy
-    bookkeeping of a layer."""
+    5 BWD_FINALIZE steps per channel, one cycle of fill per lane stage a streaming command
+    passes (NORM, BWD_DX: 5; BWD_SUMS: 3), 2 cycles for the exact accumulators' two
+    read-modify-write halves (STATS, BWD_SUMS) and 1 for the pack's register (NORM, BWD_DX);
+    for the baseline (3, 3) 3 cycles for each of its 2 MEAN, 4 FINALIZE (its rsqrt step is
+    longer anyway) and 5 BWD_FINALIZE steps per channel and 3 of fill per lane stage
+    (VAR_SUMS, BWD_SUMS: 3; NORM, BWD_DX: 5) and 2 for its accumulator adders' drain (STATS,
+    VAR_SUMS, BWD_SUMS); with one group (C = 16) and AccPipeRegs = 2 its accumulating commands
+    take 3 cycles per position; tiles, context and energy bookkeeping
+    of a layer."""
     from lightnorm.hw import report
 
     core, base = report.hdl_defaults("lightnorm_core"), report.hdl_defaults("bn_fp32_core")
     assert (core["ChanPipeRegs"], core["DpPipeRegs"]) == (3, 1)
-    assert (base["ChanPipeRegs"], base["DpPipeRegs"]) == (1, 1)
-    assert report.step_cycles("lightnorm_core", 512, 40) == 6967 + 40 * 3 * (7 + 5) + 5 + 3 + 5
-    assert report.step_cycles("bn_fp32_core", 512, 40) == 9308 + 40 * (2 + 4 + 5) + 3 + 5 + 3 + 5
+    assert (base["ChanPipeRegs"], base["DpPipeRegs"], base["AccPipeRegs"]) == (3, 3, 2)
+    ln = report.step_cycles("lightnorm_core", 512, 40)
+    assert ln == 6967 + 40 * 3 * (7 + 5) + 5 + 3 + 5 + 2 + 2 + 1 + 1
+    bl = report.step_cycles("bn_fp32_core", 512, 40)
+    assert bl == 9308 + 40 * 3 * (2 + 4 + 5) + 3 * (3 + 5 + 3 + 5) + 2 * 3
+    # one group (C = 16): STATS, VAR_SUMS and BWD_SUMS at 3 cycles per position instead of 1
+    one = report.step_cycles("bn_fp32_core", 512, 16)
+    monkeypatch.setitem(report.ACC_LOOP, "bn_fp32_core", 1)
+    assert one == report.step_cycles("bn_fp32_core", 512, 16) + 3 * 511 * 2
     act = {
         "n_per_channel": 10,
         "channels": 2,
