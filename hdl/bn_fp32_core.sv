@@ -13,8 +13,8 @@
 //     "fp32-bn-seq" preset ("fp32-bn" with Accumulation = 0),
 //   - plain FP32 words on the streams (Bfp = 0: a beat is Lanes words of 32 bits:
 //     in_sign_i[l], in_mant_i[l*31 +: 31] = {exponent field, fraction}; in_exp_i unused),
-//   - rsqrt by the sequential unit lightnorm_rsqrt_seq (27 cycles per channel, no divider or
-//     square-root array),
+//   - rsqrt by the sequential unit lightnorm_rsqrt_seq (29 cycles per channel: 27 and its
+//     rounder's two register stages; no divider or square-root array),
 //   - FP32 accumulators (Accumulation = 1, the default: what a conventional design builds):
 //     per channel one FP32 sum, each value added with one rounding in stream order
 //     (docs/spec.md section 4, accumulation "sequential"); 32 bits per accumulator; the

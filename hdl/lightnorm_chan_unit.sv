@@ -37,7 +37,8 @@
 // Reciprocal and rsqrt: the table units lightnorm_recip / lightnorm_rsqrt (one cycle) for
 // StatManBits <= lightnorm_pkg::TableMaxManBits, else the sequential units
 // lightnorm_recip_seq / lightnorm_rsqrt_seq: the step that uses one holds the sequencer until
-// its done_o, which makes that step StatManBits + 6 cycles long (more than 1 + PipeRegs).
+// its done_o, which makes that step StatManBits + 6 + RoundRegs cycles long (more than
+// 1 + PipeRegs; RoundRegs = min(PipeRegs, 2), the register stages of the units' rounders).
 // The unit addresses the channel (chan_o) and chunk (chunk_o) whose operands it needs; the
 // core returns them combinationally from its register files and stores the results the
 // unit writes (at most one statistics-format and one running-format result per cycle).
@@ -643,14 +644,15 @@ module lightnorm_chan_unit #(
   logic rcp_done, rsq_done;
   assign seq_hold = (use_rcp && !rcp_done) || (use_rsq && !rsq_done);
 
-  // the table units' rounders take up to two of the step's PipeRegs register stages
-  localparam int TableRegs = (PipeRegs > 2) ? 2 : PipeRegs;
+  // the units' rounders take up to two of the step's PipeRegs register stages (the table
+  // units: within the step; the sequential units: added to their latency)
+  localparam int RoundRegs = (PipeRegs > 2) ? 2 : PipeRegs;
   if (SeqUnits == 0) begin : g_table_units
     assign rcp_done = 1'b1;
     assign rsq_done = 1'b1;
     if (Variance == 0) begin : g_recip
       lightnorm_recip #(
-        .ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(TableRegs)
+        .ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(RoundRegs)
       ) u_recip (
         .clk_i(clk_i), .en_i(1'b1), .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rcp_res)
       );
@@ -658,7 +660,7 @@ module lightnorm_chan_unit #(
       assign rcp_res = '0;
     end
     lightnorm_rsqrt #(
-      .ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(TableRegs)
+      .ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(RoundRegs)
     ) u_rsqrt (
       .clk_i(clk_i), .en_i(1'b1), .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i), .res_o(rsq_res)
     );
@@ -685,7 +687,9 @@ module lightnorm_chan_unit #(
           rcp_run_q <= 1'b1;
         end
       end
-      lightnorm_recip_seq #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_recip (
+      lightnorm_recip_seq #(
+        .ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(RoundRegs)
+      ) u_recip (
         .clk_i(clk_i), .rst_ni(rst_ni), .start_i(use_rcp && !rcp_run_q),
         .v_i(use_rcp ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i),
         .busy_o(rcp_busy), .done_o(rcp_done), .res_o(rcp_res)
@@ -696,7 +700,9 @@ module lightnorm_chan_unit #(
       assign rcp_done = 1'b1;
       assign rcp_res  = '0;
     end
-    lightnorm_rsqrt_seq #(.ExpBits(StatExpBits), .ManBits(StatManBits)) u_rsqrt (
+    lightnorm_rsqrt_seq #(
+      .ExpBits(StatExpBits), .ManBits(StatManBits), .PipeRegs(RoundRegs)
+    ) u_rsqrt (
       .clk_i(clk_i), .rst_ni(rst_ni), .start_i(use_rsq && !rsq_run_q),
       .v_i(use_rsq ? t_q : '0), .rnd_i(rnd_i), .sat_i(sat_i),
       .busy_o(rsq_busy), .done_o(rsq_done), .res_o(rsq_res)

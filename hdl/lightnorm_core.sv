@@ -208,7 +208,7 @@ module lightnorm_core #(
   logic [2:0]    op_q;
   logic          error_q, done_q;
   logic [2:0]    err_code_q;
-  logic          rnd_q, sat_q, gmode_q;
+  logic          rnd_q, sat_q;
   logic [ChanWidth:0] chan_q;    // C
   logic [CW-1:0] count_q;        // n
   logic [CW-1:0] chunk_len_q;    // m = n / K_n
@@ -283,7 +283,6 @@ module lightnorm_core #(
       done_q       <= 1'b0;
       rnd_q        <= 1'b0;
       sat_q        <= 1'b0;
-      gmode_q      <= 1'b0;
       chan_q       <= '0;
       count_q      <= '0;
       chunk_len_q  <= '0;
@@ -303,7 +302,6 @@ module lightnorm_core #(
           op_q         <= cmd_op_i;
           rnd_q        <= cfg_rnd_i;
           sat_q        <= cfg_sat_i;
-          gmode_q      <= cfg_grad_mode_i && (Variance == 0);  // variance: bn gradient
           chan_q       <= cmd_chan_n;
           count_q      <= cfg_count_i[CW-1:0];
           chunk_len_q  <= cfg_count_i[CW-1:0] >> cmd_klog;
@@ -614,15 +612,43 @@ module lightnorm_core #(
   logic [W-1:0]        f_max, f_min, s_max, s_min;
 
   // Operand isolation: the statistics RAMs are addressed (and their update logic fed) only
-  // in the phases that use them, so their wide words do not toggle otherwise.
-  logic               acc_a_on, acc_b_on, chunk_on;
-  // accumulator B: sum dy * x_hat (OP_BWD_SUMS), sum (x - mu)^2 (OP_VAR_SUMS)
-  assign acc_b_on  = (op_q == OpBwdSums) || (op_q == OpVarSums);
+  // in the phases that use them, so their wide words do not toggle otherwise. The enables
+  // are registered at the command's acceptance (with op_q, like `mode`): they select the
+  // group address of every accumulator read, so they start at a flip-flop, not at op_q's
+  // decoder.
+  logic               acc_a_on, acc_b_on, chunk_on, acc_a_x;
   logic [Lanes*W-1:0] acc_a_val;
-  assign acc_a_on  = (op_q == OpStats) || (op_q == OpBwdSums);
+  always_ff @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      acc_a_on <= 1'b0;
+      acc_b_on <= 1'b0;
+      chunk_on <= 1'b0;
+      acc_a_x  <= 1'b0;
+    end else if (cmd_fire && (cmd_err == ErrNone)) begin
+      // accumulator A: sum x (OP_STATS), sum dy (OP_BWD_SUMS); B: sum dy * x_hat
+      // (OP_BWD_SUMS), sum (x - mu)^2 (OP_VAR_SUMS)
+      acc_a_on <= (cmd_op_i == OpStats) || (cmd_op_i == OpBwdSums);
+      acc_b_on <= (cmd_op_i == OpBwdSums) || (cmd_op_i == OpVarSums);
+      chunk_on <= (Variance == 0) &&
+                  ((cmd_op_i == OpStats) || (cmd_op_i == OpBwdDx && cfg_grad_mode_i));
+      acc_a_x  <= (cmd_op_i == OpStats);
+    end
+  end
   assign acc_hazard = (v_q[1] && acc_a_on && hazard_a) || (v_q[SAccB] && acc_b_on && hazard_b);
-  assign chunk_on  = (Variance == 0) && ((op_q == OpStats) || (op_q == OpBwdDx && gmode_q));
-  assign acc_a_val = (op_q == OpStats) ? x1_q : (op_q == OpBwdSums) ? dy1_q : '0;
+  if (Accumulation == 0) begin : g_acc_a_mux
+    assign acc_a_val = !acc_a_on ? '0 : acc_a_x ? x1_q : dy1_q;
+  end else begin : g_acc_a_reg
+    // the sequential accumulators' adders take accumulator A's operand straight from an S1
+    // register of its own (x or dy selected when S1 loads), not through a 512-bit select
+    // behind the S1 registers
+    logic [Lanes*W-1:0] acc_a1_q;
+    always_ff @(posedge clk_i) begin
+      if (adv) begin
+        acc_a1_q <= !acc_a_on ? '0 : acc_a_x ? x_unp : dy_unp;
+      end
+    end
+    assign acc_a_val = acc_a1_q;
+  end
 
   lightnorm_stats #(
     .Lanes(Lanes), .ExpBits(ExpBits), .ManBits(ManBits), .NumChunks(NumChunks),
@@ -635,6 +661,9 @@ module lightnorm_core #(
     .busy_o      (acc_busy),
     .hazard_a_o  (hazard_a),
     .hazard_b_o  (hazard_b),
+    .adv_i       (adv),
+    .a_grp_next_i(acc_a_on ? stage_grp(g_q, 0) : '0),
+    .b_grp_next_i(acc_b_on ? stage_grp(g_q, SAccB - 1) : '0),
     .a_we_i      (adv && v_q[1] && (op_q == OpStats || op_q == OpBwdSums)),
     .a_grp_i     (acc_a_on ? g1 : '0),
     .a_init_i    (pinit_q[1]),

@@ -12,9 +12,9 @@
 // Specials: 1/+-0 = +-Inf (+-max_normal when saturating), 1/+-Inf = +-0, NaN -> NaN; they take
 // the same fixed latency as every other input.
 // Handshake: start_i (while idle or busy: a new start restarts) samples v_i, rnd_i, sat_i;
-// done_o pulses Latency = W + 1 = ManBits + 4 cycles later (the cycle after the last
-// recurrence step), res_o is valid from that cycle until the next start. busy_o is high in
-// between.
+// done_o pulses Latency = W + 1 + PipeRegs = ManBits + 4 + PipeRegs cycles later (the cycle
+// after the last recurrence step, plus the rounder's register stages), res_o is valid from
+// that cycle until PipeRegs cycles after the next start. busy_o is high during the recurrence.
 //
 // Ports:
 //   input  logic                     start_i  sample the operand and start
@@ -23,11 +23,12 @@
 //   input  logic                     sat_i    0: overflow to Inf (IEEE), 1: saturate
 //   output logic                     busy_o   a division is running
 //   output logic                     done_o   one-cycle pulse: res_o holds the result
-//   output logic [ExpBits+ManBits:0] res_o    round(1 / v) (held until the next start)
+//   output logic [ExpBits+ManBits:0] res_o    round(1 / v) (held, see above)
 
 module lightnorm_recip_seq #(
   parameter int ExpBits = 8,   // E: exponent field width (2..8)
-  parameter int ManBits = 23   // M: fraction width (1..23)
+  parameter int ManBits = 23,  // M: fraction width (1..23)
+  parameter int PipeRegs = 0   // register stages of the rounder (0..2, see lightnorm_round)
 ) (
   input  logic                     clk_i,
   input  logic                     rst_ni,
@@ -122,16 +123,32 @@ module lightnorm_recip_seq #(
   end
 
   assign busy_o = busy_q;
-  assign done_o = done_q;
+
+  // done_o follows the rounder's PipeRegs register stages (loaded every cycle: the
+  // recurrence state holds after the last step, so they carry the result to res_o)
+  if (PipeRegs > 0) begin : g_done_pipe
+    logic [PipeRegs-1:0] done_s;
+    always_ff @(posedge clk_i or negedge rst_ni) begin
+      if (!rst_ni) begin
+        done_s <= '0;
+      end else begin
+        done_s <= PipeRegs'({done_s, done_q});
+      end
+    end
+    assign done_o = done_s[PipeRegs-1];
+  end else begin : g_done_comb
+    assign done_o = done_q;
+  end
 
   lightnorm_round #(
     .ExpBits (ExpBits),
     .ManBits (ManBits),
     .SigWidth(QW),
-    .ExpWidth(ExpWidth)
+    .ExpWidth(ExpWidth),
+    .PipeRegs(PipeRegs)
   ) u_round (
-    .clk_i   (1'b0),
-    .en_i    (1'b0),
+    .clk_i   (clk_i),
+    .en_i    (1'b1),
     .sign_i  (sign_q),
     .sig_i   (inf_q ? '0 : quo_q),        // 1/Inf = 0 (signed)
     .exp_i   (exp_q),
@@ -150,6 +167,8 @@ module lightnorm_recip_seq #(
       $fatal(1, "lightnorm_recip_seq: ExpBits %0d not in 2..8", ExpBits);
     if (ManBits < 1 || ManBits > 23)
       $fatal(1, "lightnorm_recip_seq: ManBits %0d not in 1..23", ManBits);
+    if (PipeRegs < 0 || PipeRegs > 2)
+      $fatal(1, "lightnorm_recip_seq: PipeRegs %0d not in 0..2", PipeRegs);
   end
 `endif
 

@@ -58,6 +58,11 @@ module lightnorm_stats #(
   // its word before an earlier update of that group has written it (the core holds the beat)
   output logic                     hazard_a_o,
   output logic                     hazard_b_o,
+  // Accumulation = 1: the pipeline advance and the groups of the next cycle's updates (the
+  // beats one stage ahead of accumulator A's and B's), for the prefetch of their words
+  input  logic                     adv_i,
+  input  logic [GW-1:0]            a_grp_next_i,
+  input  logic [GW-1:0]            b_grp_next_i,
   // accumulator A update (x in OP_STATS, dy in OP_BWD_SUMS)
   input  logic                     a_we_i,
   input  logic [GW-1:0]            a_grp_i,
@@ -287,15 +292,16 @@ module lightnorm_stats #(
     assign f_fl_a_w = flags_a_q[f_grp_i];
     assign f_fl_b_w = flags_b_q[f_grp_i];
     logic unused_rnd;
-    assign unused_rnd = rnd_i;
+    assign unused_rnd = ^{rnd_i, adv_i, a_grp_next_i, b_grp_next_i};
   end else begin : g_sequential
-    // one rounded addition per value in the statistics format (saturating): the group word is
-    // read in the cycle the update is given (t), the adders' AccPipeRegs register stages
-    // follow, and the sum (or, for the first value of the pass, the value itself, widened
-    // exactly) is written at the end of cycle t + AccPipeRegs. An update of a group whose
-    // earlier update is still in flight (given in the last AccPipeRegs cycles) would read a
-    // stale word: hazard_x_o tells the core to hold it (docs/hardware.md section 9); with
-    // the groups of a tile in turn it never comes while G >= AccPipeRegs + 1.
+    // one rounded addition per value in the statistics format (saturating): the update
+    // given in cycle t adds to its group word as it stood at the end of cycle t - 1 (the
+    // prefetch below), the adders' AccPipeRegs register stages follow, and the sum (or, for
+    // the first value of the pass, the value itself, widened exactly) is written at the end
+    // of cycle t + AccPipeRegs. An update of a group whose earlier update is still in flight
+    // (given in the last AccPipeRegs cycles) would read a stale word: hazard_x_o tells the
+    // core to hold it (docs/hardware.md section 9); with the groups of a tile in turn it
+    // never comes while G >= AccPipeRegs + 1.
     localparam int R = AccPipeRegs;
     logic [Lanes*SW-1:0] wide_a, wide_b, sum_a, sum_b;
     // the update written this cycle (given R cycles ago)
@@ -310,7 +316,7 @@ module lightnorm_stats #(
     assign acc_a_d = '0;    // (the exact accumulators' next words: unused here)
     assign acc_b_d = '0;
     logic unused_exact;
-    assign unused_exact = ^{acc_a_d, acc_b_d, a_we, b_we};
+    assign unused_exact = ^{acc_a_d, acc_b_d, a_we, b_we, acc_a_rd, acc_b_rd};
 
     if (R > 0) begin : g_acc_pipe
       // stage k = 1 .. R of the shift registers: bit / slice k - 1
@@ -351,16 +357,36 @@ module lightnorm_stats #(
       assign busy_o     = 1'b0;
     end
 
-    always_ff @(posedge clk_i) begin
+    // the words written this cycle
+    logic [Lanes*AccWidth-1:0] wr_a, wr_b;
+    always_comb begin
       for (int l = 0; l < Lanes; l++) begin
-        if (a_we_w) begin
-          acc_a_q[a_grp_w][l*AccWidth +: AccWidth] <=
-              AccWidth'(a_init_w ? wide_a_w[l*SW +: SW] : sum_a[l*SW +: SW]);
-        end
-        if (b_we_w) begin
-          acc_b_q[b_grp_w][l*AccWidth +: AccWidth] <=
-              AccWidth'(b_init_w ? wide_b_w[l*SW +: SW] : sum_b[l*SW +: SW]);
-        end
+        wr_a[l*AccWidth +: AccWidth] =
+            AccWidth'(a_init_w ? wide_a_w[l*SW +: SW] : sum_a[l*SW +: SW]);
+        wr_b[l*AccWidth +: AccWidth] =
+            AccWidth'(b_init_w ? wide_b_w[l*SW +: SW] : sum_b[l*SW +: SW]);
+      end
+    end
+
+    always_ff @(posedge clk_i) begin
+      if (a_we_w) acc_a_q[a_grp_w] <= wr_a;
+      if (b_we_w) acc_b_q[b_grp_w] <= wr_b;
+    end
+
+    // Prefetch: the group word an update adds to is read a cycle ahead, so the wide read
+    // multiplexer has a cycle of its own and the adders start at a register. pf_x_q loads
+    // the word of the beat that reaches the update's stage next cycle (x_grp_next_i) when the
+    // pipeline advances, and keeps the held beat's word otherwise; a word written in the
+    // same cycle to that group is forwarded into it (same-group bypass), so pf_x_q is always
+    // the word as it stands after this cycle's write.
+    logic [Lanes*AccWidth-1:0] pf_a_q, pf_b_q;
+    always_ff @(posedge clk_i) begin
+      if (adv_i) begin
+        pf_a_q <= (a_we_w && (a_grp_w == a_grp_next_i)) ? wr_a : acc_a_q[a_grp_next_i];
+        pf_b_q <= (b_we_w && (b_grp_w == b_grp_next_i)) ? wr_b : acc_b_q[b_grp_next_i];
+      end else begin
+        if (a_we_w && (a_grp_w == a_grp_i)) pf_a_q <= wr_a;
+        if (b_we_w && (b_grp_w == b_grp_i)) pf_b_q <= wr_b;
       end
     end
 
@@ -379,7 +405,7 @@ module lightnorm_stats #(
       ) u_add_a (
         .clk_i(clk_i),
         .en_i (1'b1),
-        .a_i  (acc_a_rd[l*AccWidth +: SW]),
+        .a_i  (pf_a_q[l*AccWidth +: SW]),
         .b_i  (a_val_i[l*W +: W]),
         .sub_i(1'b0),
         .rnd_i(rnd_i),
@@ -392,7 +418,7 @@ module lightnorm_stats #(
       ) u_add_b (
         .clk_i(clk_i),
         .en_i (1'b1),
-        .a_i  (acc_b_rd[l*AccWidth +: SW]),
+        .a_i  (pf_b_q[l*AccWidth +: SW]),
         .b_i  (b_val_i[l*W +: W]),
         .sub_i(1'b0),
         .rnd_i(rnd_i),

@@ -2,9 +2,9 @@
 """lightnorm_recip_seq vs lightnorm.arith.recip, bit-exact, and its start/done handshake.
 
 The sequential unit (FP32-class formats, where a table is too large) is driven one operation
-at a time: start_i with the operand, then done_o must pulse exactly Latency = ManBits + 4
-cycles later with res_o = the model's result (and stay low before). Vectors: every input
-pattern x the four (rnd_i, sat_i) modes for E5M4, E5M6 and E6M9 (E6M9 under Icarus only with
+at a time: start_i with the operand, then done_o must pulse exactly Latency = ManBits + 4 +
+PipeRegs cycles later with res_o = the model's result (and stay low before). Vectors: every
+input pattern x the four (rnd_i, sat_i) modes for E5M4, E5M6 and E6M9 (E6M9 under Icarus only with
 LN_FULL_ICARUS=1, else 4096 random + edge patterns), and for FP32 (E8M23) the edge patterns,
 subnormal / near-overflow / tie-prone inputs and uniform random patterns (LN_VECTORS,
 default 20000 on Verilator, 2000 on Icarus) x 4 modes.
@@ -38,15 +38,17 @@ from lightnorm_tb.vectors import (
 from lightnorm.arith import recip
 from lightnorm.formats import FloatFormat, decode, encode
 
-FORMATS = [(5, 4), (5, 6), (6, 9), (8, 23)]
-FORMAT_IDS = [f"e{e}m{m}" for e, m in FORMATS]
+# (E, M, PipeRegs): every format, each register-stage count of the rounder (0..2); FP32 with
+# 0 and with 2 (the FP32 baseline's channel unit)
+FORMATS = [(5, 4, 0), (5, 6, 1), (6, 9, 2), (8, 23, 0), (8, 23, 2)]
+FORMAT_IDS = [f"e{e}m{m}p{p}" for e, m, p in FORMATS]
 PERIOD_NS = 10
 
 
-def latency(man_bits: int) -> int:
+def latency(man_bits: int, pipe_regs: int) -> int:
     """Clock edges from the one taking start_i to the one raising done_o (docs/hardware.md):
-    one result bit per cycle, M + 4 bits."""
-    return man_bits + 4
+    one result bit per cycle, M + 4 bits, then the rounder's PipeRegs register stages."""
+    return man_bits + 4 + pipe_regs
 
 
 def _patterns(fmt: FloatFormat, name: str) -> tuple[np.ndarray, str]:
@@ -71,7 +73,7 @@ async def sweep_seq(dut, name: str, op) -> None:
     from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
     fmt = FloatFormat(dut_param(dut, "ExpBits"), dut_param(dut, "ManBits"))
-    lat = latency(fmt.man_bits)
+    lat = latency(fmt.man_bits, dut_param(dut, "PipeRegs"))
     pats, what = _patterns(fmt, name)
     v = np.tile(pats, len(MODES))
     rnd = np.repeat([r for r, _ in MODES], pats.size)
@@ -144,11 +146,11 @@ except ImportError:  # pragma: no cover
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=FORMAT_IDS)
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_recip_seq(sim: str, fmt: tuple[int, int]) -> None:
+def test_recip_seq(sim: str, fmt: tuple[int, int, int]) -> None:
     run_cocotb(
         "lightnorm_recip_seq",
         "test_recip_seq",
-        {"ExpBits": fmt[0], "ManBits": fmt[1]},
+        {"ExpBits": fmt[0], "ManBits": fmt[1], "PipeRegs": fmt[2]},
         sim=sim,
         extra_env={"LN_EXHAUSTIVE": full_sweeps(sim)},
     )

@@ -156,10 +156,11 @@ class CoreParams:
     @property
     def seq_extra_cycles(self) -> int:
         """Cycles a sequential reciprocal / rsqrt unit adds per channel to OP_FINALIZE and
-        OP_INFER_PREP: its latency M + 4 plus its start cycle (0 for the tables, M <= 10), M
-        the statistics format's fraction width (the channel unit's format)."""
+        OP_INFER_PREP: its latency M + 4 + min(ChanPipeRegs, 2) (its rounder's register
+        stages) plus its start cycle (0 for the tables, M <= 10), M the statistics format's
+        fraction width (the channel unit's format)."""
         m = self.stat_fmt.man_bits
-        return m + 5 if m > 10 else 0
+        return m + 5 + min(self.chan_pipe_regs, 2) if m > 10 else 0
 
     @property
     def min_count(self) -> int:

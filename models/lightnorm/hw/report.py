@@ -216,6 +216,7 @@ def run(force: bool = False) -> dict:
                 sum(dp["lightnorm_core"].values()) / sum(dp["bn_fp32_core"].values()), 4
             )
     summary["network_costs"] = network_costs(summary)
+    summary["storage_model"] = storage_model(summary)
     v1 = act.get("lightnorm_core_v1", {})
     if "energy_pj" in v1 and "energy_pj" in act.get("lightnorm_core", {}):
         summary.setdefault("ratios_v2_to_v1", {})["energy_of_the_step_activity"] = round(
@@ -267,6 +268,89 @@ def state_bits(top: str, params: dict[str, int]) -> dict[str, int]:
     return out
 
 
+def lef_areas(cells: tuple[str, ...]) -> dict[str, float]:
+    """Placement area (µm², SIZE w BY h) of standard cells from the OSU018 LEF next to the
+    Liberty; the Liberty gives the LATCH cell area 0, the LEF its real footprint."""
+    lef = liberty().with_suffix(".lef")
+    sizes = dict(
+        (m[0], float(m[1]) * float(m[2]))
+        for m in re.findall(
+            r"MACRO\s+(\w+).*?SIZE\s+([\d.]+)\s+BY\s+([\d.]+)", lef.read_text(), re.S
+        )
+    )
+    return {c: sizes[c] for c in cells}
+
+
+def storage_model(summary: dict, channels: int | None = None) -> dict:
+    """Per-channel state of a channel tile in two storage variants, from cell footprints
+    (a model, not a synthesis; both variants share the read muxes, which are left out):
+    flip-flops, as built (a DFFPOSX1 and its hold / write MUX2X1 per bit), and a latch
+    register file in the manner of ibex's (a LATCH per bit, one write-data register of a
+    word's width and a clock gate, LATCH + AND2X1, per word of each array)."""
+    channels = channels or TILE_CHANNELS
+    a = lef_areas(("DFFPOSX1", "MUX2X1", "LATCH", "AND2X1"))
+    flop_bit = a["DFFPOSX1"] + a["MUX2X1"]
+    gate = a["LATCH"] + a["AND2X1"]
+    out: dict = {
+        "tile_channels": channels,
+        "cell_areas_um2": a,
+        "flop_bit_um2": flop_bit,
+        "latch_bit_um2": a["LATCH"],
+        "designs": {},
+    }
+    for label, d in summary.get("designs", {}).items():
+        sb = d.get("state_bits_per_channel")
+        if not sb:
+            continue
+        arrays = {k: v for k, v in sb.items() if k != "total"}
+        bits = sb["total"] * channels
+        flop = bits * flop_bit
+        latch = sum(
+            channels * w * a["LATCH"] + w * a["DFFPOSX1"] + channels * gate for w in arrays.values()
+        )
+        out["designs"][label] = {
+            "bits_per_channel": sb["total"],
+            "bits_per_tile": bits,
+            "flop_um2": round(flop),
+            "latch_um2": round(latch),
+            "latch_to_flop": round(latch / flop, 4),
+            "flop_share_of_core": round(flop / d["area_um2"], 4) if d.get("area_um2") else None,
+        }
+    return out
+
+
+def storage_md(m: dict) -> list[str]:
+    """The storage-variant section of hw_synth.md."""
+    a = m["cell_areas_um2"]
+    L = [
+        "## Per-channel state storage: flip-flops vs a latch register file (model)",
+        "",
+        f"A footprint model, not a synthesis: a channel tile of {m['tile_channels']} channels, "
+        f"the per-channel state bits above. Flip-flops (as built): DFFPOSX1 "
+        f"({a['DFFPOSX1']:.0f} µm²) + its hold / write MUX2X1 ({a['MUX2X1']:.0f} µm²) = "
+        f"{m['flop_bit_um2']:.0f} µm² per bit. Latch register file (ibex's latch variant): "
+        f"LATCH ({a['LATCH']:.0f} µm², from the LEF: the Liberty gives it area 0) per bit, plus "
+        f"per array one write-data register of a word's width (DFFPOSX1) and per word a clock "
+        f"gate (LATCH + AND2X1, {a['LATCH'] + a['AND2X1']:.0f} µm²). The read multiplexers are "
+        "the same in both and left out. Not built: the latch variant in RTL (the cycle-based "
+        "gate-level replay of `make report` has no latches or gated clocks yet), and an SRAM "
+        "macro (OSU018 has no memory compiler: its area and energy would be a foundry's "
+        "figures, not a measurement).",
+        "",
+        "| design | state bits per channel | per tile | flip-flops (mm²) | of the core's area | "
+        "latch file (mm²) | latch / flop |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, d in m["designs"].items():
+        share = d["flop_share_of_core"]
+        L.append(
+            f"| {label} | {d['bits_per_channel']} | {fmt(d['bits_per_tile'])} | "
+            f"{d['flop_um2'] / 1e6:.2f} | {f'{100 * share:.0f} %' if share else '—'} | "
+            f"{d['latch_um2'] / 1e6:.2f} | {d['latch_to_flop']:.3f} |"
+        )
+    return L + [""]
+
+
 # Both builds' defaults (hdl/lightnorm_core.sv, hdl/bn_fp32_core.sv): lanes, channel tile, K.
 _CORE = hdl_defaults("lightnorm_core")
 LANES = _CORE["Lanes"]
@@ -275,7 +359,9 @@ _K = _CORE["NumChunks"]
 # Ideal cycles of each command of a training step (docs/hardware.md sections 5 and 9):
 # (op, beats per beat, cycles per channel, fixed cycles); `beats` = n * ceil(C / Lanes).
 _BASE = _CORE | hdl_defaults("bn_fp32_core")
-_SEQ = 28  # the baseline's sequential rsqrt step: 1 + its latency M + 4 (M = 23) + its start
+# the baseline's sequential rsqrt step: 1 + its latency M + 4 + min(ChanPipeRegs, 2) (M = 23,
+# its rounder's register stages) + its start
+_SEQ = 28 + min(_BASE["ChanPipeRegs"], 2)
 
 
 def _schedule(p: dict[str, int]) -> tuple[int, int, int, int, int]:
@@ -877,6 +963,8 @@ def markdown(designs: dict[str, dict], sweep: list[dict], s: dict) -> str:
         )
     L += ["", "![bfp](hw_sweep_bfp.png)", "", "![blocks](hw_blocks.png)", ""]
     L += activity_md(s)
+    if s.get("storage_model"):
+        L += storage_md(s["storage_model"])
     L += targets_md(s)
     L += ["", "## Synthesis wall times (this machine, 2 cores shared, `nice -n 5`)", ""]
     for label, r in designs.items():
@@ -974,11 +1062,16 @@ def targets_md(s: dict) -> list[str]:
         for k in p10
         if k in p32 and p10[k].get("power_mw_each")
     ]
+    split = (
+        "each operator linked alone: " + "; ".join(ops) + f". Area shares FP10: {shares(p10)}; "
+        f"FP32: {shares(p32)}"
+        if ops
+        else "the flow flattens the operators into the lane (lightnorm.hw.synth.KEEP_MODULES), "
+        "so the sweep has no per-operator split"
+    )
     L.append(
-        "  - lane datapath FP10 → FP32 (sweep, each operator linked alone): "
-        + "; ".join(ops)
-        + f". Area shares FP10: {shares(p10)}; FP32: {shares(p32)}. The per-lane costs "
-        "that do not scale with the format (operand isolation and mode muxes, control, "
+        f"  - lane datapath FP10 → FP32 (sweep; {split}). The per-lane costs that do not "
+        "scale with the format (operand isolation and mode muxes, control, "
         "subnormal/rounding/special-value logic in every operator) keep FP10 from shrinking "
         "in proportion to its width."
     )

@@ -163,11 +163,11 @@ def test_step_cycles_and_layer_cost(monkeypatch):
     passes (NORM, BWD_DX: 5; BWD_SUMS: 3), 2 cycles for the exact accumulators' two
     read-modify-write halves (STATS, BWD_SUMS) and 1 for the pack's register (NORM, BWD_DX);
     for the baseline (3, 3) 3 cycles for each of its 2 MEAN, 4 FINALIZE (its rsqrt step is
-    longer anyway) and 5 BWD_FINALIZE steps per channel and 3 of fill per lane stage
-    (VAR_SUMS, BWD_SUMS: 3; NORM, BWD_DX: 5) and 2 for its accumulator adders' drain (STATS,
-    VAR_SUMS, BWD_SUMS); with one group (C = 16) and AccPipeRegs = 2 its accumulating commands
-    take 3 cycles per position; tiles, context and energy bookkeeping
-    of a layer."""
+    longer anyway) and 5 BWD_FINALIZE steps per channel, 2 per channel for its rsqrt unit's
+    rounder stages, 3 of fill per lane stage (VAR_SUMS, BWD_SUMS: 3; NORM, BWD_DX: 5) and 2
+    for its accumulator adders' drain (STATS, VAR_SUMS, BWD_SUMS); with one group (C = 16)
+    and AccPipeRegs = 2 its accumulating commands take 3 cycles per position; tiles, context
+    and energy bookkeeping of a layer."""
     from lightnorm.hw import report
 
     core, base = report.hdl_defaults("lightnorm_core"), report.hdl_defaults("bn_fp32_core")
@@ -176,7 +176,7 @@ def test_step_cycles_and_layer_cost(monkeypatch):
     ln = report.step_cycles("lightnorm_core", 512, 40)
     assert ln == 6967 + 40 * 3 * (7 + 5) + 5 + 3 + 5 + 2 + 2 + 1 + 1
     bl = report.step_cycles("bn_fp32_core", 512, 40)
-    assert bl == 9308 + 40 * 3 * (2 + 4 + 5) + 3 * (3 + 5 + 3 + 5) + 2 * 3
+    assert bl == 9308 + 40 * 3 * (2 + 4 + 5) + 40 * 2 + 3 * (3 + 5 + 3 + 5) + 2 * 3
     # one group (C = 16): STATS, VAR_SUMS and BWD_SUMS at 3 cycles per position instead of 1
     one = report.step_cycles("bn_fp32_core", 512, 16)
     monkeypatch.setitem(report.ACC_LOOP, "bn_fp32_core", 1)
