@@ -41,7 +41,10 @@
 // 1 + PipeRegs; RoundRegs = min(PipeRegs, 2), the register stages of the units' rounders).
 // The unit addresses the channel (chan_o) and chunk (chunk_o) whose operands it needs; the
 // core returns them combinationally from its register files and stores the results the
-// unit writes (at most one statistics-format and one running-format result per cycle).
+// unit writes (at most one statistics-format and one running-format result per cycle). The
+// accumulators (acc_a_i, acc_b_i and their flags) are the exception: the core reads them
+// through a register addressed by chan_next_o, the channel of the next cycle, so that they
+// too are channel chan_o's in every cycle while the unit is busy.
 // The core ties sat_i to 1: per-channel results always saturate (docs/spec.md section 2).
 
 module lightnorm_chan_unit #(
@@ -90,6 +93,7 @@ module lightnorm_chan_unit #(
   input  logic                 sat_i,         // overflow of the per-channel results (core: 1)
   // operand address and operands of the current channel
   output logic [ChanWidth-1:0] chan_o,
+  output logic [ChanWidth-1:0] chan_next_o,   // chan_o of the next cycle
   output logic [KW-1:0]        chunk_o,
   input  logic [AccWidth-1:0]  acc_a_i,       // sum x (forward) or sum dy (backward)
   input  logic [2:0]           flags_a_i,     // {nan, +inf, -inf}
@@ -208,6 +212,9 @@ module lightnorm_chan_unit #(
   assign busy_o  = busy_q;
   assign done_o  = done_q;
   assign chan_o  = chan_q;
+  // the next value of chan_q (the sequencer above)
+  assign chan_next_o = (start_i && !busy_q) ? '0 :
+                       (busy_q && !hold && last_step && !last_chan) ? chan_q + 1'b1 : chan_q;
   assign chunk_o = in_racc ? step_q[KW-1:0] : '0;
 
   // ---------------------------------------------------------------------------------------

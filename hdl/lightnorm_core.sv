@@ -510,7 +510,7 @@ module lightnorm_core #(
   logic [3:0]           cu_st_field;
   logic [SW-1:0]        cu_st_data;
   logic [RW-1:0]        cu_rf_data;
-  logic [ChanWidth-1:0] cu_chan;
+  logic [ChanWidth-1:0] cu_chan, cu_chan_next;
   logic [KW-1:0]        cu_chunk;
   // Parameter / context write port (docs/hardware.md "Per-layer context"): while idle, any
   // field the statistics read port reads can be written back, so that a layer's context
@@ -686,6 +686,8 @@ module lightnorm_core #(
     .w_lane_i    (par_addr_i[LW-1:0]),
     .w_chunk_i   (par_chunk_i),
     .w_val_i     (par_wdata_i[W-1:0]),
+    .fa_grp_i    (GW'(cu_chan_next >> LW)),
+    .fa_lane_i   (cu_chan_next[LW-1:0]),
     .f_grp_i     (cu_grp),
     .f_lane_i    (cu_chan[LW-1:0]),
     .f_chunk_i   (cu_chunk),
@@ -861,6 +863,7 @@ module lightnorm_core #(
     .rnd_i                   (rnd_q),
     .sat_i                   (1'b1),  // per-channel results always saturate (spec section 2)
     .chan_o                  (cu_chan),
+    .chan_next_o             (cu_chan_next),
     .chunk_o                 (cu_chunk),
     .acc_a_i                 (f_acc_a),
     .flags_a_i               (f_flags_a),

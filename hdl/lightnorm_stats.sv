@@ -20,7 +20,10 @@
 // The chunk extremes can be written one lane at a time (w_we_i: the core's context write,
 // while idle) so that a saved layer context can be restored before its backward pass.
 // Arrays are not reset: the first beat of a pass (init) or of a chunk overwrites the stale
-// content. Two read ports serve the per-channel finalize unit and the statistics read port.
+// content. Two read ports serve the per-channel finalize unit and the statistics read port;
+// the finalize unit's accumulator read is registered: it is addressed by the channel of the
+// next cycle (fa_grp_i / fa_lane_i) and gives that channel's words a cycle later (the
+// accumulators do not change while the finalize unit runs, so no bypass is needed).
 // RangeStats = 0 (the variance core) leaves out the chunk max / min storage and logic: its
 // outputs read as zero.
 // Accumulation = 1 (sequential, docs/spec.md section 4; the FP32 baseline bn_fp32_core) keeps
@@ -90,7 +93,10 @@ module lightnorm_stats #(
   input  logic [LW-1:0]            w_lane_i,
   input  logic [KW-1:0]            w_chunk_i,
   input  logic [W-1:0]             w_val_i,
-  // single-channel read for the finalize unit
+  // single-channel read for the finalize unit: accumulators and flags registered, addressed
+  // by the next cycle's channel (fa_*); chunk extremes combinational, this cycle's (f_*)
+  input  logic [GW-1:0]            fa_grp_i,
+  input  logic [LW-1:0]            fa_lane_i,
   input  logic [GW-1:0]            f_grp_i,
   input  logic [LW-1:0]            f_lane_i,
   input  logic [KW-1:0]            f_chunk_i,
@@ -289,8 +295,8 @@ module lightnorm_stats #(
       if (b_we) flags_b_q[b_grp] <= flags_b_d;
     end
 
-    assign f_fl_a_w = flags_a_q[f_grp_i];
-    assign f_fl_b_w = flags_b_q[f_grp_i];
+    assign f_fl_a_w = flags_a_q[fa_grp_i];
+    assign f_fl_b_w = flags_b_q[fa_grp_i];
     logic unused_rnd;
     assign unused_rnd = ^{rnd_i, adv_i, a_grp_next_i, b_grp_next_i};
   end else begin : g_sequential
@@ -510,7 +516,8 @@ module lightnorm_stats #(
     logic unused_chunk_in;
     assign unused_chunk_in = ^{c_we_i, m_we_i, c_grp_i, c_chunk_i, c_init_i, c_val_i,
                                w_we_i, w_min_i, w_grp_i, w_lane_i, w_chunk_i, w_val_i,
-                               f_chunk_i, s_grp_i, s_lane_i, s_chunk_i};
+                               f_grp_i, f_lane_i, f_chunk_i, s_grp_i, s_lane_i,
+                               s_chunk_i};
     assign c_is_max_o = '0;
     assign c_is_min_o = '0;
     assign f_max_o    = '0;
@@ -522,14 +529,18 @@ module lightnorm_stats #(
   // ---------------------------------------------------------------------------------------
   // Read ports
   // ---------------------------------------------------------------------------------------
+  // the finalize unit's accumulator read: registered (the read mux of MaxGroups x Lanes words
+  // and the unit's first operation would not fit one cycle together), addressed a cycle ahead
   logic [Lanes*AccWidth-1:0] f_acc_a_w, f_acc_b_w;
 
-  assign f_acc_a_w = acc_a_q[f_grp_i];
-  assign f_acc_b_w = acc_b_q[f_grp_i];
+  assign f_acc_a_w = acc_a_q[fa_grp_i];
+  assign f_acc_b_w = acc_b_q[fa_grp_i];
 
-  assign f_acc_a_o   = f_acc_a_w[f_lane_i*AccWidth +: AccWidth];
-  assign f_acc_b_o   = f_acc_b_w[f_lane_i*AccWidth +: AccWidth];
-  assign f_flags_a_o = f_fl_a_w[f_lane_i*3 +: 3];
-  assign f_flags_b_o = f_fl_b_w[f_lane_i*3 +: 3];
+  always_ff @(posedge clk_i) begin
+    f_acc_a_o   <= f_acc_a_w[fa_lane_i*AccWidth +: AccWidth];
+    f_acc_b_o   <= f_acc_b_w[fa_lane_i*AccWidth +: AccWidth];
+    f_flags_a_o <= f_fl_a_w[fa_lane_i*3 +: 3];
+    f_flags_b_o <= f_fl_b_w[fa_lane_i*3 +: 3];
+  end
 
 endmodule
