@@ -37,6 +37,8 @@ module bn_fp32_core #(
   parameter int AccPipeRegs = 2,
   parameter int ChanPipeRegs = 3,
   parameter int DpPipeRegs  = 3,
+  // storage of the per-channel register files: 0 flip-flops, 1 latches (lightnorm_core)
+  parameter int RegFile     = 0,
   // fixed by the baseline (do not override)
   parameter int ExpBits     = 8,
   parameter int ManBits     = 23,
@@ -114,7 +116,8 @@ module bn_fp32_core #(
     .AccPipeRegs(AccPipeRegs),
     .Accumulation(Accumulation),
     .ChanPipeRegs(ChanPipeRegs),
-    .DpPipeRegs (DpPipeRegs)
+    .DpPipeRegs (DpPipeRegs),
+    .RegFile    (RegFile)
   ) u_core (
     .clk_i                      (clk_i),
     .rst_ni                     (rst_ni),

@@ -2,6 +2,7 @@
 // Used by simulation (verif/lightnorm_tb/runner.py), lint and synthesis.
 lightnorm_pkg.sv
 lightnorm_delay.sv
+lightnorm_regfile.sv
 lightnorm_round.sv
 lightnorm_fp_unpack.sv
 lightnorm_fp_widen.sv

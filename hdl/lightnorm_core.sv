@@ -70,6 +70,9 @@ module lightnorm_core #(
   // Bfp = 1: register stages of the BFP pack (lightnorm_bfp_pack PipeRegs, 0..1): a register
   // after the shared exponent, one more cycle from the last lane stage to the output
   parameter int PackPipeRegs = 1,
+  // storage of the per-channel register files (lightnorm_regfile Impl): 0 flip-flops,
+  // 1 latches with a clock gate per word (same cycle behaviour)
+  parameter int RegFile     = 0,
   // accumulator width: holds n * max_normal with LSB 2^(emin - ManBits), plus a sign bit
   parameter int AccWidth    = (1 << ExpBits) - 2 + ManBits + CountWidth + 1,
   // width of par_wdata_i / stat_rdata_o (derived, do not override)
@@ -501,10 +504,25 @@ module lightnorm_core #(
   end
 
   // ---------------------------------------------------------------------------------------
-  // Per-channel register files: statistics format (13 fields) and running format (2)
+  // Per-channel register files: statistics format (13 fields) and running format (2), field f
+  // of channel c at word f * MaxChP + c (lightnorm_regfile, RegFile: its storage variant).
+  // One write port each; read ports: 8 per lane for the lane operators' per-channel operands,
+  // 3 / 2 for the channel unit, 1 each for the statistics read port.
   // ---------------------------------------------------------------------------------------
-  logic [SW-1:0] st_q [NumSt * MaxChP];
-  logic [RW-1:0] rf_q [2 * MaxChP];
+  localparam int StWords = NumSt * MaxChP;
+  localparam int StAW    = $clog2(StWords);
+  localparam int RfAW    = $clog2(2 * MaxChP);
+  localparam int LaneRd  = 8;               // st reads per lane
+  localparam int StCu    = Lanes * LaneRd;  // the channel unit's 3 st reads
+  localparam int StStat  = StCu + 3;        // the statistics read port's
+  localparam int StRd    = StStat + 1;
+  logic [StRd*StAW-1:0] st_raddr;
+  logic [StRd*SW-1:0]   st_rdata;
+  logic [3*RfAW-1:0]    rf_raddr;  // channel unit: rmean, rvar; statistics read port
+  logic [3*RW-1:0]      rf_rdata;
+  logic                 st_we, rf_we;
+  logic [StAW-1:0]      st_waddr;
+  logic [RfAW-1:0]      rf_waddr;
 
   logic                 cu_busy, cu_st_we, cu_rf_we, cu_rf_field;
   logic [3:0]           cu_st_field;
@@ -557,18 +575,32 @@ module lightnorm_core #(
     end
   end
 
-  always_ff @(posedge clk_i) begin
-    if (cw_st_we_q) begin
-      st_q[32'(cw_st_field_q) * MaxChP + 32'(cw_chan_q)] <= cw_st_data_q;
-    end else if (par_ok && par_st) begin
-      st_q[32'(par_field) * MaxChP + 32'(par_addr_i)] <= par_wdata_i[SW-1:0];
-    end
-    if (cw_rf_we_q) begin
-      rf_q[(cw_rf_field_q ? MaxChP : 0) + 32'(cw_chan_q)] <= cw_rf_data_q;
-    end else if (par_ok && par_rf) begin
-      rf_q[((par_sel_i == SelRunVar) ? MaxChP : 0) + 32'(par_addr_i)] <= par_wdata_i[RW-1:0];
-    end
-  end
+  // the write port: the channel unit's registered result, else a host write
+  assign st_we    = cw_st_we_q || (par_ok && par_st);
+  assign st_waddr = cw_st_we_q ? StAW'(32'(cw_st_field_q) * MaxChP + 32'(cw_chan_q))
+                               : StAW'(32'(par_field) * MaxChP + 32'(par_addr_i));
+  assign rf_we    = cw_rf_we_q || (par_ok && par_rf);
+  assign rf_waddr = cw_rf_we_q ? RfAW'((cw_rf_field_q ? MaxChP : 0) + 32'(cw_chan_q))
+                               : RfAW'(((par_sel_i == SelRunVar) ? MaxChP : 0) +
+                                       32'(par_addr_i));
+
+  lightnorm_regfile #(.Words(StWords), .Width(SW), .NumRead(StRd), .Impl(RegFile)) u_st_file (
+    .clk_i  (clk_i),
+    .we_i   (st_we),
+    .waddr_i(st_waddr),
+    .wdata_i(cw_st_we_q ? cw_st_data_q : par_wdata_i[SW-1:0]),
+    .raddr_i(st_raddr),
+    .rdata_o(st_rdata)
+  );
+
+  lightnorm_regfile #(.Words(2 * MaxChP), .Width(RW), .NumRead(3), .Impl(RegFile)) u_rf_file (
+    .clk_i  (clk_i),
+    .we_i   (rf_we),
+    .waddr_i(rf_waddr),
+    .wdata_i(cw_rf_we_q ? cw_rf_data_q : par_wdata_i[RW-1:0]),
+    .raddr_i(rf_raddr),
+    .rdata_o(rf_rdata)
+  );
 
   // Datapath mode of the current command: registered at the command's acceptance (with
   // op_q), so that the 16 lanes' operand selects start at a flip-flop, not at op_q's decoder.
@@ -594,9 +626,9 @@ module lightnorm_core #(
 
   // Register-file index of (field, channel group, lane). Every lane reads its own operands
   // (section "Lane datapath"): no wide shared operand vector.
-  function automatic int unsigned st_idx(input int unsigned field, input logic [GW-1:0] g,
-                                         input int unsigned lane);
-    st_idx = field * MaxChP + 32'(g) * Lanes + lane;
+  function automatic logic [StAW-1:0] st_idx(input int unsigned field, input logic [GW-1:0] g,
+                                              input int unsigned lane);
+    st_idx = StAW'(field * MaxChP + 32'(g) * Lanes + lane);
   endfunction
 
   // ---------------------------------------------------------------------------------------
@@ -729,14 +761,13 @@ module lightnorm_core #(
     logic          is_max, is_min;
     logic [SW-1:0] mean_l, kbeta_l, c3_l, kgamma_l, coeff4_l, beta_l, corr_l, coeff6_l;
     // operands of the stage operators: the channel of the beat in the feeding stage
-    assign mean_l   = st_q[st_idx(FMean, g1, l)];
-    assign kbeta_l  = st_q[st_idx(FKBeta, g1, l)];
-    assign c3_l     = st_q[st_idx((mode == ModeNorm) ? FCoeff : FScale, g2, l)];
-    assign kgamma_l = st_q[st_idx(FKGamma, g3, l)];
-    assign coeff4_l = st_q[st_idx(FCoeff, g3, l)];
-    assign beta_l   = st_q[st_idx(FBeta, g4, l)];
-    assign corr_l   = st_q[st_idx(FCorr, g4, l)];
-    assign coeff6_l = st_q[st_idx(FCoeff, g5, l)];
+    assign st_raddr[l*LaneRd*StAW +: LaneRd*StAW] = {
+        st_idx(FCoeff, g5, l), st_idx(FCorr, g4, l), st_idx(FBeta, g4, l),
+        st_idx(FCoeff, g3, l), st_idx(FKGamma, g3, l),
+        st_idx((mode == ModeNorm) ? FCoeff : FScale, g2, l),
+        st_idx(FKBeta, g1, l), st_idx(FMean, g1, l)};
+    assign {coeff6_l, corr_l, beta_l, coeff4_l, kgamma_l, c3_l, kbeta_l, mean_l} =
+        st_rdata[l*LaneRd*SW +: LaneRd*SW];
     assign is_max   = (mode == ModeDxRe) && is_max_w[l];
     assign is_min   = (mode == ModeDxRe) && is_min_w[l];
 
@@ -871,11 +902,11 @@ module lightnorm_core #(
     .flags_b_i               (f_flags_b),
     .cmax_i                  (f_max),
     .cmin_i                  (f_min),
-    .gamma_i                 (st_q[FGamma * MaxChP + 32'(cu_chan)]),
-    .mean_i                  (st_q[FMean * MaxChP + 32'(cu_chan)]),
-    .coeff_i                 (st_q[FCoeff * MaxChP + 32'(cu_chan)]),
-    .rmean_i                 (rf_q[32'(cu_chan)]),
-    .rvar_i                  (rf_q[MaxChP + 32'(cu_chan)]),
+    .gamma_i                 (st_rdata[StCu*SW +: SW]),
+    .mean_i                  (st_rdata[(StCu+1)*SW +: SW]),
+    .coeff_i                 (st_rdata[(StCu+2)*SW +: SW]),
+    .rmean_i                 (rf_rdata[0 +: RW]),
+    .rvar_i                  (rf_rdata[RW +: RW]),
     .st_we_o                 (cu_st_we),
     .st_field_o              (cu_st_field),
     .st_data_o               (cu_st_data),
@@ -887,16 +918,28 @@ module lightnorm_core #(
   // ---------------------------------------------------------------------------------------
   // Statistics read port
   // ---------------------------------------------------------------------------------------
+  // the channel unit's register-file reads: channel cu_chan
+  assign st_raddr[StCu*StAW +: 3*StAW] = {StAW'(FCoeff * MaxChP + 32'(cu_chan)),
+                                          StAW'(FMean * MaxChP + 32'(cu_chan)),
+                                          StAW'(FGamma * MaxChP + 32'(cu_chan))};
+  assign rf_raddr[0 +: 2*RfAW]         = {RfAW'(MaxChP + 32'(cu_chan)), RfAW'(cu_chan)};
+  // the statistics read port's: field stat_sel_i (FVar for SelVar, and for the selects of
+  // the other files, whose read is not used), running field
+  assign st_raddr[StStat*StAW +: StAW] =
+      StAW'(((stat_sel_i < 5'(NumSt)) ? 32'(stat_sel_i[3:0]) : FVar) * MaxChP +
+            32'(stat_addr_i));
+  assign rf_raddr[2*RfAW +: RfAW] =
+      RfAW'(((stat_sel_i == SelRunVar) ? MaxChP : 0) + 32'(stat_addr_i));
+
   always_comb begin
     stat_rdata_o = '0;
     if (stat_sel_i < 5'(NumSt)) begin
-      stat_rdata_o = DataWidth'(st_q[32'(stat_sel_i) * MaxChP + 32'(stat_addr_i)]);
+      stat_rdata_o = DataWidth'(st_rdata[StStat*SW +: SW]);
     end else begin
       unique case (stat_sel_i)
-        SelRunMean:  stat_rdata_o = DataWidth'(rf_q[32'(stat_addr_i)]);
-        SelRunVar:   stat_rdata_o = DataWidth'(rf_q[MaxChP + 32'(stat_addr_i)]);
-        SelVar:      stat_rdata_o = (Variance != 0) ?
-                                    DataWidth'(st_q[FVar * MaxChP + 32'(stat_addr_i)]) : '0;
+        SelRunMean:  stat_rdata_o = DataWidth'(rf_rdata[2*RW +: RW]);
+        SelRunVar:   stat_rdata_o = DataWidth'(rf_rdata[2*RW +: RW]);
+        SelVar:      stat_rdata_o = (Variance != 0) ? DataWidth'(st_rdata[StStat*SW +: SW]) : '0;
         SelChMax:    stat_rdata_o = DataWidth'(s_max);
         SelChMin:    stat_rdata_o = DataWidth'(s_min);
         default:     stat_rdata_o = '0;

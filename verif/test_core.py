@@ -29,13 +29,15 @@ core_reset on Verilator (the `make test` part); test_core_small runs core_small 
 simulators (Verilator: the product parameters; Icarus: the small set l8k4e6m3, as the corner
 tests; LN_SMALL_PARAMS_<SIM> chooses another); test_core_regress (LIGHTNORM_REGRESS=1,
 `make regress`) runs the directed corner layers (test_core_corners.core_corners), core_errors,
-core_reset, core_small and core_random on both simulators and every parameter set of
-PARAM_SETS, then test_core_regress_coverage prints the merged coverage.
+core_reset, core_small and core_random on both simulators and the parameter sets of
+REGRESS_SETS, then test_core_regress_coverage prints the merged coverage.
+test_core_latch_regfile (`make test`) runs core_smoke and core_context on Verilator with the
+per-channel register files in latches (v2_latch); l8k4e6m3 has them too.
 test_core_context runs core_context on both simulators (Verilator: the v2 build; Icarus: the
 small set l8k4e6m3) and core_wide on Verilator (`make test`).
 test_core_smoke_v2 (also `make test`) runs core_smoke on both simulators on the numeric
 contract v2 build (V2_PARAMS: statistics format fp16_e8m7 over fp10_e5m4 elements); the
-regression's parameter sets (PARAM_SETS) include it.
+regression's parameter sets (REGRESS_SETS) include it.
 SEED=<int> replays a run (the seed is printed).
 """
 
@@ -61,8 +63,9 @@ REGRESS = os.environ.get("LIGHTNORM_REGRESS", "").strip() in ("1", "true", "yes"
 #: The parameter sets of the regression: the product configuration (the core's defaults:
 #: numeric contract v1, one format), contract v2 (per-channel scalars in fp16_e8m7,
 #: docs/spec.md section 12) and a small, odd one (8 lanes, K = 4, 3 channel groups, FP10 E6M3
-#: with BFP m4/e6, and two register stages in every operator of the per-channel unit and of the
-#: lanes instead of one).
+#: with BFP m4/e6, two register stages in every operator of the per-channel unit and of the
+#: lanes instead of one, and the per-channel register files in latches, lightnorm_regfile
+#: Impl = 1); "v2_latch" is contract v2 with the latch register files.
 PARAM_SETS = {
     "default": {},
     "v2": V2_PARAMS,
@@ -77,7 +80,9 @@ PARAM_SETS = {
         "CountWidth": 16,
         "ChanPipeRegs": 2,
         "DpPipeRegs": 2,
+        "RegFile": 1,
     },
+    "v2_latch": {**V2_PARAMS, "RegFile": 1},
 }
 
 
@@ -506,6 +511,13 @@ def test_core_context(sim: str) -> None:
     _run(sim, PARAM_SETS[params], tests)
 
 
+def test_core_latch_regfile() -> None:
+    """Contract v2 with its per-channel register files in latches (RegFile = 1, a clock gate
+    per word): the smoke layers and the context round trip, bit-exact, on Verilator (Icarus
+    runs the latch files in every test of the small set l8k4e6m3)."""
+    _run("verilator", PARAM_SETS["v2_latch"], "core_smoke,core_context")
+
+
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_core_smoke_v2(sim: str) -> None:
     """The smoke layers (training step with both grad modes, inference) on the numeric
@@ -533,10 +545,15 @@ def test_param_sets_implement_presets() -> None:
         assert got == want, f"{name}: {got} != {preset}: {want}"
 
 
+#: the regression's builds (v2_latch differs from v2 only in the register files' cells, which
+#: l8k4e6m3 covers in the regression on both simulators)
+REGRESS_SETS = ["default", "l8k4e6m3", "v2"]
+
+
 @pytest.mark.skipif(
     not REGRESS, reason="long randomized regression: set LIGHTNORM_REGRESS=1 (make regress)"
 )
-@pytest.mark.parametrize("params", sorted(PARAM_SETS))
+@pytest.mark.parametrize("params", REGRESS_SETS)
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_core_regress(sim: str, params: str) -> None:
     """Constrained-random layers with coverage: LN_CORE_CASES (default 40) on Verilator,

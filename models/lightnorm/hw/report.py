@@ -32,6 +32,7 @@ from lightnorm.hw.synth import (
     ROOT,
     Design,
     default_designs,
+    lef_areas,
     liberty,
     sha256,
     synthesize,
@@ -268,17 +269,8 @@ def state_bits(top: str, params: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def lef_areas(cells: tuple[str, ...]) -> dict[str, float]:
-    """Placement area (µm², SIZE w BY h) of standard cells from the OSU018 LEF next to the
-    Liberty; the Liberty gives the LATCH cell area 0, the LEF its real footprint."""
-    lef = liberty().with_suffix(".lef")
-    sizes = dict(
-        (m[0], float(m[1]) * float(m[2]))
-        for m in re.findall(
-            r"MACRO\s+(\w+).*?SIZE\s+([\d.]+)\s+BY\s+([\d.]+)", lef.read_text(), re.S
-        )
-    )
-    return {c: sizes[c] for c in cells}
+# label suffix of a build whose per-channel register files are latches (synth.py)
+LATCH_SUFFIX = "_latch"
 
 
 def storage_model(summary: dict, channels: int | None = None) -> dict:
@@ -298,9 +290,10 @@ def storage_model(summary: dict, channels: int | None = None) -> dict:
         "latch_bit_um2": a["LATCH"],
         "designs": {},
     }
-    for label, d in summary.get("designs", {}).items():
+    designs = summary.get("designs", {})
+    for label, d in designs.items():
         sb = d.get("state_bits_per_channel")
-        if not sb:
+        if not sb or label.endswith(LATCH_SUFFIX):
             continue
         arrays = {k: v for k, v in sb.items() if k != "total"}
         bits = sb["total"] * channels
@@ -316,6 +309,26 @@ def storage_model(summary: dict, channels: int | None = None) -> dict:
             "latch_to_flop": round(latch / flop, 4),
             "flop_share_of_core": round(flop / d["area_um2"], 4) if d.get("area_um2") else None,
         }
+        # the build with its register files in latches (RegFile = 1), synthesized
+        lt = designs.get(label + LATCH_SUFFIX, {})
+        if lt.get("area_um2") and d.get("area_um2"):
+            files = sb.get("statistics_file", 0) + sb.get("running_statistics", 0)
+            out["designs"][label]["built"] = {
+                "flop_build_um2": d["area_um2"],
+                "latch_build_um2": lt["area_um2"],
+                "latch_to_flop_core": round(lt["area_um2"] / d["area_um2"], 4),
+                "register_file_bits_per_tile": files * channels,
+                "saving_um2_per_bit": round(
+                    (d["area_um2"] - lt["area_um2"]) / (files * channels), 1
+                ),
+                "latches": lt.get("latches"),
+                "fmax_flop_mhz": d.get("fmax_mhz"),
+                "fmax_latch_mhz": lt.get("fmax_mhz"),
+                "energy_pj_per_value_vectorless": [
+                    d.get("energy_pj_per_value"),
+                    lt.get("energy_pj_per_value"),
+                ],
+            }
     return out
 
 
@@ -332,10 +345,9 @@ def storage_md(m: dict) -> list[str]:
         f"LATCH ({a['LATCH']:.0f} µm², from the LEF: the Liberty gives it area 0) per bit, plus "
         f"per array one write-data register of a word's width (DFFPOSX1) and per word a clock "
         f"gate (LATCH + AND2X1, {a['LATCH'] + a['AND2X1']:.0f} µm²). The read multiplexers are "
-        "the same in both and left out. Not built: the latch variant in RTL (the cycle-based "
-        "gate-level replay of `make report` has no latches or gated clocks yet), and an SRAM "
-        "macro (OSU018 has no memory compiler: its area and energy would be a foundry's "
-        "figures, not a measurement).",
+        "the same in both and left out. The register files' latch variant is built and "
+        "synthesized below; not built: an SRAM macro (OSU018 has no memory compiler: its area "
+        "and energy would be a foundry's figures, not a measurement).",
         "",
         "| design | state bits per channel | per tile | flip-flops (mm²) | of the core's area | "
         "latch file (mm²) | latch / flop |",
@@ -348,6 +360,32 @@ def storage_md(m: dict) -> list[str]:
             f"{d['flop_um2'] / 1e6:.2f} | {f'{100 * share:.0f} %' if share else '—'} | "
             f"{d['latch_um2'] / 1e6:.2f} | {d['latch_to_flop']:.3f} |"
         )
+    built = {k: d["built"] for k, d in m["designs"].items() if "built" in d}
+    if built:
+        L += [
+            "",
+            "Built: the same cores with their per-channel register files (statistics file and "
+            "running statistics, `lightnorm_regfile`) in latches (`RegFile = 1`: a LATCH per "
+            "bit, one write-data register per file, a clock gate per word; the accumulators and "
+            "chunk extremes stay in flip-flops), synthesized in this run (latch area from the "
+            "LEF; fmax from the paths into flip-flops and outputs, the latches' time borrowing "
+            "and clock-gating checks met; energy vectorless, the gate-level replay has no "
+            "latches):",
+            "",
+            "| design | flop build (mm²) | latch build (mm²) | latch / flop | register-file bits "
+            "per tile | saved per bit (µm²) | latches | fmax flop / latch (MHz) | energy per "
+            "value flop / latch (pJ, vectorless) |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for label, b in built.items():
+            e = b["energy_pj_per_value_vectorless"]
+            L.append(
+                f"| {label} | {b['flop_build_um2'] / 1e6:.2f} | {b['latch_build_um2'] / 1e6:.2f} "
+                f"| {b['latch_to_flop_core']:.3f} | {fmt(b['register_file_bits_per_tile'])} | "
+                f"{b['saving_um2_per_bit']:.0f} | {fmt(b['latches'])} | "
+                f"{fmt(b['fmax_flop_mhz'], 1)} / {fmt(b['fmax_latch_mhz'], 1)} | "
+                f"{fmt(e[0], 1)} / {fmt(e[1], 1)} |"
+            )
     return L + [""]
 
 
@@ -709,6 +747,15 @@ def compare(designs: dict[str, dict], sweep: list[dict]) -> dict:
                 ln["datapath_area_um2_per_lane"] / bl["datapath_area_um2_per_lane"], 4
             )
     out["ratios_lightnorm_to_baseline"] = ratios or "baseline not yet synthesized"
+    lnl = out["designs"].get("lightnorm_core" + LATCH_SUFFIX, {})
+    bll = out["designs"].get("bn_fp32_core" + LATCH_SUFFIX, {})
+    if lnl.get("area_um2") and bll.get("area_um2"):
+        # both cores with their register files in latches
+        out["ratios_latch_builds"] = {
+            key: round(lnl[key] / bll[key], 4)
+            for key in ("area_um2", "energy_pj_per_value", "fmax_mhz")
+            if lnl.get(key) and bll.get(key)
+        }
     v1 = out["designs"].get("lightnorm_core_v1", {})
     if "area_um2" in ln and "area_um2" in v1:
         # what numeric contract v2 (E8M7 per-channel scalars) costs against v1 (E5M4)
@@ -1029,6 +1076,14 @@ def targets_md(s: dict) -> list[str]:
             )
             + "."
         )
+        rl = s.get("ratios_latch_builds")
+        if rl:
+            L.append(
+                "- Both cores with their register files in latches (`*_latch` builds): area "
+                f"{rl.get('area_um2', float('nan')):.3f}, vectorless energy per value "
+                f"{rl.get('energy_pj_per_value', float('nan')):.3f} (latches shrink the "
+                "baseline's wider statistics files more than LightNorm's)."
+            )
     for label, d in s["designs"].items():
         if d.get("fmax_mhz"):
             L.append(

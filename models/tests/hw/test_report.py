@@ -41,3 +41,27 @@ def test_storage_model_per_array() -> None:
     assert d["flop_share_of_core"] == round(d["flop_um2"] / 1.0e6, 4)
     md = "\n".join(report.storage_md(m))
     assert "| x | 16 | 128 |" in md
+
+
+def test_storage_model_built_latch_builds() -> None:
+    """A build with a `_latch` twin gets the synthesized comparison; the twin no model row."""
+    sb = {"statistics_file": 8, "running_statistics": 2, "accumulators": 6, "total": 16}
+    summary = {
+        "designs": {
+            "x": {"area_um2": 2.0e6, "fmax_mhz": 160.0, "state_bits_per_channel": sb},
+            "x_latch": {
+                "area_um2": 1.5e6,
+                "latches": 90,
+                "fmax_mhz": 155.0,
+                "state_bits_per_channel": sb,
+            },
+        }
+    }
+    m = report.storage_model(summary, channels=8)
+    assert list(m["designs"]) == ["x"]
+    b = m["designs"]["x"]["built"]
+    assert b["latch_to_flop_core"] == 0.75
+    assert b["register_file_bits_per_tile"] == 80
+    assert b["saving_um2_per_bit"] == round(0.5e6 / 80, 1)
+    md = "\n".join(report.storage_md(m))
+    assert "| x | 2.00 | 1.50 | 0.750 | 80 |" in md
