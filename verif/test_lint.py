@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import pytest
-from lint_hdl import hdl_tops, lint_verilator, lint_yosys
+from lint_hdl import VARIANTS, hdl_tops, lint_verilator, lint_yosys
 
 
 @pytest.mark.parametrize("top", hdl_tops())
 def test_verilator_lint_clean(top: str) -> None:
     res = lint_verilator(top)
     assert res.ok, f"verilator --lint-only -Wall --top-module {top}:\n{res.output}"
+
+
+@pytest.mark.parametrize("top", sorted(VARIANTS))
+def test_verilator_lint_clean_variants(top: str) -> None:
+    res = lint_verilator(top, VARIANTS[top])
+    assert res.ok, f"verilator --lint-only -Wall {VARIANTS[top]} --top-module {top}:\n{res.output}"
 
 
 @pytest.mark.parametrize("top", hdl_tops())
