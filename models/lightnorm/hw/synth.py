@@ -723,10 +723,6 @@ STAT_V2 = {"StatExpBits": 8, "StatManBits": 7}
 LIGHTNORM = Design("lightnorm_core", "lightnorm_core", params=STAT_V2, values_per_cycle=16)
 # Contract v1 (statistics in the element format), kept to show what contract v2 costs.
 LIGHTNORM_V1 = Design("lightnorm_core_v1", "lightnorm_core", values_per_cycle=16)
-# Both cores with their per-channel register files in latches (lightnorm_regfile Impl = 1)
-LIGHTNORM_LATCH = Design(
-    "lightnorm_core_latch", "lightnorm_core", params=STAT_V2 | {"RegFile": 1}, values_per_cycle=16
-)
 BASELINE_FILE = "bn_fp32_core.sv"
 BASELINE = Design(
     "bn_fp32_core",
@@ -734,25 +730,11 @@ BASELINE = Design(
     values_per_cycle=16,
     extra_files=(BASELINE_FILE,),
 )
-BASELINE_LATCH = Design(
-    "bn_fp32_core_latch",
-    "bn_fp32_core",
-    params={"RegFile": 1},
-    values_per_cycle=16,
-    extra_files=(BASELINE_FILE,),
-)
 
 
 def default_designs() -> list[tuple[Design, bool]]:
     """(design, available): the baseline is listed even before its RTL exists."""
-    base = (HDL / BASELINE_FILE).exists()
-    return [
-        (LIGHTNORM, True),
-        (LIGHTNORM_V1, True),
-        (BASELINE, base),
-        (LIGHTNORM_LATCH, True),
-        (BASELINE_LATCH, base),
-    ]
+    return [(LIGHTNORM, True), (LIGHTNORM_V1, True), (BASELINE, (HDL / BASELINE_FILE).exists())]
 
 
 def main(argv: list[str] | None = None) -> int:

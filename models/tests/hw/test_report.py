@@ -43,25 +43,16 @@ def test_storage_model_per_array() -> None:
     assert "| x | 16 | 128 |" in md
 
 
-def test_storage_model_built_latch_builds() -> None:
-    """A build with a `_latch` twin gets the synthesized comparison; the twin no model row."""
-    sb = {"statistics_file": 8, "running_statistics": 2, "accumulators": 6, "total": 16}
-    summary = {
-        "designs": {
-            "x": {"area_um2": 2.0e6, "fmax_mhz": 160.0, "state_bits_per_channel": sb},
-            "x_latch": {
-                "area_um2": 1.5e6,
-                "latches": 90,
-                "fmax_mhz": 155.0,
-                "state_bits_per_channel": sb,
-            },
-        }
-    }
+def test_storage_model_built_file() -> None:
+    """The synthesized statistics file in both variants: area per bit and the ratio."""
+    fl = {"words": 4, "width": 5, "area_um2": 4000.0, "flops": 20, "latches": 0}
+    lt = {"words": 4, "width": 5, "area_um2": 2000.0, "flops": 5, "latches": 24}
+    lt["write_path"] = {"startpoint": "a", "endpoint": "b", "arrival_ns": 1.5, "slack_ns": 0.5}
+    summary = {"designs": {}, "storage_builds": {"flops": fl, "latches": lt}}
     m = report.storage_model(summary, channels=8)
-    assert list(m["designs"]) == ["x"]
-    b = m["designs"]["x"]["built"]
-    assert b["latch_to_flop_core"] == 0.75
-    assert b["register_file_bits_per_tile"] == 80
-    assert b["saving_um2_per_bit"] == round(0.5e6 / 80, 1)
+    b = m["built_file"]
+    assert b["bits"] == 20 and b["latch_to_flop"] == 0.5
+    assert b["flop_um2_per_bit"] == 200.0 and b["latch_um2_per_bit"] == 100.0
     md = "\n".join(report.storage_md(m))
-    assert "| x | 2.00 | 1.50 | 0.750 | 80 |" in md
+    assert "Latch / flop area: **0.500**" in md
+    assert "a → b, arrives at 1.50 ns" in md
