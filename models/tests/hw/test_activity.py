@@ -149,6 +149,13 @@ def test_module_paths_and_energy(tmp_path):
     e = activity.run_energy(powers, trans, paths, 100, 10.0, "u1")
     # the cells of the root and of everything outside it are the root's own cells
     assert e["per_block"] == {"(own cells)": pytest.approx({"dynamic_pj": 38.0, "static_pj": 20.0})}
+    # no flip-flops named: ideal clock gating changes nothing
+    assert e["energy_ideal_clock_gating_pj"] == pytest.approx(58.0)
+    # u1/_3_ as a flip-flop whose output changes once in the 100 cycles: its P0 counts once
+    e = activity.run_energy(powers, trans, paths, 100, 10.0, flops={"u1/_3_"})
+    assert e["energy_pj"] == pytest.approx(58.0)
+    assert e["energy_ideal_clock_gating_pj"] == pytest.approx(38.0 + 10.0 + 0.1)
+    assert e["per_block_ideal_clock_gating"] == pytest.approx({"leaf": 10.1})
     with pytest.raises(KeyError, match="not simulated"):
         activity.run_energy(powers, {"u1/_2_": 1.0}, paths, 1, 1.0)
     with pytest.raises(KeyError, match="without an OpenSTA power"):
