@@ -445,7 +445,8 @@ module lightnorm_stats #(
     logic [Lanes-1:0]    fmax_q [MaxGroups];  // arg-max of the chunk in progress seen
     logic [Lanes-1:0]    fmin_q [MaxGroups];
     logic [CAW-1:0]      c_addr, w_addr;
-    logic [Lanes*W-1:0]  cmax_rd, cmin_rd, cmax_d, cmin_d;
+    logic [Lanes*W-1:0]  cmax_rd, cmin_rd;
+    logic [Lanes-1:0]    take_max, take_min;
     logic [Lanes-1:0]    fmax_rd, fmin_rd, fmax_d, fmin_d;
 
     assign c_addr  = chunk_addr(c_chunk_i, c_grp_i);
@@ -457,7 +458,6 @@ module lightnorm_stats #(
 
     for (genvar l = 0; l < Lanes; l++) begin : g_lane_cmp
       logic [W-1:0] v, cur_max, cur_min;
-      logic         take_max, take_min;
       assign v       = c_val_i[l*W +: W];
       assign cur_max = cmax_rd[l*W +: W];
       assign cur_min = cmin_rd[l*W +: W];
@@ -468,10 +468,8 @@ module lightnorm_stats #(
       assign v_gt    = order_key(v) > order_key(cur_max);
       assign v_lt    = order_key(v) < order_key(cur_min);
       // a NaN already in the chunk stays (the first NaN wins); a new NaN replaces a number
-      assign take_max = c_init_i || (!max_nan && (v_nan || v_gt));
-      assign take_min = c_init_i || (!min_nan && (v_nan || v_lt));
-      assign cmax_d[l*W +: W] = take_max ? v : cur_max;
-      assign cmin_d[l*W +: W] = take_min ? v : cur_min;
+      assign take_max[l] = c_init_i || (!max_nan && (v_nan || v_gt));
+      assign take_min[l] = c_init_i || (!min_nan && (v_nan || v_lt));
       // the element equals the stored extreme: the same order key, or both NaN
       assign eq_max = max_nan ? v_nan : (!v_nan && order_key(v) == order_key(cur_max));
       assign eq_min = min_nan ? v_nan : (!v_nan && order_key(v) == order_key(cur_min));
@@ -482,10 +480,15 @@ module lightnorm_stats #(
       assign fmin_d[l]     = eq_min || (!c_init_i && fmin_rd[l]);
     end
 
+    // A lane's extreme is written only when it changes (take_max / take_min): with the clock
+    // gated per enable, a chunk's extremes are clocked a few times per chunk, not every beat
+    // (the same values either way).
     always_ff @(posedge clk_i) begin
       if (c_we_i) begin
-        cmax_q[c_addr] <= cmax_d;
-        cmin_q[c_addr] <= cmin_d;
+        for (int l = 0; l < Lanes; l++) begin
+          if (take_max[l]) cmax_q[c_addr][l*W +: W] <= c_val_i[l*W +: W];
+          if (take_min[l]) cmin_q[c_addr][l*W +: W] <= c_val_i[l*W +: W];
+        end
       end else if (w_we_i && !w_min_i) begin
         cmax_q[w_addr][w_lane_i*W +: W] <= w_val_i;
       end else if (w_we_i && w_min_i) begin

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,8 +233,9 @@ def cell_models(lib: Path) -> str:
 def instance_powers(
     netlist: Path, top: str, lib: Path, clock: str, out: Path, period_ns: float
 ) -> dict[str, tuple[str, float, float]]:
-    """{hierarchical leaf instance: (cell, P0 W, P1 W)}: OpenSTA's instance power with every
-    net at activity 0 and at activity 1 (clock pins: 2 transitions per cycle in both)."""
+    """{hierarchical leaf instance: (cell, P0 W, P1 W, leakage W)}: OpenSTA's instance power
+    with every net at activity 0 and at activity 1 (clock pins: 2 transitions per cycle in
+    both)."""
     dump = {a: out / f"instance_power_{a}.txt" for a in (0, 1)}
     tcl = [
         f"read_liberty {lib}",
@@ -253,7 +255,8 @@ def instance_powers(
             f"set f [open {path} w]",
             "foreach inst $leaves {",
             "  set p [sta::instance_power $inst $corner]",
-            '  puts $f "[get_property $inst ref_name] [get_full_name $inst] [lindex $p 3]"',
+            '  puts $f "[get_property $inst ref_name] [get_full_name $inst] [lindex $p 3] '
+            '[lindex $p 2]"',
             "}",
             "close $f",
         ]
@@ -266,13 +269,13 @@ def instance_powers(
     (out / "sta_instance_power.log").write_text(res.stdout + res.stderr)
     if res.returncode != 0 or "Error" in res.stdout + res.stderr:
         raise RuntimeError(f"OpenSTA instance power failed: see {out / 'sta_instance_power.log'}")
-    p: dict[int, dict[str, tuple[str, float]]] = {}
+    p: dict[int, dict[str, tuple[str, float, float]]] = {}
     for a, path in dump.items():
         p[a] = {}
         for line in path.read_text().splitlines():
-            cell, name, total = line.split()
-            p[a][name] = (cell, float(total))
-    return {n: (c, p0, p[1][n][1]) for n, (c, p0) in p[0].items()}
+            cell, name, total, leak = line.split()
+            p[a][name] = (cell, float(total), float(leak))
+    return {n: (c, p0, p[1][n][1], leak) for n, (c, p0, leak) in p[0].items()}
 
 
 def run_energy(
@@ -283,6 +286,7 @@ def run_energy(
     period_ns: float,
     root: str = "",
     flops: set[str] | frozenset[str] = frozenset(),
+    clocked: Mapping[str, float] | None = None,
 ) -> dict:
     """Energy (pJ) of a run of `cycles` cycles from per-instance powers ({leaf path: (cell,
     P0 W, P1 W)}) and per-instance output transitions ({leaf path: t}). `module_of`:
@@ -297,7 +301,12 @@ def run_energy(
     block, "per_block_ideal_clock_gating" (pJ), counts a flip-flop's P0 only in the cycles in
     which its output changes instead of in every cycle: a bound, ideal clock gating (every
     flip-flop clocked only when it takes a new value, the gates themselves free, its leakage
-    dropped with its clock); the other cells' P0 is counted in full."""
+    dropped with its clock); the other cells' P0 is counted in full.
+
+    `clocked`: the cells behind a clock gate (its flip-flops and its AND) -> the cycles in
+    which the gate was enabled: their P0 less their leakage (a powers entry's optional fourth
+    value, W) counts in those cycles only, the leakage in every cycle."""
+    clocked = clocked or {}
     per_block: dict[str, dict[str, float]] = defaultdict(
         lambda: {"dynamic_pj": 0.0, "static_pj": 0.0}
     )
@@ -308,7 +317,7 @@ def run_energy(
     missing = sorted(set(transitions) - set(powers))
     if missing:
         raise KeyError(f"instances without an OpenSTA power: {missing[:5]}")
-    for path, (_cell, p0, p1) in powers.items():
+    for path, (_cell, p0, p1, *leakage) in powers.items():
         if path not in transitions:
             raise KeyError(f"instance {path} was not simulated")
         parent = path.rpartition("/")[0]
@@ -316,9 +325,13 @@ def run_energy(
         if parent.startswith(prefix) and parent != root:
             child = parent[len(prefix) :].split("/", 1)[0]
             block = module_of[prefix + child].split("__", 1)[0]
-        clocked = min(transitions[path], cycles) if path in flops else cycles
-        per_block[block]["static_pj"] += p0 * cycles * period_ns * 1e3
-        gated[block] += p0 * clocked * period_ns * 1e3
+            if block == ICG:  # a clock gate of the root: its own cell
+                block = "(own cells)"
+        leak = leakage[0] if leakage else 0.0
+        static = leak * cycles + (p0 - leak) * clocked[path] if path in clocked else p0 * cycles
+        bound = min(transitions[path], cycles) * p0 if path in flops else static
+        per_block[block]["static_pj"] += static * period_ns * 1e3
+        gated[block] += min(bound, static) * period_ns * 1e3
         per_block[block]["dynamic_pj"] += (p1 - p0) * transitions[path] * period_ns * 1e3
     dyn = sum(v["dynamic_pj"] for v in per_block.values())
     sta = sum(v["static_pj"] for v in per_block.values())
@@ -370,6 +383,7 @@ SIM_DESIGN = {
     "bn_fp32_core": "baseline",
 }
 #: synthesis label -> path of the core (lightnorm_core) in its netlist
+ICG = "lightnorm_icg"  # the synthesis flow's clock gate (hdl/syn/clock_gate.v)
 CORE_PATH = {"lightnorm_core": "", "lightnorm_core_v1": "", "bn_fp32_core": "u_core"}
 ACTIVITY_VERSION = "3"  # bump when the method changes (invalidates cached results)
 SEED = 1  # the `make sim` seed of the recorded run (the layer's data and the stimulus)
@@ -461,6 +475,21 @@ def activity_energy(label: str, top: str, clock: str = "clk_i", force: bool = Fa
     for path, net in zip(flat.ff_inst, flat.ff_q.tolist(), strict=True):
         inst_t[path].append(float(trans[net]))
     transitions = {k: sum(v) / len(v) for k, v in inst_t.items()}
+    # clock gates (hdl/syn/clock_gate.v): the latch follows the enable; the inverter and the
+    # AND are on the clock (their switching is in P0), the AND's and the gated flip-flops'
+    # only in the cycles in which the gate was enabled
+    enabled = trans[flat.icg_gclk] / 2 if len(flat.icg_en) else np.zeros(0)
+    clocked: dict[str, float] = {}
+    for i, path in enumerate(flat.icg_inst):
+        transitions[f"{path}/u_lat"] = float(trans[flat.icg_en[i]])
+        transitions[f"{path}/u_inv"] = transitions[f"{path}/u_and"] = 0.0
+        clocked[f"{path}/u_and"] = float(enabled[i])
+    for path, i in flat.gclk_tree:  # the buffers of a gated clock: like the gate's AND
+        transitions[path] = 0.0
+        clocked[path] = float(enabled[i])
+    for path, i in zip(flat.ff_inst, flat.ff_icg.tolist(), strict=True):
+        if i >= 0:
+            clocked[path] = float(enabled[i])
     leaf_cells = {c.name for c in liberty_cells(lib)}
     powers = {  # the leaf cells (OpenSTA lists the module instances too, at 0 W)
         k: v
@@ -476,6 +505,7 @@ def activity_energy(label: str, top: str, clock: str = "clk_i", force: bool = Fa
         PERIOD_NS,
         CORE_PATH[label],
         flops=set(flat.ff_inst),
+        clocked=clocked,
     )
     # clock-tree buffers are not simulated: their instances have no entry (none in these
     # netlists: the clock input drives the flip-flops directly)
@@ -498,6 +528,14 @@ def activity_energy(label: str, top: str, clock: str = "clk_i", force: bool = Fa
         "gate_output_mismatch_cycles": mismatches,
         "gate_cells": len(flat.gate_out),
         "gate_flops": len(flat.ff_q),
+        "clock_gates": len(flat.icg_inst),
+        "gated_flops": int((flat.ff_icg >= 0).sum()),
+        # the gated flip-flops' clocked cycles over all their command cycles
+        "gated_clock_duty": round(
+            float(sum(clocked[p] for p in flat.ff_inst if p in clocked))
+            / max(1, int((flat.ff_icg >= 0).sum()) * int(count.sum())),
+            4,
+        ),
         "period_ns": PERIOD_NS,
         **energy,
         "energy_pj_per_element": round(energy["energy_pj"] / elements, 3),

@@ -19,7 +19,10 @@ flip-flops, an asynchronous reset), so a cycle-based evaluation is exact at the 
    the same cycle, so the netlist is checked against the RTL on the whole run.
 
 The nets of the clock tree (the clock input and the buffers it drives) are not simulated; they
-toggle twice per cycle.
+toggle twice per cycle. Clock gates (``lightnorm_icg``, hdl/syn/clock_gate.v: the enable
+latched while the clock is low, ANDed with the clock) are taken whole: a flip-flop on a gated
+clock loads at an edge when the gate's enable is 1 in that cycle, and the gated clock toggles
+twice in such a cycle.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lightnorm.hw.activity import LibCell, liberty_expr
+from lightnorm.hw.activity import ICG, LibCell, liberty_expr
 
-__all__ = ["Flat", "flatten", "cell_tables"]
+__all__ = ["Flat", "flatten", "cell_tables", "ICG"]
 
 _MODULE = re.compile(r"^module\s+(\S+?)\s*\((.*?)\);(.*?)^endmodule", re.M | re.S)
 _DECL = re.compile(
@@ -135,6 +138,16 @@ class Flat:
     ff_pre: np.ndarray  # net of the active-low preset (S) or -1
     ff_inst: list[str]
     clock_nets: np.ndarray
+    # flip-flop enables: the enable net of the clock gate on its clock, net 1 if ungated
+    ff_en: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    ff_icg: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # or -1
+    icg_en: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    icg_gclk: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    icg_inst: list[str] = field(default_factory=list)
+    # every net of a gated clock (the gate's output and its buffer tree) and its gate
+    gclk_nets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    gclk_icg: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    gclk_tree: list[tuple[str, int]] = field(default_factory=list)  # (buffer, gate)
     levels: list[np.ndarray] = field(default_factory=list)  # gate indices per level
 
     def levelize(self) -> None:
@@ -171,7 +184,8 @@ class Flat:
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the cycles of `stimulus` ({input port: [cycles, width] bits}); returns the
         transitions per net counted over the cycles where `count` is true (a net's change
-        from the previous cycle's value), and the outputs per cycle ({port: [cycles, width]})."""
+        from the previous cycle's value; a gated clock: two per counted cycle with its gate
+        enabled), and the outputs per cycle ({port: [cycles, width]})."""
         cycles = count.shape[0]
         v = np.zeros(self.n_nets, dtype=np.uint8)
         v[1] = 1
@@ -194,6 +208,9 @@ class Flat:
         clr_i = np.flatnonzero(self.ff_clr >= 0)  # flip-flops with an asynchronous clear
         pre_i = np.flatnonzero(self.ff_pre >= 0)  # ... with an asynchronous preset
         clr_q, clr_n = self.ff_q[clr_i], self.ff_clr[clr_i]
+        ff_en = self.ff_en if len(self.ff_en) == len(self.ff_q) else np.ones_like(self.ff_q)
+        gated = bool(len(self.icg_en))
+        enabled = np.zeros(len(self.icg_en), dtype=np.int64)
         pre_q, pre_n = self.ff_q[pre_i], self.ff_pre[pre_i]
 
         def settle() -> None:
@@ -218,12 +235,17 @@ class Flat:
                 settle()
             if count[k]:
                 trans += (prev != v).astype(np.uint32)
+                if gated:
+                    enabled += v[self.icg_en]
             np.copyto(prev, v)
             for p, out_nets in self.outputs.items():
                 outs[p][k] = v[out_nets]
-            v[self.ff_q] = v[self.ff_d]  # the clock edge
+            # the clock edge: a gated flip-flop loads when its gate's enable is 1
+            v[self.ff_q] = np.where(v[ff_en] != 0, v[self.ff_d], v[self.ff_q])
             async_ctl()
         trans[self.clock_nets] = 2 * int(count.sum())
+        if gated:
+            trans[self.gclk_nets] = 2 * enabled[self.gclk_icg]
         return trans, outs
 
 
@@ -255,7 +277,8 @@ def flatten(netlist: Path, top: str, cells: list[LibCell], clock: str = "clk_i")
             parent[rb] = ra
 
     gates: list[tuple[int, list[int], int, str]] = []
-    flops: list[tuple[int, int, int, int, str]] = []
+    flops: list[tuple[int, int, int, int, str, int]] = []
+    icgs: list[tuple[int, int, int, str]] = []  # clock, enable, gated clock, path
     top_ports: dict[str, list[int]] = {}
 
     def instantiate(mname: str, path: str, port_bits: dict[str, list[int]] | None) -> None:
@@ -304,7 +327,16 @@ def flatten(netlist: Path, top: str, cells: list[LibCell], clock: str = "clk_i")
                 union(a, b)
         for ctype, iname, conns in mod.insts:
             ipath = f"{path}/{iname}" if path else iname
-            if ctype in mods:
+            if ctype == ICG:
+                icgs.append(
+                    (
+                        bits(conns["clk_i"])[0],
+                        bits(conns["en_i"])[0],
+                        bits(conns["gclk_o"])[0],
+                        ipath,
+                    )
+                )
+            elif ctype in mods:
                 sub = mods[ctype]
                 pb: dict[str, list[int]] = {}
                 for pin, expr in conns.items():
@@ -329,7 +361,16 @@ def flatten(netlist: Path, top: str, cells: list[LibCell], clock: str = "clk_i")
                     "preset" in ff and ff["preset"] != "(!S)"
                 ):
                     raise ValueError(f"{ipath}: unexpected clear/preset of {ctype}")
-                flops.append((bits(conns["D"])[0], bits(conns[q[0]])[0], clr, pre, ipath))
+                flops.append(
+                    (
+                        bits(conns["D"])[0],
+                        bits(conns[q[0]])[0],
+                        clr,
+                        pre,
+                        ipath,
+                        bits(conns["CLK"])[0],
+                    )
+                )
             else:
                 outs = [k for k in tabs if k.split(".")[0] == ctype]
                 if not outs:
@@ -360,9 +401,33 @@ def flatten(netlist: Path, top: str, cells: list[LibCell], clock: str = "clk_i")
         raise ValueError("a net has several drivers (or a constant is driven)")
     clk_ids = {m(x) for x in top_ports[clock]}
     clock_nets = set(clk_ids)
-    # the clock tree: gates whose input is a clock net (buffers / inverters)
+    gclk = {m(g[2]): k for k, g in enumerate(icgs)}
+    if len(gclk) != len(icgs) or any(m(g[0]) not in clk_ids for g in icgs):
+        raise ValueError("a clock gate shares its output or is not on the clock input")
+    # a gated clock's buffer tree (lightnorm.hw.synth.buffer_fanout): its buffers carry the
+    # gate's clock, not simulated as logic
     g_kind = np.array([g[0] for g in gates], dtype=np.int64)
     keep = np.ones(len(gates), dtype=bool)
+    kind_name = list(tabs)
+    tree: list[tuple[str, int]] = []  # (buffer instance, gate)
+    while True:
+        on = np.flatnonzero(keep & np.isin(g_in, list(gclk)).any(axis=1))
+        if not len(on):
+            break
+        for gi in on.tolist():
+            name = kind_name[g_kind[gi]]
+            if not name.startswith("BUF") or len(tabs[name][0]) != 1:
+                raise ValueError(f"{gates[gi][3]}: {name} on a gated clock (buffers only)")
+            gclk[int(g_out[gi])] = gclk[int(g_in[gi, 0])]
+            keep[gi] = False
+            tree.append((gates[gi][3], gclk[int(g_in[gi, 0])]))
+    ff_icg = []
+    for f in flops:
+        c = m(f[5])
+        if c not in clk_ids and c not in gclk:
+            raise ValueError(f"{f[4]}: clocked by neither the clock nor a clock gate")
+        ff_icg.append(gclk.get(c, -1))
+    # the clock tree: gates whose input is a clock net (buffers / inverters)
     while True:
         driven = keep & np.isin(g_in, list(clock_nets)).any(axis=1)
         if not driven.any():
@@ -392,6 +457,14 @@ def flatten(netlist: Path, top: str, cells: list[LibCell], clock: str = "clk_i")
         ff_pre=np.array([m(f[3]) if f[3] >= 0 else -1 for f in flops], dtype=np.int64),
         ff_inst=[f[4] for f in flops],
         clock_nets=np.array(sorted(clock_nets), dtype=np.int64),
+        ff_en=np.array([m(icgs[i][1]) if i >= 0 else 1 for i in ff_icg], dtype=np.int64),
+        ff_icg=np.array(ff_icg, dtype=np.int64),
+        icg_en=np.array([m(g[1]) for g in icgs], dtype=np.int64),
+        icg_gclk=np.array([m(g[2]) for g in icgs], dtype=np.int64),
+        icg_inst=[g[3] for g in icgs],
+        gclk_nets=np.array(list(gclk), dtype=np.int64),
+        gclk_icg=np.array(list(gclk.values()), dtype=np.int64),
+        gclk_tree=tree,
     )
     flat.levelize()
     return flat

@@ -156,6 +156,21 @@ def test_module_paths_and_energy(tmp_path):
     assert e["energy_pj"] == pytest.approx(58.0)
     assert e["energy_ideal_clock_gating_pj"] == pytest.approx(38.0 + 10.0 + 0.1)
     assert e["per_block_ideal_clock_gating"] == pytest.approx({"leaf": 10.1})
+    # u1/_3_ behind a clock gate enabled in 30 of the 100 cycles, 2e-6 W of its P0 leakage:
+    # leakage every cycle, the rest (clock pin) in the 30 cycles only
+    leaky = dict(powers, **{"u1/_3_": ("FAX1", 1e-5, 2e-4 + 1e-5, 2e-6)})
+    e = activity.run_energy(leaky, trans, paths, 100, 10.0, clocked={"u1/_3_": 30.0})
+    assert e["clock_and_leakage_pj"] == pytest.approx(10.0 + 2.0 + 8e-6 * 30 * 10 * 1e3)
+    assert e["dynamic_pj"] == pytest.approx(38.0)
+    # a clock gate of the root counts among the root's own cells, not as a block
+    e = activity.run_energy(
+        {"icg0/u_and": ("AND2X2", 1e-5, 1e-5)},
+        {"icg0/u_and": 0.0},
+        {"": "top", "icg0": activity.ICG, "u1": "leaf"},
+        10,
+        10.0,
+    )
+    assert set(e["per_block"]) == {"(own cells)"}
     with pytest.raises(KeyError, match="not simulated"):
         activity.run_energy(powers, {"u1/_2_": 1.0}, paths, 1, 1.0)
     with pytest.raises(KeyError, match="without an OpenSTA power"):

@@ -24,9 +24,11 @@ def _cells():
     return lib, activity.liberty_cells(lib)
 
 
-def _sub_module(cells, rng: random.Random) -> str:
+def _sub_module(cells, rng: random.Random, gated: bool = False) -> str:
     """`sub`: 8 inputs, 4 outputs; gates read earlier nets only and each flip-flop's D
-    earlier nets only (no loops: X from the power-up state flushes out)."""
+    earlier nets only (no loops: X from the power-up state flushes out). `gated`: two clock
+    gates (lightnorm_icg, hdl/syn/clock_gate.v) enabled by inputs, and most flip-flops on
+    their gated clocks."""
     comb = [c for c in cells if not (c.ff or c.latch or c.three_state) and c.outputs]
     pool = [f"a[{i}]" for i in range(8)]
     decl, body = [], []
@@ -39,13 +41,22 @@ def _sub_module(cells, rng: random.Random) -> str:
         decl.append(f"  wire {name};")
         return name
 
+    clocks = ["clk"]
+    if gated:
+        for g, en in enumerate(("a[2]", "a[5]")):
+            decl.append(f"  wire gclk{g};")
+            body.append(
+                f"  lightnorm_icg \\icg{g}.u  ( .clk_i(clk), .en_i({en}), .gclk_o(gclk{g}) );"
+            )
+            clocks.append(f"gclk{g}")
     for step in range(60):
         if step % 6 == 5:
             q = net()
             cell = "DFFSR" if step % 12 == 5 else "DFFPOSX1"
             extra = ", .R(rn), .S(1'b1)" if cell == "DFFSR" else ""
+            clock = clocks[(step // 6) % len(clocks)]  # flip-flop k on clock k mod 3
             body.append(
-                f"  {cell} _f{step}_ ( .CLK(clk), .D({rng.choice(pool)}){extra}, .Q({q}) );"
+                f"  {cell} _f{step}_ ( .CLK({clock}), .D({rng.choice(pool)}){extra}, .Q({q}) );"
             )
             pool.append(q)
             continue
@@ -90,11 +101,15 @@ endmodule
 """
 
 
-def test_gatesim_matches_icarus(tmp_path):
+@pytest.mark.parametrize("gated", [False, True], ids=["clock", "clock_gates"])
+def test_gatesim_matches_icarus(tmp_path, gated):
     lib, cells = _cells()
     rng = random.Random(3)
     net = tmp_path / "net.v"
-    net.write_text(_sub_module(cells, rng) + TOP)
+    # gated: the flow's clock gate, its OSU018 cells simulated by Icarus event by event
+    net.write_text(
+        _sub_module(cells, rng, gated) + TOP + (synth.CLOCK_GATE.read_text() if gated else "")
+    )
     (tmp_path / "cells.v").write_text(activity.cell_models(lib))
     n = 300
     rst = np.array([0] * 3 + [1] * (n - 3), dtype=np.uint8)
@@ -128,6 +143,8 @@ endmodule
     flat = gatesim.flatten(net, "top", cells, clock="clk")
     assert set(flat.inputs) == {"rst_ni", "in_i"} and set(flat.outputs) == {"out_o"}
     assert len(flat.ff_q) == 2 * 10 and (flat.ff_clr >= 0).sum() == 2 * 5
+    assert len(flat.icg_inst) == (4 if gated else 0)
+    assert (flat.ff_icg >= 0).sum() == (2 * 6 if gated else 0)  # 10 flops: 4 + 3 + 3
     stim = {
         "rst_ni": rst[:, None],
         "in_i": np.array([[(v >> i) & 1 for i in range(16)] for v in vals], dtype=np.uint8),
@@ -150,6 +167,12 @@ endmodule
             continue  # a constant output bit
         ref = sum(rows[k][9 - bit] != rows[k - 1][9 - bit] for k in range(first + 1, n))
         assert trans[netid] == ref, bit
+    # a gated clock toggles twice in each counted cycle whose enable (an input bit) is 1
+    for i, en_bit in enumerate((2, 5, 2, 5) if gated else ()):
+        lsb = 0 if i < 2 else 12 - 4  # \g[1].u's a = {in_i[15:12], in_i[3:0]}
+        bit_of = en_bit if i < 2 or en_bit < 4 else en_bit + lsb
+        ones = sum((vals[k] >> bit_of) & 1 for k in range(first + 1, n))
+        assert trans[flat2.icg_gclk[i]] == 2 * ones
 
 
 def test_gatesim_rejects_what_it_cannot_simulate(tmp_path):

@@ -31,11 +31,13 @@ def test_storage_model_per_array() -> None:
         }
     }
     m = report.storage_model(summary, channels=8)
-    a = report.lef_areas(("DFFPOSX1", "MUX2X1", "LATCH", "AND2X1"))
+    a = report.lef_areas(("DFFPOSX1", "LATCH", "AND2X1", "AND2X2", "INVX1"))
     d = m["designs"]["x"]
     assert list(m["designs"]) == ["x"]
     assert d["bits_per_tile"] == 128
-    assert d["flop_um2"] == round(128 * (a["DFFPOSX1"] + a["MUX2X1"]))
+    # a flop per bit, a clock gate (hdl/syn/clock_gate.v) per word: 2 arrays x 8 channels
+    icg = a["INVX1"] + a["LATCH"] + a["AND2X2"]
+    assert d["flop_um2"] == round(128 * a["DFFPOSX1"] + 16 * icg)
     # per array: a latch per bit, one write-data word register, a clock gate per word
     gate = a["LATCH"] + a["AND2X1"]
     latch = sum(8 * w * a["LATCH"] + w * a["DFFPOSX1"] + 8 * gate for w in (10, 6))
