@@ -38,6 +38,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# the clock gate's module name and the Liberty reader (lightnorm.hw.activity imports this
+# module only inside its functions)
+from lightnorm.hw.activity import ICG, liberty_cells
+
 ROOT = Path(__file__).resolve().parents[3]
 HDL = ROOT / "hdl"
 RUNS = ROOT / "runs" / "synth"
@@ -314,7 +318,6 @@ REGFILE = "lightnorm_regfile"
 LATCH_MAP = HDL / "syn" / "latch_map.v"
 CLOCK_GATE = HDL / "syn" / "clock_gate.v"  # the clock gate (lightnorm_icg) in OSU018 cells
 CLOCK_GATE_MAP = HDL / "syn" / "clock_gate_map.v"
-ICG = "lightnorm_icg"
 
 
 def hier_sum(mods: dict[str, dict[str, int]], own: Mapping[str, float]) -> dict[str, float]:
@@ -741,8 +744,6 @@ def synthesize(design: Design, force: bool = False, sta_blocks: bool = True) -> 
     buffers: dict[str, int] = {}
     if design.clock_gating:
         # the enables' hold multiplexers are gone: buffer the nets that now reach many D pins
-        from lightnorm.hw.activity import liberty_cells
-
         pins = {c.name: frozenset(c.inputs) for c in liberty_cells(lib)}
         buffers = buffer_fanout(out / "mapped.v", out / "mapped_buf.v", pins)
         buf_um2 = areas[FANOUT_BUF[0]]
